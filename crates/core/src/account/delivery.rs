@@ -1,0 +1,170 @@
+//! RFC 6121 §8.5: delivery of stanzas addressed to a local account, with
+//! XEP-0160 offline storage for messages when no resource is available and
+//! XEP-0203 delay stamps on what was stored.
+
+use jid::Jid;
+use minidom::Element;
+use roost_proto::{ns, Condition, Elem, ElementExt, Stanza, StanzaError, StanzaKind};
+
+use super::Account;
+use crate::module::Scope;
+
+impl Account {
+    pub(super) async fn deliver(&mut self, stanza: Stanza) {
+        if !self.exists {
+            // §8.5.1: no such account.
+            if stanza.kind != StanzaKind::Presence {
+                self.server
+                    .bounce(&stanza, StanzaError::service_unavailable());
+            }
+            return;
+        }
+        match stanza.kind {
+            StanzaKind::Presence => self.inbound_presence(stanza).await,
+            StanzaKind::Message => self.deliver_message(stanza).await,
+            StanzaKind::Iq => self.deliver_iq(stanza),
+        }
+    }
+
+    async fn deliver_message(&mut self, stanza: Stanza) {
+        let kind = stanza.type_attr().unwrap_or("normal").to_string();
+        if let Some(res) = stanza.to.as_ref().and_then(Jid::resource) {
+            if let Some(e) = self.resources.get(res.as_str()) {
+                e.handle.send(stanza.el);
+                return;
+            }
+            // §8.5.3.2.1: full JID with no such resource.
+            match kind.as_str() {
+                "groupchat" => {
+                    return self
+                        .server
+                        .bounce(&stanza, StanzaError::service_unavailable())
+                }
+                "headline" | "error" => return,
+                _ => {}
+            }
+        }
+        match kind.as_str() {
+            "error" => {}
+            "groupchat" => self
+                .server
+                .bounce(&stanza, StanzaError::service_unavailable()),
+            "headline" => {
+                for e in self.resources.message_targets() {
+                    e.handle.send(stanza.el.clone());
+                }
+            }
+            _ => {
+                let targets = self.resources.message_targets();
+                if targets.is_empty() {
+                    self.store_offline(stanza).await;
+                } else {
+                    for e in targets {
+                        e.handle.send(stanza.el.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// XEP-0160: keep the message, stamped with when it arrived.
+    async fn store_offline(&mut self, stanza: Stanza) {
+        // Messages with nothing to show (chat states alone) are not kept.
+        let worth = stanza.el.children().any(|c| {
+            c.name() == "body"
+                || c.name() == "subject"
+                || c.ns() != "http://jabber.org/protocol/chatstates"
+        });
+        if !worth {
+            return;
+        }
+        let mut el = stanza.el.clone();
+        el.append_child(
+            Element::bare("delay", ns::DELAY)
+                .attr_set("from", self.server.config.domain.as_str())
+                .attr_set("stamp", crate::server::now_stamp())
+                .text_node("Offline storage"),
+        );
+        let limit = self.server.config.limits.max_offline_messages;
+        match self
+            .server
+            .stores
+            .offline
+            .push_offline(&self.jid, &el.to_xml(), limit)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => self.server.bounce(
+                &stanza,
+                StanzaError::new(Condition::ResourceConstraint)
+                    .with_text("the recipient's offline storage is full"),
+            ),
+            Err(e) => {
+                tracing::error!(account = %self.jid, error = %e, "offline store failed");
+                self.server.bounce(&stanza, StanzaError::internal());
+            }
+        }
+    }
+
+    /// Deliver stored messages to a resource that just became available,
+    /// and only then delete them.
+    pub(super) async fn deliver_offline(&self, resource: &str) {
+        let Some(entry) = self.resources.get(resource) else {
+            return;
+        };
+        let stored = match self.server.stores.offline.offline(&self.jid).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(account = %self.jid, error = %e, "offline read failed");
+                return;
+            }
+        };
+        let Some(last) = stored.last().map(|(id, _)| *id) else {
+            return;
+        };
+        for (_, xml) in stored {
+            match xml.parse::<Element>() {
+                Ok(mut el) => {
+                    el.set("to", entry.handle.jid.as_str());
+                    entry.handle.send(el);
+                }
+                Err(e) => {
+                    tracing::warn!(account = %self.jid, error = %e, "unreadable offline message dropped")
+                }
+            }
+        }
+        if let Err(e) = self
+            .server
+            .stores
+            .offline
+            .ack_offline(&self.jid, last)
+            .await
+        {
+            tracing::error!(account = %self.jid, error = %e, "offline ack failed");
+        }
+    }
+
+    fn deliver_iq(&self, stanza: Stanza) {
+        match stanza.to.as_ref().and_then(Jid::resource) {
+            Some(res) => match self.resources.get(res.as_str()) {
+                Some(e) => e.handle.send(stanza.el),
+                // §8.5.3.2.1: IQ to a resource that is not bound.
+                None if stanza.is_iq_request() => self
+                    .server
+                    .bounce(&stanza, StanzaError::service_unavailable()),
+                None => {}
+            },
+            // §8.5.2.1.3: the server answers IQs to the bare JID for the account.
+            None if stanza.is_iq_request() => {
+                let server = self.server.clone();
+                let account = self.jid.clone();
+                tokio::spawn(async move {
+                    server
+                        .answer_iq(Scope::Account, Some(&account), stanza, false)
+                        .await;
+                });
+            }
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! One task per account (ARCHITECTURE.md "account"): it owns the account's
+//! bound resources and their presence, caches its roster, and is the one
+//! place where stanzas addressed to the account are delivered (RFC 6121 §8.5).
+//! Roster, subscription and presence logic live here rather than in feature
+//! modules because all three read and write the same per-account state and
+//! must be serialised with each other.
+
+mod delivery;
+mod presence;
+mod resources;
+mod roster;
+mod subscription;
+
+pub use resources::{SessionHandle, SessionMsg};
+
+use std::sync::Arc;
+
+use jid::BareJid;
+use minidom::Element;
+use roost_proto::{Stanza, StanzaError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::server::Server;
+use resources::Resources;
+use roster::RosterCache;
+
+/// Messages an account task handles, in arrival order.
+pub enum AccountMsg {
+    /// A session finished negotiation and wants this resource.
+    Bind {
+        resource: String,
+        handle: SessionHandle,
+        reply: oneshot::Sender<()>,
+    },
+    /// A session ended, however it ended.
+    Unbind { resource: String, session_id: u64 },
+    /// A stanza sent by one of the account's own sessions that the account
+    /// must process: presence of any kind, and roster IQs.
+    FromSession { resource: String, stanza: Stanza },
+    /// A stanza addressed to the account's bare JID or one of its resources.
+    Deliver(Stanza),
+}
+
+#[derive(Clone)]
+pub struct AccountHandle {
+    pub(crate) tx: mpsc::Sender<AccountMsg>,
+    pub(crate) generation: u64,
+}
+
+impl AccountHandle {
+    /// Queue a message; gives it back when the task is gone or overloaded.
+    pub fn send(&self, msg: AccountMsg) -> Result<(), AccountMsg> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        })
+    }
+}
+
+/// Capacity of an account's queue: large, because every session and contact
+/// of the account writes to it, but bounded so one account cannot hoard memory.
+const QUEUE: usize = 4096;
+
+pub(crate) struct Account {
+    server: Arc<Server>,
+    jid: BareJid,
+    exists: bool,
+    resources: Resources,
+    roster: RosterCache,
+}
+
+impl Account {
+    pub(crate) fn spawn(server: &Arc<Server>, jid: BareJid, generation: u64) -> AccountHandle {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let account = Account {
+            server: server.clone(),
+            jid,
+            exists: false,
+            resources: Resources::default(),
+            roster: RosterCache::default(),
+        };
+        tokio::spawn(account.run(rx, generation));
+        AccountHandle { tx, generation }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<AccountMsg>, generation: u64) {
+        self.exists = match self.server.stores.accounts.account_exists(&self.jid).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(account = %self.jid, error = %e, "cannot look up account");
+                false
+            }
+        };
+        loop {
+            let Some(msg) = rx.recv().await else { break };
+            self.handle(msg).await;
+            if self.resources.is_empty() && rx.is_empty() {
+                // Leave the router's map first, then close the queue and hand
+                // whatever slipped in meanwhile to a fresh task, so nothing
+                // sent to this account is lost to the exit.
+                if self.server.router.remove_account(&self.jid, generation) {
+                    rx.close();
+                    while let Some(msg) = rx.recv().await {
+                        self.server.send_to_account(&self.jid, msg);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: AccountMsg) {
+        match msg {
+            AccountMsg::Bind {
+                resource,
+                handle,
+                reply,
+            } => {
+                self.bind(resource, handle).await;
+                let _ = reply.send(());
+            }
+            AccountMsg::Unbind {
+                resource,
+                session_id,
+            } => {
+                if let Some(entry) = self.resources.remove_if(&resource, session_id) {
+                    self.session_gone(entry).await;
+                }
+            }
+            AccountMsg::FromSession { resource, stanza } => {
+                self.from_session(&resource, stanza).await;
+            }
+            AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
+        }
+    }
+
+    /// RFC 6120 §7.7.2.2: a second session binding the same resource
+    /// replaces the first, which is closed with a `conflict` stream error.
+    async fn bind(&mut self, resource: String, handle: SessionHandle) {
+        if let Some(old) = self.resources.insert(resource, handle) {
+            old.handle.close(
+                roost_proto::StreamError::Conflict,
+                "replaced by a new session",
+            );
+            self.session_gone(old).await;
+        }
+    }
+
+    async fn from_session(&mut self, resource: &str, stanza: Stanza) {
+        match stanza.kind {
+            roost_proto::StanzaKind::Presence => self.outbound_presence(resource, stanza).await,
+            roost_proto::StanzaKind::Iq => {
+                let reply = self.roster_iq(resource, &stanza).await;
+                self.reply_to_session(resource, &stanza, reply);
+            }
+            roost_proto::StanzaKind::Message => {}
+        }
+    }
+
+    /// Send an IQ result or error back to one of the account's sessions.
+    fn reply_to_session(
+        &self,
+        resource: &str,
+        request: &Stanza,
+        reply: Result<Option<Element>, StanzaError>,
+    ) {
+        if let Some(entry) = self.resources.get(resource) {
+            entry
+                .handle
+                .send(crate::server::iq_reply(&request.el, reply));
+        }
+    }
+}

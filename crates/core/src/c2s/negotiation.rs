@@ -1,0 +1,619 @@
+//! Stream negotiation (RFC 6120 §4-§7): stream headers and features,
+//! STARTTLS (§5), SASL (§6) with SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN (over
+//! TLS only), XEP-0077 registration before authentication, and resource
+//! binding (§7). Everything before binding runs under `auth_timeout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use jid::{BareJid, FullJid};
+use minidom::Element;
+use roost_proto::{ns, Elem, Stanza, StanzaError, StreamError};
+use roost_sasl::{Hash, SaslError, ScramServer};
+use roost_stream::{writer, Limits, StreamEvent, XmlReader};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, oneshot};
+
+use super::conn::Transport;
+use crate::account::{AccountMsg, SessionHandle, SessionMsg};
+use crate::module::Scope;
+use crate::server::{iq_reply, Server};
+
+/// A bound session, ready to run.
+pub struct Negotiated {
+    pub transport: Transport,
+    pub reader: XmlReader,
+    pub jid: FullJid,
+    pub handle: SessionHandle,
+    pub rx: mpsc::Receiver<SessionMsg>,
+    pub kill: mpsc::Receiver<(StreamError, String)>,
+    /// Events read together with the bind request, processed first.
+    pub pending: Vec<StreamEvent>,
+}
+
+/// Failed SASL attempts one stream may make before it is closed.
+const MAX_AUTH_ATTEMPTS: u32 = 5;
+
+enum Sasl {
+    Scram(ScramServer, BareJid),
+}
+
+struct Negotiation<'a> {
+    server: &'a Arc<Server>,
+    peer: SocketAddr,
+    transport: Transport,
+    reader: XmlReader,
+    user: Option<BareJid>,
+    sasl: Option<Sasl>,
+    failures: u32,
+    lang: String,
+    /// Set by STARTTLS and SASL success: the stream starts over.
+    restarted: bool,
+}
+
+enum Outcome {
+    Continue,
+    Bound(Box<Negotiated>),
+    Close,
+}
+
+pub async fn negotiate(
+    server: &Arc<Server>,
+    transport: Transport,
+    peer: SocketAddr,
+) -> Option<Negotiated> {
+    let limits = Limits {
+        max_stanza_bytes: server.config.limits.max_stanza_size,
+        ..Limits::default()
+    };
+    let mut n = Negotiation {
+        server,
+        peer,
+        transport,
+        reader: XmlReader::new(limits),
+        user: None,
+        sasl: None,
+        failures: 0,
+        lang: "en".into(),
+        restarted: false,
+    };
+    let timeout = Duration::from_secs(server.config.limits.auth_timeout);
+    let mut shutdown = server.shutdown_signal();
+    let result = tokio::select! {
+        r = tokio::time::timeout(timeout, n.run()) => r,
+        _ = crate::server::until_shutdown(&mut shutdown) => {
+            n.close(StreamError::SystemShutdown, None).await;
+            return None;
+        }
+    };
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            n.close(
+                StreamError::ConnectionTimeout,
+                Some("authentication took too long"),
+            )
+            .await;
+            None
+        }
+    }
+}
+
+impl<'a> Negotiation<'a> {
+    async fn run(&mut self) -> Option<Negotiated> {
+        let mut buf = vec![0u8; 8192];
+        let mut events = Vec::new();
+        loop {
+            let n = match self.transport.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            if let Err(e) = self.reader.feed(&buf[..n], &mut events) {
+                self.close(e, None).await;
+                return None;
+            }
+            let mut drained = std::mem::take(&mut events).into_iter();
+            while let Some(ev) = drained.next() {
+                match self.event(ev).await {
+                    Outcome::Continue => {}
+                    Outcome::Close => return None,
+                    Outcome::Bound(mut done) => {
+                        done.pending = drained.collect();
+                        return Some(*done);
+                    }
+                }
+                // STARTTLS and SASL success restart the stream: bytes read
+                // with the restarting element belong to the old one.
+                if std::mem::take(&mut self.restarted) {
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, data: &[u8]) -> bool {
+        self.transport.send(data).await.is_ok()
+    }
+
+    async fn write_el(&mut self, el: &Element) -> bool {
+        self.write(&writer::element(el)).await
+    }
+
+    async fn close(&mut self, err: StreamError, text: Option<&str>) {
+        tracing::debug!(error = %err, "closing stream during negotiation");
+        let _ = self.write(&writer::stream_error(err, text)).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.transport).await;
+    }
+
+    async fn event(&mut self, ev: StreamEvent) -> Outcome {
+        match ev {
+            StreamEvent::Header(h) => self.header(h).await,
+            StreamEvent::End => {
+                let _ = self.write(writer::STREAM_END).await;
+                Outcome::Close
+            }
+            StreamEvent::Element(el) => self.element(el).await,
+        }
+    }
+
+    /// RFC 6120 §4.7: answer the header, then advertise what may come next.
+    async fn header(&mut self, h: roost_stream::StreamHeader) -> Outcome {
+        if let Some(lang) = h.lang.as_deref().filter(|l| l.len() <= 35) {
+            self.lang = lang.to_string();
+        }
+        let id = roost_proto::id::stream_id();
+        let domain = self.server.config.domain.clone();
+        let header = writer::stream_header(&domain, &id, None, &self.lang.clone());
+        if !self.write(&header).await {
+            return Outcome::Close;
+        }
+        let to_ok =
+            h.to.as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(&domain));
+        if !to_ok {
+            self.close(StreamError::HostUnknown, None).await;
+            return Outcome::Close;
+        }
+        // §4.7.5: we speak 1.0; a higher major version is unsupported.
+        let major = h
+            .version
+            .as_deref()
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok());
+        if major != Some(1) {
+            self.close(StreamError::UnsupportedVersion, None).await;
+            return Outcome::Close;
+        }
+        let features = self.features();
+        if self.write(&writer::features(&features)).await {
+            Outcome::Continue
+        } else {
+            Outcome::Close
+        }
+    }
+
+    fn tls_required_and_missing(&self) -> bool {
+        self.server.config.tls.required && !self.transport.is_tls()
+    }
+
+    fn features(&self) -> Vec<Element> {
+        let mut f = Vec::new();
+        if self.user.is_some() {
+            f.push(Element::bare("bind", ns::BIND));
+            // RFC 6121 legacy session establishment, announced as optional.
+            f.push(
+                Element::bare("session", ns::SESSION).child(Element::bare("optional", ns::SESSION)),
+            );
+            f.push(Element::bare("ver", ns::ROSTER_VER));
+            f.push(Element::bare("sub", ns::PRE_APPROVAL));
+            return f;
+        }
+        if !self.transport.is_tls() {
+            let mut starttls = Element::bare("starttls", ns::TLS);
+            if self.server.config.tls.required {
+                starttls.append_child(Element::bare("required", ns::TLS));
+            }
+            f.push(starttls);
+        }
+        if !self.tls_required_and_missing() {
+            let mut mechs = Element::bare("mechanisms", ns::SASL);
+            let mut names = vec!["SCRAM-SHA-256", "SCRAM-SHA-1"];
+            if self.transport.is_tls() {
+                names.push("PLAIN");
+            }
+            for m in names {
+                mechs.append_child(Element::bare("mechanism", ns::SASL).text_node(m));
+            }
+            f.push(mechs);
+            if self.registration_allowed() {
+                f.push(Element::bare("register", ns::REGISTER_FEATURE));
+            }
+        }
+        f
+    }
+
+    fn registration_allowed(&self) -> bool {
+        self.server
+            .config
+            .registration_allowed(self.peer.ip().is_loopback())
+    }
+
+    async fn element(&mut self, el: Element) -> Outcome {
+        let name = el.name().to_string();
+        match (el.ns().as_str(), name.as_str()) {
+            (ns::TLS, "starttls") => self.starttls().await,
+            (ns::SASL, "auth") => self.auth(&el).await,
+            (ns::SASL, "response") => self.response(&el).await,
+            (ns::SASL, "abort") => {
+                self.sasl = None;
+                self.sasl_failure(SaslError::Aborted).await
+            }
+            (ns::CLIENT, "iq") => self.iq(el).await,
+            (ns::CLIENT, "message") | (ns::CLIENT, "presence") => {
+                // §4.9.3.12: stanzas before authentication.
+                self.close(StreamError::NotAuthorized, None).await;
+                Outcome::Close
+            }
+            _ => {
+                self.close(StreamError::UnsupportedStanzaType, None).await;
+                Outcome::Close
+            }
+        }
+    }
+
+    async fn starttls(&mut self) -> Outcome {
+        if self.transport.is_tls() || self.user.is_some() {
+            self.close(
+                StreamError::PolicyViolation,
+                Some("TLS is already negotiated"),
+            )
+            .await;
+            return Outcome::Close;
+        }
+        if !self.write_el(&Element::bare("proceed", ns::TLS)).await {
+            return Outcome::Close;
+        }
+        let tcp = match std::mem::replace(&mut self.transport, Transport::Detached) {
+            Transport::Plain(tcp) => tcp,
+            _ => return Outcome::Close,
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.server.tls.clone());
+        match acceptor.accept(tcp).await {
+            Ok(tls) => {
+                self.transport = Transport::Tls(Box::new(tls));
+                self.reader.reset();
+                self.restarted = true;
+                Outcome::Continue
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "STARTTLS handshake failed");
+                Outcome::Close
+            }
+        }
+    }
+
+    async fn auth(&mut self, el: &Element) -> Outcome {
+        if self.user.is_some() {
+            self.close(StreamError::PolicyViolation, Some("already authenticated"))
+                .await;
+            return Outcome::Close;
+        }
+        if self.tls_required_and_missing() {
+            // RFC 6120 §6.4.5 / §6.5.4: TLS first.
+            let f = Element::bare("failure", ns::SASL)
+                .child(Element::bare("encryption-required", ns::SASL));
+            self.write_el(&f).await;
+            return Outcome::Continue;
+        }
+        let data = match decode(&el.text()) {
+            Ok(d) => d,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        match el.attr("mechanism") {
+            Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, &data).await,
+            Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, &data).await,
+            Some("PLAIN") if self.transport.is_tls() => self.plain(&data).await,
+            _ => self.sasl_failure(SaslError::InvalidMechanism).await,
+        }
+    }
+
+    fn account_of(&self, username: &str) -> Option<BareJid> {
+        BareJid::new(&format!("{username}@{}", self.server.config.domain)).ok()
+    }
+
+    async fn credentials(
+        &self,
+        user: &BareJid,
+    ) -> Result<Option<roost_sasl::StoredCredentials>, SaslError> {
+        self.server
+            .stores
+            .accounts
+            .credentials(user)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "credential lookup failed");
+                SaslError::TemporaryAuthFailure
+            })
+    }
+
+    async fn scram_first(&mut self, hash: Hash, data: &[u8]) -> Outcome {
+        let mut scram = ScramServer::new(hash);
+        let first = match scram.client_first(data) {
+            Ok(f) => f,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        let Some(user) = self.account_of(&first.username) else {
+            return self.sasl_failure(SaslError::NotAuthorized).await;
+        };
+        if let Some(authzid) = &first.authzid {
+            if BareJid::new(authzid).ok().as_ref() != Some(&user) {
+                return self.sasl_failure(SaslError::InvalidAuthzid).await;
+            }
+        }
+        let creds = match self.credentials(&user).await {
+            Ok(c) => c,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        let keys = creds.as_ref().map(|c| match hash {
+            Hash::Sha1 => &c.sha1,
+            Hash::Sha256 => &c.sha256,
+        });
+        let challenge = scram.server_first(keys);
+        self.sasl = Some(Sasl::Scram(scram, user));
+        let el = Element::bare("challenge", ns::SASL).text_node(encode(&challenge));
+        if self.write_el(&el).await {
+            Outcome::Continue
+        } else {
+            Outcome::Close
+        }
+    }
+
+    async fn response(&mut self, el: &Element) -> Outcome {
+        let Some(Sasl::Scram(mut scram, user)) = self.sasl.take() else {
+            return self.sasl_failure(SaslError::MalformedRequest).await;
+        };
+        let data = match decode(&el.text()) {
+            Ok(d) => d,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        self.throttle(&user).await;
+        match scram.client_final(&data) {
+            Ok(server_final) => self.sasl_success(user, Some(server_final)).await,
+            Err(e) => {
+                self.server
+                    .auth_throttle
+                    .failed(self.peer.ip(), user.as_str());
+                self.sasl_failure(e).await
+            }
+        }
+    }
+
+    async fn plain(&mut self, data: &[u8]) -> Outcome {
+        let plain = match roost_sasl::parse_plain(data) {
+            Ok(p) => p,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        let Some(user) = self.account_of(&plain.username) else {
+            return self.sasl_failure(SaslError::NotAuthorized).await;
+        };
+        if let Some(authzid) = &plain.authzid {
+            if BareJid::new(authzid).ok().as_ref() != Some(&user) {
+                return self.sasl_failure(SaslError::InvalidAuthzid).await;
+            }
+        }
+        self.throttle(&user).await;
+        let creds = match self.credentials(&user).await {
+            Ok(c) => c,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        let ok = creds
+            .as_ref()
+            .is_some_and(|c| roost_sasl::verify_password(&c.sha256, Hash::Sha256, &plain.password));
+        if ok {
+            self.sasl_success(user, None).await
+        } else {
+            self.server
+                .auth_throttle
+                .failed(self.peer.ip(), user.as_str());
+            self.sasl_failure(SaslError::NotAuthorized).await
+        }
+    }
+
+    /// Wait as long as earlier failures for this account or address demand.
+    async fn throttle(&self, user: &BareJid) {
+        let delay = self
+            .server
+            .auth_throttle
+            .delay(self.peer.ip(), user.as_str());
+        if !delay.is_zero() {
+            tracing::info!(account = %user, ?delay, "slowing down authentication");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn sasl_success(&mut self, user: BareJid, data: Option<Vec<u8>>) -> Outcome {
+        self.server
+            .auth_throttle
+            .succeeded(self.peer.ip(), user.as_str());
+        tracing::info!(account = %user, "authenticated");
+        let mut el = Element::bare("success", ns::SASL);
+        if let Some(d) = data {
+            el.append_text_node(encode(&d));
+        }
+        self.user = Some(user);
+        self.reader.reset();
+        self.restarted = true;
+        if self.write_el(&el).await {
+            Outcome::Continue
+        } else {
+            Outcome::Close
+        }
+    }
+
+    async fn sasl_failure(&mut self, e: SaslError) -> Outcome {
+        self.sasl = None;
+        self.failures += 1;
+        let el = Element::bare("failure", ns::SASL).child(Element::bare(e.condition(), ns::SASL));
+        if !self.write_el(&el).await {
+            return Outcome::Close;
+        }
+        if self.failures >= MAX_AUTH_ATTEMPTS {
+            self.close(
+                StreamError::PolicyViolation,
+                Some("too many failed authentication attempts"),
+            )
+            .await;
+            return Outcome::Close;
+        }
+        Outcome::Continue
+    }
+
+    async fn iq(&mut self, el: Element) -> Outcome {
+        let stanza = match Stanza::parse(el) {
+            Ok(s) => s,
+            Err(_) => {
+                self.close(StreamError::NotAuthorized, None).await;
+                return Outcome::Close;
+            }
+        };
+        let payload = stanza.el.children().next();
+        match (&self.user, payload) {
+            (None, Some(p)) if p.is("query", ns::REGISTER) && !self.tls_required_and_missing() => {
+                // XEP-0077 §3: registration on the unauthenticated stream.
+                let result = if self.registration_allowed() {
+                    self.server
+                        .dispatch_iq(
+                            Scope::PreAuth,
+                            None,
+                            &stanza,
+                            false,
+                            self.peer.ip().is_loopback(),
+                        )
+                        .await
+                } else {
+                    Err(StanzaError::service_unavailable())
+                };
+                let reply = iq_reply(&stanza.el, result);
+                if self.write_el(&reply).await {
+                    Outcome::Continue
+                } else {
+                    Outcome::Close
+                }
+            }
+            (Some(user), Some(p))
+                if p.is("bind", ns::BIND) && stanza.type_attr() == Some("set") =>
+            {
+                let user = user.clone();
+                let requested = p.child_text_opt("resource");
+                self.bind(user, requested, &stanza).await
+            }
+            (Some(_), Some(p)) if p.is("session", ns::SESSION) => {
+                let reply = iq_reply(&stanza.el, Ok(None));
+                if self.write_el(&reply).await {
+                    Outcome::Continue
+                } else {
+                    Outcome::Close
+                }
+            }
+            _ => {
+                self.close(StreamError::NotAuthorized, None).await;
+                Outcome::Close
+            }
+        }
+    }
+
+    /// RFC 6120 §7: bind the requested resource (prepared by the jid crate's
+    /// resourceprep) or one we make up.
+    async fn bind(&mut self, user: BareJid, requested: Option<String>, iq: &Stanza) -> Outcome {
+        let resource = match requested.filter(|r| !r.is_empty()) {
+            Some(r) => r,
+            None => roost_proto::id::resource(),
+        };
+        let jid = match user.with_resource_str(&resource) {
+            Ok(j) => j,
+            Err(_) => {
+                let reply = iq_reply(&iq.el, Err(StanzaError::bad_request("invalid resource")));
+                return if self.write_el(&reply).await {
+                    Outcome::Continue
+                } else {
+                    Outcome::Close
+                };
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.server.config.limits.session_queue);
+        let (kill_tx, kill) = mpsc::channel(1);
+        let handle = SessionHandle::new(self.server.next_session_id(), jid.clone(), tx, kill_tx);
+        let (done_tx, done_rx) = oneshot::channel();
+        self.server.send_to_account(
+            &user,
+            AccountMsg::Bind {
+                resource: jid.resource().to_string(),
+                handle: handle.clone(),
+                reply: done_tx,
+            },
+        );
+        if done_rx.await.is_err() {
+            let reply = iq_reply(&iq.el, Err(StanzaError::internal()));
+            self.write_el(&reply).await;
+            return Outcome::Close;
+        }
+        let result = Element::bare("bind", ns::BIND)
+            .child(Element::bare("jid", ns::BIND).text_node(jid.to_string()));
+        let reply = iq_reply(&iq.el, Ok(Some(result)));
+        if !self.write_el(&reply).await {
+            // Bound but gone: the session task would unbind; do it here.
+            self.server.send_to_account(
+                &user,
+                AccountMsg::Unbind {
+                    resource: jid.resource().to_string(),
+                    session_id: handle.id,
+                },
+            );
+            return Outcome::Close;
+        }
+        tracing::info!(session = %jid, "bound");
+        let transport = std::mem::replace(&mut self.transport, Transport::Detached);
+        let reader = std::mem::replace(&mut self.reader, XmlReader::new(Limits::default()));
+        Outcome::Bound(Box::new(Negotiated {
+            transport,
+            reader,
+            jid,
+            handle,
+            rx,
+            kill,
+            pending: Vec::new(),
+        }))
+    }
+}
+
+trait ChildText {
+    fn child_text_opt(&self, name: &str) -> Option<String>;
+}
+
+impl ChildText for Element {
+    fn child_text_opt(&self, name: &str) -> Option<String> {
+        self.get_child(name, ns::BIND)
+            .map(|c| c.text().trim().to_string())
+    }
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, SaslError> {
+    let text = text.trim();
+    // RFC 6120 §6.4.2: "=" stands for an empty response.
+    if text.is_empty() || text == "=" {
+        return Ok(Vec::new());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| SaslError::IncorrectEncoding)
+}
+
+fn encode(data: &[u8]) -> String {
+    if data.is_empty() {
+        "=".into()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}

@@ -1,0 +1,101 @@
+//! Typed configuration of the kernel. The server crate reads the TOML file
+//! into these (serde, unknown keys rejected) and fills in the defaults.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; absent: a self-signed one is generated once.
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`.
+    pub key: Option<PathBuf>,
+    /// Refuse authentication on streams that have not negotiated TLS.
+    pub required: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            required: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationConfig {
+    /// XEP-0077 in-band registration for everyone.
+    pub open: bool,
+    /// In-band registration for clients connecting from loopback addresses
+    /// even when `open` is false. Default: on only for the `localhost` domain,
+    /// so that a newcomer can create accounts from a client on the same
+    /// machine and a public server behind a local proxy is not opened.
+    pub loopback: Option<bool>,
+    /// Allow password change by the logged-in user (XEP-0077 §3.3).
+    pub allow_password_change: bool,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            open: false,
+            loopback: None,
+            allow_password_change: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest stanza accepted, in bytes, enforced while parsing.
+    pub max_stanza_size: usize,
+    /// Seconds an unauthenticated connection may take to authenticate and bind.
+    pub auth_timeout: u64,
+    /// Open client connections at most; more are refused at accept.
+    pub max_connections: usize,
+    /// Stanzas queued for one session before it is closed as too slow.
+    pub session_queue: usize,
+    /// Offline messages kept per account (XEP-0160).
+    pub max_offline_messages: usize,
+    /// Seconds without any input after which a session is closed.
+    pub idle_timeout: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_stanza_size: 256 * 1024,
+            auth_timeout: 60,
+            max_connections: 50_000,
+            session_queue: 2048,
+            max_offline_messages: 1000,
+            idle_timeout: 600,
+        }
+    }
+}
+
+/// What the kernel needs to know, assembled by the server crate.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub domain: String,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub registration: RegistrationConfig,
+    pub limits: LimitsConfig,
+}
+
+impl CoreConfig {
+    pub fn registration_allowed(&self, peer_is_loopback: bool) -> bool {
+        self.registration.open
+            || (peer_is_loopback
+                && self
+                    .registration
+                    .loopback
+                    .unwrap_or(self.domain == "localhost"))
+    }
+}

@@ -1,0 +1,19 @@
+//! The Roost kernel: listeners, c2s streams, the router and the per-account
+//! tasks. It knows no optional feature; those register as modules.
+//!
+//! Path of a stanza: `listener` accepts -> `c2s::negotiation` (TLS, SASL,
+//! bind) -> `c2s::session` reads it -> local IQs go to `module` handlers,
+//! everything else to `router` -> `account` task of the addressee (or a
+//! service) -> the addressee's session -> socket.
+
+pub mod account;
+pub mod c2s;
+pub mod config;
+pub mod listener;
+pub mod module;
+pub mod router;
+pub mod server;
+pub mod tls;
+
+pub use module::{IqContext, IqRoute, Module, Protocol, Scope};
+pub use server::Server;

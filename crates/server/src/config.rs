@@ -1,0 +1,195 @@
+//! The TOML configuration file (see `roost.example.toml`): one section per
+//! area, unknown keys rejected with their path, defaults embedded so that
+//! `roost serve` runs with no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use roost_core::config::{CoreConfig, LimitsConfig, RegistrationConfig, TlsConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The virtual host served.
+    pub domain: String,
+    /// SQLite database and generated certificate live here.
+    pub data_dir: PathBuf,
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace` or a tracing
+    /// directive); `RUST_LOG` wins when set.
+    pub log: String,
+    pub listen: ListenConfig,
+    pub tls: TlsConfig,
+    pub registration: RegistrationConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    /// STARTTLS client port; empty string disables it.
+    pub c2s: String,
+    /// Direct TLS client port (XEP-0368); empty string disables it.
+    pub c2s_tls: String,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            c2s: "127.0.0.1:5222".into(),
+            c2s_tls: "127.0.0.1:5223".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domain: "localhost".into(),
+            data_dir: PathBuf::from("./roost-data"),
+            log: "info".into(),
+            listen: ListenConfig::default(),
+            tls: TlsConfig::default(),
+            registration: RegistrationConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Read a file, or the embedded defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let cfg = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: p.into(),
+                    message,
+                })?
+            }
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parse TOML; the message names the offending key.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if jid::BareJid::new(&self.domain)
+            .ok()
+            .is_none_or(|j| j.node().is_some())
+        {
+            return Err(ConfigError::Invalid {
+                key: "domain",
+                message: format!("{:?} is not a valid domain", self.domain),
+            });
+        }
+        for (key, value) in [
+            ("listen.c2s", &self.listen.c2s),
+            ("listen.c2s_tls", &self.listen.c2s_tls),
+        ] {
+            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: format!("{value:?} is not an address:port"),
+                });
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "tls",
+                message: "cert and key must be given together".into(),
+            });
+        }
+        let l = &self.limits;
+        for (key, ok) in [
+            ("limits.max_stanza_size", l.max_stanza_size >= 1024),
+            ("limits.auth_timeout", l.auth_timeout >= 1),
+            ("limits.max_connections", l.max_connections >= 1),
+            ("limits.session_queue", l.session_queue >= 16),
+            ("limits.idle_timeout", l.idle_timeout >= 1),
+        ] {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "value too small".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("roost.sqlite")
+    }
+
+    pub fn core(&self) -> CoreConfig {
+        CoreConfig {
+            domain: self.domain.clone(),
+            data_dir: self.data_dir.clone(),
+            tls: self.tls.clone(),
+            registration: self.registration.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+
+    /// The effective configuration as TOML, for `roost check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../../../roost.example.toml");
+        let cfg = Config::parse(text).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.domain, "localhost");
+        assert_eq!(cfg.listen.c2s, "127.0.0.1:5222");
+        assert!(!cfg.registration.open);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse("domain = 'x'\n[listen]\nc2ss = '1'\n").unwrap_err();
+        assert!(err.contains("c2ss"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut c = Config::default();
+        c.listen.c2s = "nope".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("listen.c2s"));
+        let mut c = Config::default();
+        c.domain = "a@b".into();
+        assert!(c.validate().unwrap_err().to_string().starts_with("domain"));
+    }
+}

@@ -1,0 +1,9 @@
+//! The Roost server: configuration, the ordered module list, and starting
+//! the listeners. `main.rs` is the command line on top of this.
+
+pub mod config;
+pub mod modules;
+pub mod start;
+
+pub use config::Config;
+pub use start::{start, Running};

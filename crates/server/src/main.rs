@@ -1,0 +1,218 @@
+//! `roost`: the command line. `serve` runs the server; `user` manages
+//! accounts on the same data (also while the server runs); `check-config`
+//! validates and prints the effective configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use jid::BareJid;
+use roost_server::config::Config;
+
+#[derive(Parser)]
+#[command(name = "roost", version, about = "Roost, an XMPP server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArg {
+    /// Configuration file (TOML). Without it the embedded defaults apply:
+    /// domain `localhost`, data in ./roost-data, listeners on loopback.
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the configuration and print the effective settings.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; prompts for the password when none is given.
+    Add {
+        /// The account's JID, e.g. alice@localhost.
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// Remove an account and everything stored for it.
+    Remove { jid: String },
+    /// Change an account's password; prompts when none is given.
+    Passwd {
+        jid: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// List accounts, optionally of one domain.
+    List { domain: Option<String> },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => {
+            let cfg = Config::load(config.config.as_deref())?;
+            print!("{}", cfg.to_toml());
+            Ok(())
+        }
+        Command::User { command, config } => user(command, config),
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(config: ConfigArg) -> anyhow::Result<()> {
+    let cfg = Config::load(config.config.as_deref())?;
+    init_logging(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let running = roost_server::start(&cfg).await?;
+        tracing::info!(domain = %cfg.domain, data_dir = %cfg.data_dir.display(), "Roost is running");
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn parse_account(jid: &str) -> anyhow::Result<BareJid> {
+    let j = BareJid::new(jid).with_context(|| format!("invalid JID {jid:?}"))?;
+    if j.node().is_none() {
+        bail!("invalid JID {jid:?}: an account JID looks like name@domain");
+    }
+    Ok(j)
+}
+
+fn password(given: Option<String>) -> anyhow::Result<String> {
+    match given {
+        Some(p) => Ok(p),
+        None => {
+            let p = rpassword::prompt_password("Password: ").context("reading the password")?;
+            let again = rpassword::prompt_password("Again: ").context("reading the password")?;
+            if p != again {
+                bail!("the passwords differ");
+            }
+            Ok(p)
+        }
+    }
+}
+
+fn user(command: UserCommand, config: ConfigArg) -> anyhow::Result<()> {
+    let cfg = Config::load(config.config.as_deref())?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let stores = roost_server::start::open_stores(&cfg).await?;
+        match command {
+            UserCommand::Add { jid, password: pw } => {
+                let user = parse_account(&jid)?;
+                if user.domain().as_str() != cfg.domain {
+                    bail!("{user} is not on this server's domain {}", cfg.domain);
+                }
+                let creds = derive(&password(pw)?)?;
+                if !stores.accounts.create_account(&user, &creds).await? {
+                    bail!("{user} already exists");
+                }
+                println!("created {user}");
+            }
+            UserCommand::Remove { jid } => {
+                let user = parse_account(&jid)?;
+                if !stores.accounts.remove_account(&user).await? {
+                    bail!("{user} does not exist");
+                }
+                println!("removed {user}");
+            }
+            UserCommand::Passwd { jid, password: pw } => {
+                let user = parse_account(&jid)?;
+                if !stores.accounts.account_exists(&user).await? {
+                    bail!("{user} does not exist");
+                }
+                let creds = derive(&password(pw)?)?;
+                stores.accounts.set_credentials(&user, &creds).await?;
+                println!("password changed for {user}");
+            }
+            UserCommand::List { domain } => {
+                for u in stores.accounts.list_accounts(domain.as_deref()).await? {
+                    println!("{u}");
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+fn derive(password: &str) -> anyhow::Result<roost_sasl::StoredCredentials> {
+    if password.is_empty() {
+        bail!("the password must not be empty");
+    }
+    roost_sasl::credentials::derive(password, roost_sasl::credentials::DEFAULT_ITERATIONS)
+        .map_err(|e| anyhow::anyhow!("password not usable: {e}"))
+}

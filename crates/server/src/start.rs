@@ -1,0 +1,75 @@
+//! Start a server from a configuration: open storage, build TLS, bind the
+//! listeners, spawn the accept loops. Used by `roost serve` and by tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use roost_core::Server;
+use roost_store::{SqliteStore, Stores};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::modules;
+
+/// A started server and the addresses it really listens on.
+pub struct Running {
+    pub server: Arc<Server>,
+    pub c2s: Option<SocketAddr>,
+    pub c2s_tls: Option<SocketAddr>,
+}
+
+impl Running {
+    /// Close every stream with `system-shutdown` and wait for sessions.
+    pub async fn stop(&self) {
+        self.server.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
+    let store = SqliteStore::open(&cfg.database_path())
+        .await
+        .with_context(|| format!("opening {}", cfg.database_path().display()))?;
+    Ok(Stores::from_backend(Arc::new(store)))
+}
+
+async fn bind(addr: &str) -> anyhow::Result<Option<TcpListener>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(Some(l))
+}
+
+pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
+    let stores = open_stores(cfg).await?;
+    let tls = roost_core::tls::server_config(
+        cfg.tls.cert.as_deref(),
+        cfg.tls.key.as_deref(),
+        &cfg.domain,
+        &cfg.data_dir,
+    )
+    .context("tls")?;
+    let server = Server::new(cfg.core(), stores, modules::all(), tls)?;
+    let c2s = bind(&cfg.listen.c2s).await?;
+    let c2s_tls = bind(&cfg.listen.c2s_tls).await?;
+    let running = Running {
+        server: server.clone(),
+        c2s: c2s.as_ref().and_then(|l| l.local_addr().ok()),
+        c2s_tls: c2s_tls.as_ref().and_then(|l| l.local_addr().ok()),
+    };
+    if let Some(l) = c2s {
+        tracing::info!(addr = ?running.c2s, "listening for clients (STARTTLS)");
+        tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, false));
+    }
+    if let Some(l) = c2s_tls {
+        tracing::info!(addr = ?running.c2s_tls, "listening for clients (direct TLS)");
+        tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, true));
+    }
+    Ok(running)
+}

@@ -1,0 +1,626 @@
+//! One behavioural suite run against every backend, so features can rely on
+//! the trait contracts rather than on one backend's quirks.
+//!
+//! Each check is a generic async fn; `backend_tests!` turns the list into one
+//! `#[tokio::test]` per check inside a module per backend, each on a fresh
+//! store.
+
+use crate::{
+    AccountStore, OfflineStore, PrivateStore, RosterItem, RosterStore, ScramKeys,
+    StoredCredentials, Subscription,
+};
+use jid::BareJid;
+
+/// Everything a backend must implement.
+trait Backend: AccountStore + RosterStore + OfflineStore + PrivateStore {}
+impl<B: AccountStore + RosterStore + OfflineStore + PrivateStore> Backend for B {}
+
+fn jid(s: &str) -> BareJid {
+    BareJid::new(s).expect("valid test JID")
+}
+
+/// Distinct credentials per `seed`.
+fn creds(seed: u8) -> StoredCredentials {
+    let keys = |len: usize, iterations: u32| ScramKeys {
+        salt: vec![seed; 16],
+        iterations,
+        stored_key: (0..len).map(|i| seed ^ i as u8).collect(),
+        server_key: (0..len).map(|i| seed.wrapping_add(i as u8)).collect(),
+    };
+    StoredCredentials {
+        sha1: keys(20, 4096 + u32::from(seed)),
+        sha256: keys(32, 8192 + u32::from(seed)),
+    }
+}
+
+fn item(contact: &str, name: Option<&str>, groups: &[&str]) -> RosterItem {
+    RosterItem {
+        name: name.map(str::to_owned),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..RosterItem::new(jid(contact))
+    }
+}
+
+/// The roster as a map-like sorted list: the traits don't promise an order.
+async fn roster_sorted<B: Backend>(b: &B, user: &BareJid) -> (u64, Vec<RosterItem>) {
+    let (version, mut items) = b.roster(user).await.expect("roster");
+    items.sort_by(|x, y| x.jid.cmp(&y.jid));
+    (version, items)
+}
+
+async fn pending_sorted<B: Backend>(b: &B, user: &BareJid) -> Vec<(BareJid, String)> {
+    let mut pending = b.pending_in(user).await.expect("pending_in");
+    pending.sort();
+    pending
+}
+
+async fn account_create_twice<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    assert!(!b.account_exists(&alice).await.unwrap());
+    assert!(b.create_account(&alice, &creds(1)).await.unwrap());
+    assert!(!b.create_account(&alice, &creds(2)).await.unwrap());
+    assert!(b.account_exists(&alice).await.unwrap());
+    // The refused second create must not have overwritten anything.
+    assert_eq!(b.credentials(&alice).await.unwrap(), Some(creds(1)));
+    assert!(!b.account_exists(&jid("bob@a.example")).await.unwrap());
+}
+
+async fn credentials_round_trip<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@a.example");
+    assert_eq!(b.credentials(&alice).await.unwrap(), None);
+    b.create_account(&alice, &creds(1)).await.unwrap();
+    b.create_account(&bob, &creds(2)).await.unwrap();
+    assert_eq!(b.credentials(&alice).await.unwrap(), Some(creds(1)));
+    assert!(b.set_credentials(&alice, &creds(3)).await.unwrap());
+    assert_eq!(b.credentials(&alice).await.unwrap(), Some(creds(3)));
+    assert_eq!(b.credentials(&bob).await.unwrap(), Some(creds(2)));
+}
+
+async fn set_credentials_missing<B: Backend>(b: &B) {
+    let ghost = jid("ghost@a.example");
+    assert!(!b.set_credentials(&ghost, &creds(1)).await.unwrap());
+    assert!(!b.account_exists(&ghost).await.unwrap());
+    assert_eq!(b.credentials(&ghost).await.unwrap(), None);
+}
+
+async fn remove_account_removes_everything<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@a.example");
+    for user in [&alice, &bob] {
+        b.create_account(user, &creds(1)).await.unwrap();
+        b.put_roster_item(user, &item("carol@c.example", Some("Carol"), &["Friends"]))
+            .await
+            .unwrap();
+        b.put_pending_in(user, &jid("dave@d.example"), "<presence type='subscribe'/>")
+            .await
+            .unwrap();
+        assert!(b.push_offline(user, "<message/>", 10).await.unwrap());
+        b.set_private(user, "vcard-temp", Some("<vCard/>"))
+            .await
+            .unwrap();
+    }
+
+    assert!(b.remove_account(&alice).await.unwrap());
+    assert!(!b.remove_account(&alice).await.unwrap());
+    assert!(!b.account_exists(&alice).await.unwrap());
+    assert_eq!(b.credentials(&alice).await.unwrap(), None);
+    assert_eq!(b.roster(&alice).await.unwrap(), (0, Vec::new()));
+    assert_eq!(
+        b.roster_item(&alice, &jid("carol@c.example"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(b.pending_in(&alice).await.unwrap().is_empty());
+    assert!(b.offline(&alice).await.unwrap().is_empty());
+    assert_eq!(b.get_private(&alice, "vcard-temp").await.unwrap(), None);
+
+    // A re-created account starts empty.
+    assert!(b.create_account(&alice, &creds(2)).await.unwrap());
+    assert_eq!(b.roster(&alice).await.unwrap(), (0, Vec::new()));
+    assert!(b.offline(&alice).await.unwrap().is_empty());
+
+    // Bob is untouched.
+    assert!(b.account_exists(&bob).await.unwrap());
+    assert_eq!(b.roster(&bob).await.unwrap().1.len(), 1);
+    assert_eq!(b.pending_in(&bob).await.unwrap().len(), 1);
+    assert_eq!(b.offline(&bob).await.unwrap().len(), 1);
+    assert_eq!(
+        b.get_private(&bob, "vcard-temp").await.unwrap().as_deref(),
+        Some("<vCard/>")
+    );
+}
+
+async fn list_accounts_by_domain_sorted<B: Backend>(b: &B) {
+    assert!(b.list_accounts(None).await.unwrap().is_empty());
+    // Created out of order, across domains; a domain-only JID included.
+    for name in [
+        "zed@a.example",
+        "bob@b.example",
+        "alice@a.example",
+        "a.example",
+        "mallory@a.example.org",
+        "carol@a.example",
+    ] {
+        assert!(b.create_account(&jid(name), &creds(1)).await.unwrap());
+    }
+    let mut all: Vec<BareJid> = [
+        "zed@a.example",
+        "bob@b.example",
+        "alice@a.example",
+        "a.example",
+        "mallory@a.example.org",
+        "carol@a.example",
+    ]
+    .iter()
+    .map(|s| jid(s))
+    .collect();
+    all.sort();
+    assert_eq!(b.list_accounts(None).await.unwrap(), all);
+
+    let mut in_a: Vec<BareJid> = [
+        "zed@a.example",
+        "alice@a.example",
+        "a.example",
+        "carol@a.example",
+    ]
+    .iter()
+    .map(|s| jid(s))
+    .collect();
+    in_a.sort();
+    assert_eq!(b.list_accounts(Some("a.example")).await.unwrap(), in_a);
+    assert_eq!(
+        b.list_accounts(Some("b.example")).await.unwrap(),
+        vec![jid("bob@b.example")]
+    );
+    assert!(b
+        .list_accounts(Some("none.example"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn roster_versions_increase<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    assert_eq!(b.roster(&alice).await.unwrap(), (0, Vec::new()));
+    let v1 = b
+        .put_roster_item(&alice, &item("bob@b.example", None, &[]))
+        .await
+        .unwrap();
+    let v2 = b
+        .put_roster_item(&alice, &item("carol@c.example", None, &[]))
+        .await
+        .unwrap();
+    let v3 = b
+        .put_roster_item(&alice, &item("bob@b.example", Some("Bob"), &[]))
+        .await
+        .unwrap();
+    let v4 = b
+        .remove_roster_item(&alice, &jid("carol@c.example"))
+        .await
+        .unwrap()
+        .expect("carol was on the roster");
+    assert!(v1 > 0, "first write must move past the initial version 0");
+    assert!(v1 < v2 && v2 < v3 && v3 < v4, "{v1} {v2} {v3} {v4}");
+    assert_eq!(b.roster(&alice).await.unwrap().0, v4);
+
+    // Another user's roster has its own counter.
+    let bob = jid("bob@b.example");
+    assert_eq!(b.roster(&bob).await.unwrap().0, 0);
+    b.put_roster_item(&bob, &item("alice@a.example", None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(b.roster(&alice).await.unwrap().0, v4);
+}
+
+async fn roster_put_replaces<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    let first = RosterItem {
+        subscription: Subscription::To,
+        ask: true,
+        ..item("bob@b.example", Some("Bob"), &["Friends", "Work"])
+    };
+    b.put_roster_item(&alice, &first).await.unwrap();
+    assert_eq!(b.roster_item(&alice, &bob).await.unwrap(), Some(first));
+
+    let second = RosterItem {
+        subscription: Subscription::Both,
+        approved: true,
+        ..item("bob@b.example", None, &["Family"])
+    };
+    b.put_roster_item(&alice, &second).await.unwrap();
+    assert_eq!(
+        b.roster_item(&alice, &bob).await.unwrap(),
+        Some(second.clone())
+    );
+    let (_, items) = roster_sorted(b, &alice).await;
+    assert_eq!(items, vec![second]);
+    // Items belong to their user only.
+    assert_eq!(b.roster_item(&bob, &bob).await.unwrap(), None);
+    assert!(b.roster(&bob).await.unwrap().1.is_empty());
+}
+
+async fn roster_fields_round_trip<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let groups = [
+        "Friends",
+        "Équipe café ☕",
+        "日本語のグループ",
+        "  spaced  ",
+        "tab\tinside",
+        "line\nbreak",
+        "a,b;c|d",
+    ];
+    let subs = [
+        Subscription::None,
+        Subscription::To,
+        Subscription::From,
+        Subscription::Both,
+    ];
+    let mut expected = Vec::new();
+    for (i, sub) in subs.into_iter().enumerate() {
+        let it = RosterItem {
+            subscription: sub,
+            ask: i % 2 == 0,
+            approved: i % 3 == 0,
+            ..item(
+                &format!("contact{i}@c.example"),
+                (i % 2 == 1).then_some("Zoë ✓"),
+                if i == 0 { &[] } else { &groups[..i * 2 - 1] },
+            )
+        };
+        b.put_roster_item(&alice, &it).await.unwrap();
+        expected.push(it);
+    }
+    let everything = item("all@c.example", Some("All"), &groups);
+    b.put_roster_item(&alice, &everything).await.unwrap();
+    expected.push(everything.clone());
+    expected.sort_by(|x, y| x.jid.cmp(&y.jid));
+
+    assert_eq!(roster_sorted(b, &alice).await.1, expected);
+    assert_eq!(
+        b.roster_item(&alice, &jid("all@c.example")).await.unwrap(),
+        Some(everything)
+    );
+}
+
+async fn roster_remove_absent<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    assert_eq!(b.remove_roster_item(&alice, &bob).await.unwrap(), None);
+    assert_eq!(b.roster(&alice).await.unwrap().0, 0);
+    let v = b
+        .put_roster_item(&alice, &item("carol@c.example", None, &["G"]))
+        .await
+        .unwrap();
+    assert_eq!(b.remove_roster_item(&alice, &bob).await.unwrap(), None);
+    assert_eq!(b.roster(&alice).await.unwrap().0, v, "no-op must not bump");
+    let removed = b
+        .remove_roster_item(&alice, &jid("carol@c.example"))
+        .await
+        .unwrap();
+    assert!(removed.is_some_and(|r| r > v));
+    assert_eq!(
+        b.remove_roster_item(&alice, &jid("carol@c.example"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(b.roster(&alice).await.unwrap().1.is_empty());
+}
+
+async fn pending_in_lifecycle<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    let carol = jid("carol@c.example");
+    assert!(b.pending_in(&alice).await.unwrap().is_empty());
+    b.put_pending_in(
+        &alice,
+        &bob,
+        "<presence from='bob@b.example' type='subscribe'/>",
+    )
+    .await
+    .unwrap();
+    b.put_pending_in(&alice, &carol, "<presence type='subscribe'/>")
+        .await
+        .unwrap();
+    // Put replaces the stanza of the same contact.
+    b.put_pending_in(
+        &alice,
+        &bob,
+        "<presence type='subscribe'><status>hi ☺</status></presence>",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pending_sorted(b, &alice).await,
+        vec![
+            (
+                bob.clone(),
+                "<presence type='subscribe'><status>hi ☺</status></presence>".to_owned()
+            ),
+            (carol.clone(), "<presence type='subscribe'/>".to_owned()),
+        ]
+    );
+    // Pending requests don't touch the roster version.
+    assert_eq!(b.roster(&alice).await.unwrap().0, 0);
+
+    assert!(b.remove_pending_in(&alice, &bob).await.unwrap());
+    assert!(!b.remove_pending_in(&alice, &bob).await.unwrap());
+    assert!(!b.remove_pending_in(&bob, &carol).await.unwrap());
+    assert_eq!(
+        pending_sorted(b, &alice).await,
+        vec![(carol.clone(), "<presence type='subscribe'/>".to_owned())]
+    );
+    assert!(b.pending_in(&bob).await.unwrap().is_empty());
+}
+
+async fn offline_limit_order_ack<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    assert!(b.offline(&alice).await.unwrap().is_empty());
+    assert!(!b.push_offline(&alice, "<message/>", 0).await.unwrap());
+    for n in 1..=3 {
+        assert!(b
+            .push_offline(&alice, &format!("<message id='{n}'/>"), 3)
+            .await
+            .unwrap());
+    }
+    assert!(!b
+        .push_offline(&alice, "<message id='4'/>", 3)
+        .await
+        .unwrap());
+    // The limit is per account.
+    assert!(b.push_offline(&bob, "<message id='b'/>", 3).await.unwrap());
+
+    let stored = b.offline(&alice).await.unwrap();
+    let stanzas: Vec<&str> = stored.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        stanzas,
+        [
+            "<message id='1'/>",
+            "<message id='2'/>",
+            "<message id='3'/>"
+        ]
+    );
+    assert!(stored.windows(2).all(|w| w[0].0 < w[1].0), "{stored:?}");
+
+    // Acking up to the second id leaves the third.
+    b.ack_offline(&alice, stored[1].0).await.unwrap();
+    assert_eq!(b.offline(&alice).await.unwrap(), vec![stored[2].clone()]);
+    // Room again; a new message sorts after the survivors with a fresh id.
+    assert!(b
+        .push_offline(&alice, "<message id='5'/>", 3)
+        .await
+        .unwrap());
+    let now = b.offline(&alice).await.unwrap();
+    assert_eq!(now.len(), 2);
+    assert_eq!(now[0], stored[2]);
+    assert_eq!(now[1].1, "<message id='5'/>");
+    assert!(now[1].0 > stored[2].0);
+
+    // Acking old ids again, or another user's, changes nothing.
+    b.ack_offline(&alice, stored[1].0).await.unwrap();
+    b.ack_offline(&bob, 0).await.unwrap();
+    assert_eq!(b.offline(&alice).await.unwrap(), now);
+    // An ack of alice's ids must not reach bob's older message.
+    b.ack_offline(&alice, i64::MAX).await.unwrap();
+    assert!(b.offline(&alice).await.unwrap().is_empty());
+    assert_eq!(b.offline(&bob).await.unwrap().len(), 1);
+}
+
+async fn private_set_get_delete<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    assert_eq!(b.get_private(&alice, "vcard-temp").await.unwrap(), None);
+    b.set_private(&alice, "vcard-temp", Some("<vCard xmlns='vcard-temp'/>"))
+        .await
+        .unwrap();
+    b.set_private(&alice, "storage:bookmarks", Some("<storage/>"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_private(&alice, "vcard-temp")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<vCard xmlns='vcard-temp'/>")
+    );
+    // Replace.
+    b.set_private(&alice, "vcard-temp", Some("<vCard><FN>Zoë</FN></vCard>"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get_private(&alice, "vcard-temp")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<vCard><FN>Zoë</FN></vCard>")
+    );
+    assert_eq!(b.get_private(&bob, "vcard-temp").await.unwrap(), None);
+
+    // None deletes that key only; deleting a missing key is fine.
+    b.set_private(&alice, "vcard-temp", None).await.unwrap();
+    b.set_private(&alice, "vcard-temp", None).await.unwrap();
+    b.set_private(&bob, "nothing", None).await.unwrap();
+    assert_eq!(b.get_private(&alice, "vcard-temp").await.unwrap(), None);
+    assert_eq!(
+        b.get_private(&alice, "storage:bookmarks")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<storage/>")
+    );
+}
+
+/// One `#[tokio::test]` per check, each on a fresh store from the
+/// invoking module's `make()`, which returns a guard to keep alive and the
+/// store.
+macro_rules! backend_tests {
+    () => {
+        backend_tests!(@
+            account_create_twice,
+            credentials_round_trip,
+            set_credentials_missing,
+            remove_account_removes_everything,
+            list_accounts_by_domain_sorted,
+            roster_versions_increase,
+            roster_put_replaces,
+            roster_fields_round_trip,
+            roster_remove_absent,
+            pending_in_lifecycle,
+            offline_limit_order_ack,
+            private_set_get_delete,
+        );
+    };
+    (@ $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (_guard, store) = make().await;
+                super::super::$check(&store).await;
+            }
+        )*
+    };
+}
+
+mod memory {
+    use crate::memory::MemoryStore;
+
+    async fn make() -> ((), MemoryStore) {
+        ((), MemoryStore::new())
+    }
+
+    mod checks {
+        use super::make;
+        backend_tests!();
+    }
+}
+
+mod sqlite {
+    use super::{creds, item, jid, roster_sorted};
+    use crate::sqlite::SqliteStore;
+    use crate::{AccountStore, OfflineStore, PrivateStore, RosterStore};
+    use std::path::PathBuf;
+    use tempfile::TempDir;
+
+    /// A store on a file in a fresh directory; the parent directory does not
+    /// exist yet, so `open` must create it.
+    async fn make() -> (TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&db_path(&dir)).await.expect("open");
+        (dir, store)
+    }
+
+    fn db_path(dir: &TempDir) -> PathBuf {
+        dir.path().join("data").join("roost.db")
+    }
+
+    mod checks {
+        use super::make;
+        backend_tests!();
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db_path(&dir);
+        let alice = jid("alice@a.example");
+        let bob = jid("bob@b.example");
+        let rich = item("bob@b.example", Some("Bob ✓"), &["Friends", "日本"]);
+
+        let store = SqliteStore::open(&path).await.expect("open");
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            crate::sqlite::migrations::MIGRATIONS.len()
+        );
+        store.create_account(&alice, &creds(7)).await.unwrap();
+        let version = store.put_roster_item(&alice, &rich).await.unwrap();
+        store
+            .put_pending_in(&alice, &bob, "<presence type='subscribe'/>")
+            .await
+            .unwrap();
+        store.push_offline(&alice, "<message/>", 10).await.unwrap();
+        store
+            .set_private(&alice, "vcard-temp", Some("<vCard/>"))
+            .await
+            .unwrap();
+        let offline = store.offline(&alice).await.unwrap();
+        drop(store);
+
+        // Reopen twice: the second and third opens find the schema current
+        // and must not re-run migrations (they would fail on CREATE TABLE).
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).await.expect("reopen");
+            assert_eq!(
+                store.schema_version().await.unwrap(),
+                crate::sqlite::migrations::MIGRATIONS.len()
+            );
+            assert_eq!(store.credentials(&alice).await.unwrap(), Some(creds(7)));
+            assert_eq!(
+                store.list_accounts(None).await.unwrap(),
+                vec![alice.clone()]
+            );
+            assert_eq!(
+                roster_sorted(&store, &alice).await,
+                (version, vec![rich.clone()])
+            );
+            assert_eq!(store.pending_in(&alice).await.unwrap().len(), 1);
+            assert_eq!(store.offline(&alice).await.unwrap(), offline);
+            assert_eq!(
+                store
+                    .get_private(&alice, "vcard-temp")
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some("<vCard/>")
+            );
+        }
+
+        // Offline ids keep growing across reopen, even after all were acked.
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        store.ack_offline(&alice, i64::MAX).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        store.push_offline(&alice, "<message/>", 10).await.unwrap();
+        let again = store.offline(&alice).await.unwrap();
+        assert!(again[0].0 > offline[0].0, "{again:?} vs {offline:?}");
+    }
+
+    /// The CLI writes while the server holds the database open.
+    #[tokio::test]
+    async fn two_connections_share_the_file() {
+        let (dir, server) = make().await;
+        let cli = SqliteStore::open(&db_path(&dir))
+            .await
+            .expect("second open");
+        let alice = jid("alice@a.example");
+        assert!(cli.create_account(&alice, &creds(1)).await.unwrap());
+        assert!(server.account_exists(&alice).await.unwrap());
+        assert!(!server.create_account(&alice, &creds(2)).await.unwrap());
+        assert!(server.remove_account(&alice).await.unwrap());
+        assert!(!cli.account_exists(&alice).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn in_memory_store_works() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let alice = jid("alice@a.example");
+        assert!(store.create_account(&alice, &creds(1)).await.unwrap());
+        assert_eq!(store.credentials(&alice).await.unwrap(), Some(creds(1)));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn new_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, _store) = make().await;
+        let mode = std::fs::metadata(db_path(&dir))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+}

@@ -1,0 +1,143 @@
+//! The SQLite schema as an ordered list of migrations, applied at open.
+//!
+//! `PRAGMA user_version` holds how many migrations a database has had. Never
+//! edit or reorder a released migration: append a new one instead, since
+//! existing databases only run the ones past their version.
+
+use super::Db;
+use crate::{Result, StoreError};
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    "
+    CREATE TABLE accounts (
+        jid TEXT PRIMARY KEY NOT NULL,
+        -- Duplicated out of jid so list_accounts(domain) can use an index.
+        domain TEXT NOT NULL,
+        sha1_salt BLOB NOT NULL,
+        sha1_iterations INTEGER NOT NULL,
+        sha1_stored_key BLOB NOT NULL,
+        sha1_server_key BLOB NOT NULL,
+        sha256_salt BLOB NOT NULL,
+        sha256_iterations INTEGER NOT NULL,
+        sha256_stored_key BLOB NOT NULL,
+        sha256_server_key BLOB NOT NULL
+    );
+    CREATE INDEX accounts_domain ON accounts (domain, jid);
+
+    CREATE TABLE roster_items (
+        user TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        name TEXT,
+        subscription TEXT NOT NULL
+            CHECK (subscription IN ('none', 'to', 'from', 'both')),
+        ask INTEGER NOT NULL,
+        approved INTEGER NOT NULL,
+        PRIMARY KEY (user, contact)
+    );
+
+    -- A table rather than an encoding: group names are arbitrary text.
+    -- position keeps the order the client gave.
+    CREATE TABLE roster_groups (
+        user TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (user, contact, position),
+        FOREIGN KEY (user, contact) REFERENCES roster_items (user, contact)
+            ON DELETE CASCADE
+    );
+
+    -- Absent row = version 0 (RFC 6121 §2.6: a roster never written).
+    CREATE TABLE roster_versions (
+        user TEXT PRIMARY KEY NOT NULL,
+        version INTEGER NOT NULL
+    );
+
+    CREATE TABLE pending_in (
+        user TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        stanza TEXT NOT NULL,
+        PRIMARY KEY (user, contact)
+    );
+
+    -- AUTOINCREMENT so ids are never reused: an ack for old ids must not
+    -- delete a message stored after the ones it acknowledges.
+    CREATE TABLE offline (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL,
+        stanza TEXT NOT NULL
+    );
+    CREATE INDEX offline_user ON offline (user, id);
+
+    CREATE TABLE private (
+        user TEXT NOT NULL,
+        key TEXT NOT NULL,
+        xml TEXT NOT NULL,
+        PRIMARY KEY (user, key)
+    );
+    ",
+];
+
+pub(crate) fn current_version(conn: &Connection) -> Result<usize> {
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .db()?;
+    usize::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))
+}
+
+/// Apply the migrations the database lacks, all in one transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    // Cheap check first so an up-to-date database is not even write-locked.
+    if current_version(conn)? == MIGRATIONS.len() {
+        return Ok(());
+    }
+    // Immediate: another process (the CLI, a second server) may be opening
+    // the same file; it waits here and then sees the new version.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .db()?;
+    let from = current_version(&tx)?;
+    if from > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "database schema version {from} is newer than this build supports ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Backend(format!("migration {}: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+        .db()?;
+    tx.commit().db()?;
+    if from < MIGRATIONS.len() {
+        tracing::info!(from, to = MIGRATIONS.len(), "migrated database schema");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("first migration");
+        assert_eq!(current_version(&conn).expect("version"), MIGRATIONS.len());
+        // A second run must skip everything (CREATE TABLE would fail).
+        migrate(&mut conn).expect("second migration");
+        assert_eq!(current_version(&conn).expect("version"), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+            .expect("set version");
+        assert!(migrate(&mut conn).is_err());
+    }
+}

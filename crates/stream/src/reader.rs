@@ -1,0 +1,365 @@
+//! Incremental stream reader (RFC 6120 §4, §11): rxml does the parsing and
+//! rejects what restricted XML forbids; this module turns its events into a
+//! stream header, whole top-level elements (stanzas and nonzas) and the end
+//! of the stream, and enforces the size and depth limits *while* parsing so
+//! that an oversized stanza is never buffered whole.
+
+use minidom::Element;
+use roost_proto::{ns, StreamError};
+use rxml::{Event, Parse, Parser, WithOptions};
+
+/// Parsing limits. Both are enforced before the offending element is built.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest top-level element, in bytes of input (RFC 6120 §13.12).
+    pub max_stanza_bytes: usize,
+    /// Deepest nesting inside a stanza; keeps recursion in later tree walks bounded.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// The opening `<stream:stream>` tag's attributes (RFC 6120 §4.7).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamHeader {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub version: Option<String>,
+    pub lang: Option<String>,
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    Header(StreamHeader),
+    /// A complete top-level element: a stanza or a nonza such as `<auth/>`.
+    Element(Element),
+    /// `</stream:stream>`.
+    End,
+}
+
+/// Reader state for one stream; `reset` starts a new stream on the same
+/// connection (after STARTTLS and SASL success, RFC 6120 §5.4.3.3, §6.4.6).
+pub struct XmlReader {
+    parser: Parser,
+    limits: Limits,
+    /// Elements open inside the current top-level element.
+    stack: Vec<Element>,
+    /// Bytes spent on the current top-level element so far.
+    stanza_bytes: usize,
+    in_stream: bool,
+    ended: bool,
+    /// Last bytes fed, to tell restricted XML from malformed XML on error.
+    recent: Vec<u8>,
+}
+
+fn new_parser(limits: &Limits) -> Parser {
+    let mut opts = rxml::parser::Options::default();
+    // Names and attribute values are single tokens; text longer than this
+    // is split by rxml, so the size limit still sees every byte.
+    opts.max_token_length = limits.max_stanza_bytes.clamp(1024, 64 * 1024);
+    Parser::with_options(opts)
+}
+
+impl XmlReader {
+    pub fn new(limits: Limits) -> XmlReader {
+        XmlReader {
+            parser: new_parser(&limits),
+            limits,
+            stack: Vec::new(),
+            stanza_bytes: 0,
+            in_stream: false,
+            ended: false,
+            recent: Vec::new(),
+        }
+    }
+
+    /// Forget everything and expect a new stream header.
+    pub fn reset(&mut self) {
+        *self = XmlReader::new(self.limits);
+    }
+
+    /// Feed bytes; complete events are appended to `out`. An error is final:
+    /// the caller sends it as a stream error and closes.
+    pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
+        if self.ended {
+            // Nothing may follow the closing tag.
+            return if data.iter().all(|b| b.is_ascii_whitespace()) {
+                Ok(())
+            } else {
+                Err(StreamError::NotWellFormed)
+            };
+        }
+        self.remember(data);
+        loop {
+            match self.parser.parse(&mut data, false) {
+                Ok(Some(ev)) => self.handle(ev, out)?,
+                Ok(None) => {
+                    self.ended = true;
+                    return Ok(());
+                }
+                Err(rxml::error::EndOrError::NeedMoreData) => return Ok(()),
+                Err(rxml::error::EndOrError::Error(e)) => return Err(self.classify(e)),
+            }
+            if self.ended {
+                return Ok(());
+            }
+        }
+    }
+
+    fn remember(&mut self, data: &[u8]) {
+        const KEEP: usize = 256;
+        self.recent
+            .extend_from_slice(&data[data.len().saturating_sub(KEEP)..]);
+        if self.recent.len() > KEEP {
+            let cut = self.recent.len() - KEEP;
+            self.recent.drain(..cut);
+        }
+    }
+
+    /// RFC 6120 §11.1: DTDs, entity declarations, comments and processing
+    /// instructions are `restricted-xml`; anything else broken is
+    /// `not-well-formed`. rxml reports some of the former as plain syntax
+    /// errors, so look at what was fed.
+    fn classify(&self, e: rxml::Error) -> StreamError {
+        if matches!(e, rxml::Error::RestrictedXml(_)) {
+            return StreamError::RestrictedXml;
+        }
+        let r = &self.recent;
+        let restricted = r.windows(2).enumerate().any(|(i, w)| {
+            (w == b"<!" && r.get(i + 2).is_some_and(|c| c.is_ascii_uppercase()))
+                || (w == b"<?" && r.get(i + 2..i + 6) != Some(b"xml "))
+        });
+        if restricted {
+            StreamError::RestrictedXml
+        } else if matches!(e, rxml::Error::UndeclaredEntity) {
+            StreamError::RestrictedXml
+        } else {
+            StreamError::NotWellFormed
+        }
+    }
+
+    fn handle(&mut self, ev: Event, out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
+        if !self.stack.is_empty() {
+            self.stanza_bytes += ev.metrics().len();
+            if self.stanza_bytes > self.limits.max_stanza_bytes {
+                return Err(StreamError::PolicyViolation);
+            }
+        }
+        match ev {
+            Event::XmlDeclaration(..) => Ok(()),
+            Event::StartElement(metrics, (ns, name), attrs) => {
+                if !self.in_stream {
+                    return self.open_stream(ns.as_str(), name.as_str(), &attrs, out);
+                }
+                if self.stack.is_empty() {
+                    self.stanza_bytes = metrics.len();
+                    if self.stanza_bytes > self.limits.max_stanza_bytes {
+                        return Err(StreamError::PolicyViolation);
+                    }
+                }
+                if self.stack.len() >= self.limits.max_depth {
+                    return Err(StreamError::PolicyViolation);
+                }
+                let mut el = Element::bare(name.as_str(), ns.as_str());
+                *el.attrs_mut() = attrs;
+                self.stack.push(el);
+                Ok(())
+            }
+            Event::EndElement(_) => {
+                match self.stack.pop() {
+                    None => {
+                        // The stream's own closing tag.
+                        self.ended = true;
+                        out.push(StreamEvent::End);
+                    }
+                    Some(el) => match self.stack.last_mut() {
+                        Some(parent) => {
+                            parent.append_child(el);
+                        }
+                        None => out.push(StreamEvent::Element(el)),
+                    },
+                }
+                Ok(())
+            }
+            Event::Text(_, text) => {
+                // Whitespace between stanzas is keepalive (RFC 6120 §4.6.1).
+                if let Some(top) = self.stack.last_mut() {
+                    top.append_text(text);
+                } else if !text.trim().is_empty() {
+                    return Err(StreamError::NotWellFormed);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn open_stream(
+        &mut self,
+        ns: &str,
+        name: &str,
+        attrs: &rxml::AttrMap,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamError> {
+        if name != "stream" || ns != ns::STREAM {
+            return Err(StreamError::InvalidNamespace);
+        }
+        let get = |n: &str| {
+            attrs
+                .get(&rxml::Namespace::NONE, n)
+                .map(|s: &String| s.to_string())
+        };
+        let header = StreamHeader {
+            to: get("to"),
+            from: get("from"),
+            version: get("version"),
+            id: get("id"),
+            lang: attrs
+                .get(&rxml::Namespace::XML, "lang")
+                .map(|s: &String| s.to_string()),
+        };
+        self.in_stream = true;
+        out.push(StreamEvent::Header(header));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPEN: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0' xml:lang='en'>";
+
+    fn feed_all(r: &mut XmlReader, chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, StreamError> {
+        let mut out = Vec::new();
+        for c in chunks {
+            r.feed(c, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn header_stanza_and_end_are_read() {
+        let mut r = XmlReader::new(Limits::default());
+        let doc =
+            format!("{OPEN}<message to='a@b'><body>hi &amp; bye</body></message> </stream:stream>");
+        let evs = feed_all(&mut r, &[doc.as_bytes()]).unwrap();
+        assert!(
+            matches!(&evs[0], StreamEvent::Header(h) if h.to.as_deref() == Some("localhost") && h.lang.as_deref() == Some("en") && h.version.as_deref() == Some("1.0"))
+        );
+        match &evs[1] {
+            StreamEvent::Element(e) => {
+                assert_eq!(e.name(), "message");
+                assert_eq!(e.ns(), "jabber:client");
+                assert_eq!(
+                    e.get_child("body", "jabber:client").unwrap().text(),
+                    "hi & bye"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(evs[2], StreamEvent::End));
+    }
+
+    #[test]
+    fn input_split_at_every_byte_gives_the_same_events() {
+        let doc = format!("{OPEN}<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>");
+        let mut r = XmlReader::new(Limits::default());
+        let chunks: Vec<&[u8]> = doc.as_bytes().chunks(1).collect();
+        let evs = feed_all(&mut r, &chunks).unwrap();
+        assert_eq!(evs.len(), 2);
+        match &evs[1] {
+            StreamEvent::Element(e) => assert!(e.has_child("ping", "urn:xmpp:ping")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_stanza_is_a_policy_violation_before_it_completes() {
+        let mut r = XmlReader::new(Limits {
+            max_stanza_bytes: 2048,
+            max_depth: 16,
+        });
+        let mut out = Vec::new();
+        r.feed(OPEN.as_bytes(), &mut out).unwrap();
+        r.feed(b"<message><body>", &mut out).unwrap();
+        let big = vec![b'a'; 4096];
+        assert_eq!(
+            r.feed(&big, &mut out).unwrap_err(),
+            StreamError::PolicyViolation
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut r = XmlReader::new(Limits {
+            max_stanza_bytes: 1 << 20,
+            max_depth: 8,
+        });
+        let doc = format!("{OPEN}{}", "<a>".repeat(20));
+        assert_eq!(
+            feed_all(&mut r, &[doc.as_bytes()]).unwrap_err(),
+            StreamError::PolicyViolation
+        );
+    }
+
+    #[test]
+    fn doctype_entities_comments_and_pis_are_restricted() {
+        for bad in [
+            "<?xml version='1.0'?><!DOCTYPE foo [<!ENTITY x 'y'>]><stream:stream xmlns:stream='http://etherx.jabber.org/streams'>".to_string(),
+            format!("{OPEN}<message><!-- c --></message>"),
+            format!("{OPEN}<?target data?>"),
+            format!("{OPEN}<message>&custom;</message>"),
+        ] {
+            let mut r = XmlReader::new(Limits::default());
+            assert_eq!(
+                feed_all(&mut r, &[bad.as_bytes()]).unwrap_err(),
+                StreamError::RestrictedXml,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_xml_is_not_well_formed() {
+        for bad in [
+            format!("{OPEN}<message></iq>"),
+            format!("{OPEN}<message a='1' a='2'/>"),
+            format!("{OPEN}<x:message/>"),
+            format!("{OPEN}text at top level<iq/>"),
+        ] {
+            let mut r = XmlReader::new(Limits::default());
+            assert_eq!(
+                feed_all(&mut r, &[bad.as_bytes()]).unwrap_err(),
+                StreamError::NotWellFormed,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_stream_namespace_is_invalid_namespace() {
+        let mut r = XmlReader::new(Limits::default());
+        let doc = "<stream:stream xmlns:stream='urn:wrong'>";
+        assert_eq!(
+            feed_all(&mut r, &[doc.as_bytes()]).unwrap_err(),
+            StreamError::InvalidNamespace
+        );
+    }
+
+    #[test]
+    fn reset_accepts_a_new_stream_header() {
+        let mut r = XmlReader::new(Limits::default());
+        feed_all(&mut r, &[OPEN.as_bytes()]).unwrap();
+        r.reset();
+        let evs = feed_all(&mut r, &[OPEN.as_bytes()]).unwrap();
+        assert!(matches!(evs[0], StreamEvent::Header(_)));
+    }
+}
