@@ -1,1 +1,9 @@
+//! Test support: start a real Roost on loopback port 0 with a temporary
+//! data folder, and a small XMPP client (our own, over real sockets and
+//! TLS) that tests drive stanza by stanza with bounded waits.
 
+pub mod client;
+pub mod server;
+
+pub use client::{Client, Conn, Login, Mech};
+pub use server::TestServer;

@@ -51,6 +51,8 @@ struct Negotiation<'a> {
     lang: String,
     /// Set by STARTTLS and SASL success: the stream starts over.
     restarted: bool,
+    /// Our response header for the current stream went out.
+    header_sent: bool,
 }
 
 enum Outcome {
@@ -78,6 +80,7 @@ pub async fn negotiate(
         failures: 0,
         lang: "en".into(),
         restarted: false,
+        header_sent: false,
     };
     let timeout = Duration::from_secs(server.config.limits.auth_timeout);
     let mut shutdown = server.shutdown_signal();
@@ -143,6 +146,16 @@ impl<'a> Negotiation<'a> {
 
     async fn close(&mut self, err: StreamError, text: Option<&str>) {
         tracing::debug!(error = %err, "closing stream during negotiation");
+        // RFC 6120 §4.9.1.1: an error before our header still opens the stream.
+        if !self.header_sent {
+            let header = writer::stream_header(
+                &self.server.config.domain.clone(),
+                &roost_proto::id::stream_id(),
+                None,
+                &self.lang.clone(),
+            );
+            let _ = self.write(&header).await;
+        }
         let _ = self.write(&writer::stream_error(err, text)).await;
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.transport).await;
     }
@@ -169,6 +182,7 @@ impl<'a> Negotiation<'a> {
         if !self.write(&header).await {
             return Outcome::Close;
         }
+        self.header_sent = true;
         let to_ok =
             h.to.as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case(&domain));
@@ -285,6 +299,7 @@ impl<'a> Negotiation<'a> {
                 self.transport = Transport::Tls(Box::new(tls));
                 self.reader.reset();
                 self.restarted = true;
+                self.header_sent = false;
                 Outcome::Continue
             }
             Err(e) => {
@@ -445,6 +460,7 @@ impl<'a> Negotiation<'a> {
         self.user = Some(user);
         self.reader.reset();
         self.restarted = true;
+        self.header_sent = false;
         if self.write_el(&el).await {
             Outcome::Continue
         } else {

@@ -1,0 +1,545 @@
+//! A minimal XMPP client for tests: STARTTLS or direct TLS, SCRAM or PLAIN,
+//! resource binding, then raw stanzas in and parsed elements out. Every
+//! wait is bounded so that a broken server fails a test instead of hanging.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use minidom::Element;
+use roost_sasl::{Hash, ScramClient};
+use roost_stream::{writer, Limits, StreamEvent, XmlReader};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long any single wait may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const NS_CLIENT: &str = "jabber:client";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mech {
+    ScramSha256,
+    ScramSha1,
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+    pub mech: Mech,
+    pub resource: Option<String>,
+    pub direct_tls: bool,
+    pub domain: String,
+}
+
+impl Login {
+    pub fn new(user: &str, password: &str) -> Login {
+        Login {
+            user: user.into(),
+            password: password.into(),
+            mech: Mech::ScramSha256,
+            resource: None,
+            direct_tls: false,
+            domain: "localhost".into(),
+        }
+    }
+    pub fn mech(mut self, m: Mech) -> Login {
+        self.mech = m;
+        self
+    }
+    pub fn resource(mut self, r: &str) -> Login {
+        self.resource = Some(r.into());
+        self
+    }
+    pub fn direct_tls(mut self) -> Login {
+        self.direct_tls = true;
+        self
+    }
+}
+
+/// Tests talk to a server whose certificate is self-signed.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection at any stage of negotiation.
+pub struct Conn {
+    io: Box<dyn Io>,
+    tcp_only: Option<TcpStream>,
+    reader: XmlReader,
+    queue: VecDeque<StreamEvent>,
+    buf: Vec<u8>,
+    pub domain: String,
+    /// The last `<stream:features/>` received.
+    pub features: Option<Element>,
+    pub closed: bool,
+}
+
+impl Conn {
+    /// TCP connect; with `direct_tls`, TLS right away (XEP-0368).
+    pub async fn connect(addr: SocketAddr, direct_tls: bool) -> std::io::Result<Conn> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut conn = Conn {
+            io: Box::new(tokio::io::empty()),
+            tcp_only: None,
+            reader: XmlReader::new(Limits {
+                max_stanza_bytes: 16 << 20,
+                max_depth: 256,
+            }),
+            queue: VecDeque::new(),
+            buf: vec![0; 65536],
+            domain: "localhost".into(),
+            features: None,
+            closed: false,
+        };
+        if direct_tls {
+            let name = ServerName::try_from("localhost").expect("name");
+            let tls = tls_connector().connect(name, tcp).await?;
+            conn.io = Box::new(tls);
+        } else {
+            conn.tcp_only = Some(tcp);
+        }
+        Ok(conn)
+    }
+
+    async fn write_bytes(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some(tcp) = self.tcp_only.as_mut() {
+            tcp.write_all(data).await?;
+            return tcp.flush().await;
+        }
+        self.io.write_all(data).await?;
+        self.io.flush().await
+    }
+
+    async fn read_some(&mut self) -> std::io::Result<usize> {
+        let n = if let Some(tcp) = self.tcp_only.as_mut() {
+            tcp.read(&mut self.buf).await?
+        } else {
+            self.io.read(&mut self.buf).await?
+        };
+        Ok(n)
+    }
+
+    /// Send raw bytes, for malformed input.
+    pub async fn send_raw(&mut self, data: &[u8]) {
+        self.write_bytes(data).await.expect("write");
+    }
+
+    pub async fn send(&mut self, xml: &str) {
+        self.send_raw(xml.as_bytes()).await;
+    }
+
+    /// Next stream event, or `None` when the server closed the connection.
+    pub async fn next_event(&mut self) -> Option<StreamEvent> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Some(ev);
+            }
+            if self.closed {
+                return None;
+            }
+            let n = tokio::time::timeout(WAIT, self.read_some())
+                .await
+                .expect("timed out waiting for the server")
+                .unwrap_or(0);
+            if n == 0 {
+                self.closed = true;
+                return None;
+            }
+            let mut evs = Vec::new();
+            let data = self.buf[..n].to_vec();
+            if let Err(e) = self.reader.feed(&data, &mut evs) {
+                panic!(
+                    "server sent bad XML ({e}): {}",
+                    String::from_utf8_lossy(&data)
+                );
+            }
+            self.queue.extend(evs);
+        }
+    }
+
+    pub async fn next_element(&mut self) -> Option<Element> {
+        loop {
+            match self.next_event().await? {
+                StreamEvent::Element(e) => return Some(e),
+                StreamEvent::End => return None,
+                StreamEvent::Header(_) => {}
+            }
+        }
+    }
+
+    /// Read until the server closes; returns the stream error's condition
+    /// (or "" for a clean close).
+    pub async fn stream_error(&mut self) -> String {
+        while let Some(ev) = self.next_event().await {
+            if let StreamEvent::Element(e) = ev {
+                if e.name() == "error" && e.ns() == "http://etherx.jabber.org/streams" {
+                    let cond = e
+                        .children()
+                        .find(|c| c.name() != "text")
+                        .map(|c| c.name().to_string())
+                        .unwrap_or_default();
+                    // Drain to the close.
+                    while self.next_event().await.is_some() {}
+                    return cond;
+                }
+            }
+        }
+        String::new()
+    }
+
+    /// Open (or restart) the stream and read the features.
+    pub async fn open_stream(&mut self) -> Element {
+        self.reader.reset();
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream to='{}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>",
+            self.domain
+        );
+        self.send(&header).await;
+        loop {
+            match self
+                .next_event()
+                .await
+                .expect("stream closed before features")
+            {
+                StreamEvent::Header(_) => {}
+                StreamEvent::Element(e) if e.name() == "features" => {
+                    self.features = Some(e.clone());
+                    return e;
+                }
+                StreamEvent::Element(e) => panic!("expected features, got {}", String::from(&e)),
+                StreamEvent::End => panic!("stream ended before features"),
+            }
+        }
+    }
+
+    pub async fn starttls(&mut self) {
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        let proceed = self.next_element().await.expect("proceed");
+        assert_eq!(proceed.name(), "proceed");
+        let tcp = self.tcp_only.take().expect("plain tcp");
+        let name = ServerName::try_from("localhost").expect("name");
+        let tls = tls_connector()
+            .connect(name, tcp)
+            .await
+            .expect("tls handshake");
+        self.io = Box::new(tls);
+    }
+
+    /// Connect, TLS, and stop at the SASL features.
+    pub async fn secured(addr: SocketAddr, direct_tls: bool) -> Conn {
+        let mut c = Conn::connect(addr, direct_tls).await.expect("connect");
+        c.open_stream().await;
+        if !direct_tls {
+            c.starttls().await;
+            c.open_stream().await;
+        }
+        c
+    }
+
+    /// SASL; `Ok` on success, `Err(condition)` on failure.
+    pub async fn authenticate(
+        &mut self,
+        user: &str,
+        password: &str,
+        mech: Mech,
+    ) -> Result<(), String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match mech {
+            Mech::Plain => {
+                let payload = format!("\0{user}\0{password}");
+                self.send(&format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{}</auth>",
+                    b64.encode(payload)
+                ))
+                .await;
+                let r = self.next_element().await.ok_or("closed")?;
+                sasl_outcome(&r)
+            }
+            Mech::ScramSha1 | Mech::ScramSha256 => {
+                let hash = if mech == Mech::ScramSha1 {
+                    Hash::Sha1
+                } else {
+                    Hash::Sha256
+                };
+                let mut scram = ScramClient::new(hash, user, password);
+                self.send(&format!(
+                    "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{}'>{}</auth>",
+                    hash.mechanism(),
+                    b64.encode(scram.client_first())
+                ))
+                .await;
+                let challenge = self.next_element().await.ok_or("closed")?;
+                if challenge.name() != "challenge" {
+                    return sasl_outcome(&challenge);
+                }
+                let data = b64
+                    .decode(challenge.text().trim())
+                    .map_err(|e| e.to_string())?;
+                let fin = scram
+                    .handle_server_first(&data)
+                    .map_err(|e| e.to_string())?;
+                self.send(&format!(
+                    "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+                    b64.encode(fin)
+                ))
+                .await;
+                let r = self.next_element().await.ok_or("closed")?;
+                sasl_outcome(&r)?;
+                let v = b64.decode(r.text().trim()).map_err(|e| e.to_string())?;
+                scram
+                    .verify_server_final(&v)
+                    .map_err(|e| format!("server signature: {e}"))
+            }
+        }
+    }
+
+    /// Bind a resource; returns the full JID.
+    pub async fn bind(&mut self, resource: Option<&str>) -> String {
+        let res = resource
+            .map(|r| format!("<resource>{r}</resource>"))
+            .unwrap_or_default();
+        self.send(&format!(
+            "<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>{res}</bind></iq>"
+        ))
+        .await;
+        let r = self.next_element().await.expect("bind result");
+        assert_eq!(
+            r.attr("type"),
+            Some("result"),
+            "bind failed: {}",
+            String::from(&r)
+        );
+        r.get_child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .and_then(|b| b.get_child("jid", "urn:ietf:params:xml:ns:xmpp-bind"))
+            .map(|j| j.text())
+            .expect("bound jid")
+    }
+}
+
+fn sasl_outcome(r: &Element) -> Result<(), String> {
+    match r.name() {
+        "success" => Ok(()),
+        "failure" => Err(r
+            .children()
+            .find(|c| c.name() != "text")
+            .map(|c| c.name().to_string())
+            .unwrap_or_default()),
+        other => Err(format!("unexpected {other}")),
+    }
+}
+
+/// A logged-in session.
+pub struct Client {
+    pub conn: Conn,
+    pub jid: String,
+    /// Elements read while waiting for something else.
+    held: VecDeque<Element>,
+    next_id: u64,
+}
+
+impl Client {
+    pub async fn login(addr: SocketAddr, login: Login) -> Result<Client, String> {
+        let mut conn = Conn::secured(addr, login.direct_tls).await;
+        conn.domain = login.domain.clone();
+        conn.authenticate(&login.user, &login.password, login.mech)
+            .await?;
+        conn.open_stream().await;
+        let jid = conn.bind(login.resource.as_deref()).await;
+        Ok(Client {
+            conn,
+            jid,
+            held: VecDeque::new(),
+            next_id: 1,
+        })
+    }
+
+    pub fn bare(&self) -> String {
+        self.jid.split('/').next().unwrap_or_default().to_string()
+    }
+
+    pub async fn send(&mut self, xml: &str) {
+        self.conn.send(xml).await;
+    }
+
+    pub fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("t{}", self.next_id)
+    }
+
+    /// The next element, whatever it is.
+    pub async fn recv(&mut self) -> Element {
+        if let Some(e) = self.held.pop_front() {
+            return e;
+        }
+        self.conn.next_element().await.expect("connection closed")
+    }
+
+    /// The first element matching `pred`; others are kept for later.
+    pub async fn expect(&mut self, what: &str, pred: impl Fn(&Element) -> bool) -> Element {
+        if let Some(i) = self.held.iter().position(&pred) {
+            return self.held.remove(i).expect("held");
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.conn.next_element()).await;
+            match next {
+                Ok(Some(e)) if pred(&e) => return e,
+                Ok(Some(e)) => self.held.push_back(e),
+                Ok(None) => panic!(
+                    "{}: connection closed while waiting for {what}; held: {}",
+                    self.jid,
+                    self.dump()
+                ),
+                Err(_) => panic!(
+                    "{}: timed out waiting for {what}; held: {}",
+                    self.jid,
+                    self.dump()
+                ),
+            }
+        }
+    }
+
+    /// Whether anything matching arrives within `wait`.
+    pub async fn gets_within(
+        &mut self,
+        wait: Duration,
+        pred: impl Fn(&Element) -> bool,
+    ) -> Option<Element> {
+        if let Some(i) = self.held.iter().position(&pred) {
+            return self.held.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.conn.next_element()).await {
+                Ok(Some(e)) if pred(&e) => return Some(e),
+                Ok(Some(e)) => self.held.push_back(e),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    fn dump(&self) -> String {
+        self.held
+            .iter()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Send an IQ and wait for its response.
+    pub async fn iq(&mut self, kind: &str, to: Option<&str>, payload: &str) -> Element {
+        let id = self.new_id();
+        let to = to.map(|t| format!(" to='{t}'")).unwrap_or_default();
+        self.send(&format!("<iq type='{kind}' id='{id}'{to}>{payload}</iq>"))
+            .await;
+        self.expect(&format!("iq {id}"), |e| {
+            e.name() == "iq" && e.attr("id") == Some(id.as_str())
+        })
+        .await
+    }
+
+    /// Get the roster (marks the session interested in pushes).
+    pub async fn roster(&mut self) -> Element {
+        let r = self
+            .iq("get", None, "<query xmlns='jabber:iq:roster'/>")
+            .await;
+        assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+        r
+    }
+
+    /// Send initial presence and wait for its reflection.
+    pub async fn available(&mut self) {
+        self.send("<presence/>").await;
+        let me = self.jid.clone();
+        self.expect("own presence", |e| {
+            e.name() == "presence"
+                && e.attr("from") == Some(me.as_str())
+                && e.attr("type").is_none()
+        })
+        .await;
+    }
+
+    /// Close the stream politely and wait for the server's close.
+    pub async fn close(mut self) {
+        self.conn.send_raw(writer::STREAM_END).await;
+        let _ = tokio::time::timeout(WAIT, async {
+            while self.conn.next_event().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// Drop the TCP connection without closing the stream.
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
+
+/// Child text helper for assertions.
+pub fn body(e: &Element) -> Option<String> {
+    e.get_child("body", NS_CLIENT).map(|b| b.text())
+}
