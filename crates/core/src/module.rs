@@ -103,18 +103,19 @@ pub struct DuplicateRoute {
     pub scope: Scope,
 }
 
+/// scope -> payload namespace -> payload element name -> module
+type RouteTable = HashMap<Scope, HashMap<&'static str, HashMap<&'static str, Arc<dyn Module>>>>;
+
 /// The modules of one server, in their declared order.
 #[derive(Default)]
 pub struct Registry {
     modules: Vec<Arc<dyn Module>>,
-    /// scope -> namespace -> element name -> module
-    routes: HashMap<Scope, HashMap<&'static str, HashMap<&'static str, Arc<dyn Module>>>>,
+    routes: RouteTable,
 }
 
 impl Registry {
     pub fn new(modules: Vec<Arc<dyn Module>>) -> Result<Registry, DuplicateRoute> {
-        let mut routes: HashMap<Scope, HashMap<&str, HashMap<&str, Arc<dyn Module>>>> =
-            HashMap::new();
+        let mut routes = RouteTable::new();
         for m in &modules {
             for r in m.iq_routes() {
                 let by_name = routes.entry(r.scope).or_default().entry(r.ns).or_default();

@@ -135,8 +135,9 @@ pub struct StanzaError {
     pub kind: ErrorType,
     pub condition: Condition,
     pub text: Option<String>,
-    /// Application-specific condition element (RFC 6120 §8.3.4).
-    pub app: Option<Element>,
+    /// Application-specific condition element (RFC 6120 §8.3.4); boxed so
+    /// that the common error stays small.
+    pub app: Option<Box<Element>>,
 }
 
 impl StanzaError {
@@ -161,7 +162,7 @@ impl StanzaError {
         self
     }
     pub fn with_app(mut self, app: Element) -> Self {
-        self.app = Some(app);
+        self.app = Some(Box::new(app));
         self
     }
     pub fn bad_request(text: &str) -> Self {
@@ -187,7 +188,7 @@ impl StanzaError {
             );
         }
         if let Some(app) = &self.app {
-            e = e.child(app.clone());
+            e = e.child((**app).clone());
         }
         e
     }

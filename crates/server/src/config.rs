@@ -188,8 +188,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("listen.c2s"));
-        let mut c = Config::default();
-        c.domain = "a@b".into();
+        let c = Config {
+            domain: "a@b".into(),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().starts_with("domain"));
     }
 }

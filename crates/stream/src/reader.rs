@@ -61,11 +61,12 @@ pub struct XmlReader {
 }
 
 fn new_parser(limits: &Limits) -> Parser {
-    let mut opts = rxml::parser::Options::default();
     // Names and attribute values are single tokens; text longer than this
     // is split by rxml, so the size limit still sees every byte.
-    opts.max_token_length = limits.max_stanza_bytes.clamp(1024, 64 * 1024);
-    Parser::with_options(opts)
+    Parser::with_options(rxml::parser::Options {
+        max_token_length: limits.max_stanza_bytes.clamp(1024, 64 * 1024),
+        ..Default::default()
+    })
 }
 
 impl XmlReader {
@@ -137,9 +138,8 @@ impl XmlReader {
             (w == b"<!" && r.get(i + 2).is_some_and(|c| c.is_ascii_uppercase()))
                 || (w == b"<?" && r.get(i + 2..i + 6) != Some(b"xml "))
         });
-        if restricted {
-            StreamError::RestrictedXml
-        } else if matches!(e, rxml::Error::UndeclaredEntity) {
+        // Custom entities are declared in DTDs, which are restricted too.
+        if restricted || matches!(e, rxml::Error::UndeclaredEntity) {
             StreamError::RestrictedXml
         } else {
             StreamError::NotWellFormed

@@ -22,11 +22,13 @@ impl TestServer {
     /// Start with the defaults of a test, adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.data_dir = dir.path().to_path_buf();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            log: "warn".into(),
+            ..Config::default()
+        };
         config.listen.c2s = "127.0.0.1:0".into();
         config.listen.c2s_tls = "127.0.0.1:0".into();
-        config.log = "warn".into();
         tweak(&mut config);
         let running = roost_server::start(&config).await.expect("server starts");
         TestServer {

@@ -49,6 +49,9 @@ pub struct AccountHandle {
 
 impl AccountHandle {
     /// Queue a message; gives it back when the task is gone or overloaded.
+    // Handing the message back (rather than boxing it) keeps the common
+    // path free of an extra allocation per stanza.
+    #[allow(clippy::result_large_err)]
     pub fn send(&self, msg: AccountMsg) -> Result<(), AccountMsg> {
         self.tx.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
@@ -127,7 +130,7 @@ impl Account {
                 }
             }
             AccountMsg::FromSession { resource, stanza } => {
-                self.from_session(&resource, stanza).await;
+                self.handle_own_stanza(&resource, stanza).await;
             }
             AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
         }
@@ -145,7 +148,7 @@ impl Account {
         }
     }
 
-    async fn from_session(&mut self, resource: &str, stanza: Stanza) {
+    async fn handle_own_stanza(&mut self, resource: &str, stanza: Stanza) {
         match stanza.kind {
             roost_proto::StanzaKind::Presence => self.outbound_presence(resource, stanza).await,
             roost_proto::StanzaKind::Iq => {

@@ -140,9 +140,8 @@ impl Session {
     async fn element(&mut self, mut el: Element) -> Next {
         // RFC 6120 §8.1.2.1: a `from` must be ours; we stamp the full JID.
         if let Some(from) = el.attr("from") {
-            let ok = Jid::new(from).is_ok_and(|f| {
-                f == Jid::from(self.jid.clone()) || f == Jid::from(self.bare.clone())
-            });
+            let ok = Jid::new(from)
+                .is_ok_and(|f| f.as_str() == self.jid.as_str() || f.as_str() == self.bare.as_str());
             if !ok {
                 return Next::Close(Some((StreamError::InvalidFrom, String::new())));
             }
