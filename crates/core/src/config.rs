@@ -79,6 +79,25 @@ impl Default for LimitsConfig {
     }
 }
 
+/// XEP-0198 stream management.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamManagementConfig {
+    /// Seconds a session whose connection dropped may be resumed.
+    pub resume_timeout: u64,
+    /// Unacknowledged stanzas kept per session before it is closed.
+    pub max_unacked: usize,
+}
+
+impl Default for StreamManagementConfig {
+    fn default() -> Self {
+        StreamManagementConfig {
+            resume_timeout: 300,
+            max_unacked: 10_000,
+        }
+    }
+}
+
 /// What the kernel needs to know, assembled by the server crate.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -87,6 +106,7 @@ pub struct CoreConfig {
     pub tls: TlsConfig,
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
+    pub stream_management: StreamManagementConfig,
 }
 
 impl CoreConfig {

@@ -25,6 +25,8 @@ pub struct Server {
     pub auth_throttle: AuthThrottle,
     /// One permit per open client connection (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// XEP-0198 sessions that can be resumed.
+    pub sm: crate::c2s::stream_management::Registry,
     shutdown: watch::Sender<bool>,
     next_session_id: AtomicU64,
 }
@@ -46,6 +48,7 @@ impl Server {
             registry,
             tls,
             auth_throttle: AuthThrottle::default(),
+            sm: Default::default(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))

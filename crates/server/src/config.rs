@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use roost_core::config::{CoreConfig, LimitsConfig, RegistrationConfig, TlsConfig};
+use roost_core::config::{
+    CoreConfig, LimitsConfig, RegistrationConfig, StreamManagementConfig, TlsConfig,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +24,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
+    pub stream_management: StreamManagementConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +55,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
+            stream_management: StreamManagementConfig::default(),
         }
     }
 }
@@ -150,6 +154,7 @@ impl Config {
             tls: self.tls.clone(),
             registration: self.registration.clone(),
             limits: self.limits.clone(),
+            stream_management: self.stream_management.clone(),
         }
     }
 

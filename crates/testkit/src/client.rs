@@ -358,6 +358,16 @@ impl Conn {
         }
     }
 
+    /// XEP-0198 resumption on an authenticated, restarted stream; returns
+    /// the `<resumed/>` or `<failed/>` answer.
+    pub async fn resume(&mut self, previd: &str, h: u32) -> Element {
+        self.send(&format!(
+            "<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='{h}'/>"
+        ))
+        .await;
+        self.next_element().await.expect("resume answer")
+    }
+
     /// Bind a resource; returns the full JID.
     pub async fn bind(&mut self, resource: Option<&str>) -> String {
         let res = resource
@@ -522,6 +532,26 @@ impl Client {
                 && e.attr("type").is_none()
         })
         .await;
+    }
+
+    /// XEP-0198: enable with resumption; returns the resumption id.
+    pub async fn enable_sm(&mut self) -> String {
+        self.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            .await;
+        let e = self
+            .expect("enabled", |e| e.name() == "enabled" || e.name() == "failed")
+            .await;
+        assert_eq!(e.name(), "enabled", "{}", String::from(&e));
+        e.attr("id").expect("resumption id").to_string()
+    }
+
+    /// Ask the server how many of our stanzas it handled.
+    pub async fn server_handled(&mut self) -> u32 {
+        self.send("<r xmlns='urn:xmpp:sm:3'/>").await;
+        let a = self
+            .expect("ack", |e| e.name() == "a" && e.ns() == "urn:xmpp:sm:3")
+            .await;
+        a.attr("h").and_then(|h| h.parse().ok()).expect("h")
     }
 
     /// Close the stream politely and wait for the server's close.

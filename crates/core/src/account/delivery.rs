@@ -19,6 +19,16 @@ impl Account {
             }
             return;
         }
+        // XEP-0191 §3.5: blocked senders reach nobody here.
+        if let Some(from) = stanza.from.clone() {
+            if from.to_bare() != self.jid && self.is_blocked(&from).await {
+                if stanza.kind != StanzaKind::Presence {
+                    self.server
+                        .bounce(&stanza, StanzaError::service_unavailable());
+                }
+                return;
+            }
+        }
         match stanza.kind {
             StanzaKind::Presence => self.inbound_presence(stanza).await,
             StanzaKind::Message => self.deliver_message(stanza).await,
@@ -30,6 +40,7 @@ impl Account {
         let kind = stanza.type_attr().unwrap_or("normal").to_string();
         if let Some(res) = stanza.to.as_ref().and_then(Jid::resource) {
             if let Some(e) = self.resources.get(res.as_str()) {
+                self.carbon_copies("received", &stanza.el, &[res.as_str()]);
                 e.handle.send(stanza.el);
                 return;
             }
@@ -59,6 +70,11 @@ impl Account {
                 if targets.is_empty() {
                     self.store_offline(stanza).await;
                 } else {
+                    let reached: Vec<&str> = targets
+                        .iter()
+                        .map(|e| e.handle.jid.resource().as_str())
+                        .collect();
+                    self.carbon_copies("received", &stanza.el, &reached);
                     for e in targets {
                         e.handle.send(stanza.el.clone());
                     }

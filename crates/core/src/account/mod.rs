@@ -5,6 +5,8 @@
 //! modules because all three read and write the same per-account state and
 //! must be serialised with each other.
 
+mod blocking;
+mod carbons;
 mod delivery;
 mod presence;
 mod resources;
@@ -69,6 +71,8 @@ pub(crate) struct Account {
     exists: bool,
     resources: Resources,
     roster: RosterCache,
+    /// XEP-0191 block list, loaded on first use.
+    blocklist: Option<Vec<jid::Jid>>,
 }
 
 impl Account {
@@ -80,6 +84,7 @@ impl Account {
             exists: false,
             resources: Resources::default(),
             roster: RosterCache::default(),
+            blocklist: None,
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -149,13 +154,39 @@ impl Account {
     }
 
     async fn handle_own_stanza(&mut self, resource: &str, stanza: Stanza) {
+        // XEP-0191 §3.6: nothing goes to a blocked entity.
+        if let Some(to) = stanza.to.clone() {
+            if stanza.kind != roost_proto::StanzaKind::Iq && self.is_blocked(&to).await {
+                if stanza.kind == roost_proto::StanzaKind::Message {
+                    if let Some(e) = self.resources.get(resource) {
+                        e.handle
+                            .send(blocking::blocked_error().reply_to(&stanza.el));
+                    }
+                }
+                return;
+            }
+        }
         match stanza.kind {
             roost_proto::StanzaKind::Presence => self.outbound_presence(resource, stanza).await,
             roost_proto::StanzaKind::Iq => {
-                let reply = self.roster_iq(resource, &stanza).await;
+                let payload_ns = stanza
+                    .el
+                    .children()
+                    .next()
+                    .map(|c| c.ns())
+                    .unwrap_or_default();
+                let reply = match payload_ns.as_str() {
+                    roost_proto::ns::CARBONS => self.carbons_iq(resource, &stanza),
+                    roost_proto::ns::BLOCKING => self.blocking_iq(resource, &stanza).await,
+                    _ => self.roster_iq(resource, &stanza).await,
+                };
                 self.reply_to_session(resource, &stanza, reply);
             }
-            roost_proto::StanzaKind::Message => {}
+            roost_proto::StanzaKind::Message => {
+                // XEP-0280 §6: other sessions see what this one sent.
+                self.carbon_copies("sent", &stanza.el, &[resource]);
+                self.server.route(stanza);
+            }
         }
     }
 

@@ -61,6 +61,10 @@ pub struct ResourceEntry {
     pub interested: bool,
     /// Entities that got directed presence and must get unavailable later.
     pub directed: HashSet<Jid>,
+    /// XEP-0280 carbons enabled.
+    pub carbons: bool,
+    /// Retrieved the XEP-0191 block list, so gets its pushes.
+    pub blocklist_interested: bool,
 }
 
 #[derive(Default)]
@@ -83,6 +87,8 @@ impl Resources {
                 priority: 0,
                 interested: false,
                 directed: HashSet::new(),
+                carbons: false,
+                blocklist_interested: false,
             },
         )
     }

@@ -2,8 +2,10 @@
 //! negotiates (TLS, SASL, resource binding) and then runs the session.
 
 pub mod conn;
+pub mod csi;
 pub mod negotiation;
 pub mod session;
+pub mod stream_management;
 pub mod throttle;
 
 use std::net::SocketAddr;

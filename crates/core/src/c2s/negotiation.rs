@@ -222,6 +222,8 @@ impl<'a> Negotiation<'a> {
             );
             f.push(Element::bare("ver", ns::ROSTER_VER));
             f.push(Element::bare("sub", ns::PRE_APPROVAL));
+            f.push(Element::bare("sm", ns::SM));
+            f.push(Element::bare("csi", ns::CSI));
             return f;
         }
         if !self.transport.is_tls() {
@@ -265,6 +267,16 @@ impl<'a> Negotiation<'a> {
                 self.sasl_failure(SaslError::Aborted).await
             }
             (ns::CLIENT, "iq") => self.iq(el).await,
+            (ns::SM, "resume") => self.resume(&el).await,
+            (ns::SM, _) => {
+                // XEP-0198 §3: enabling before binding is refused.
+                let f = super::stream_management::failed("unexpected-request", None);
+                if self.write_el(&f).await {
+                    Outcome::Continue
+                } else {
+                    Outcome::Close
+                }
+            }
             (ns::CLIENT, "message") | (ns::CLIENT, "presence") => {
                 // §4.9.3.12: stanzas before authentication.
                 self.close(StreamError::NotAuthorized, None).await;
@@ -537,6 +549,40 @@ impl<'a> Negotiation<'a> {
                 self.close(StreamError::NotAuthorized, None).await;
                 Outcome::Close
             }
+        }
+    }
+
+    /// XEP-0198 §5: hand this connection to the hibernating session.
+    async fn resume(&mut self, el: &Element) -> Outcome {
+        let found = match (
+            &self.user,
+            el.attr("previd"),
+            el.attr("h").and_then(|h| h.parse::<u32>().ok()),
+        ) {
+            (Some(user), Some(previd), Some(h)) => {
+                self.server.sm.find(previd, user).map(|tx| (tx, h))
+            }
+            _ => None,
+        };
+        if let Some((tx, h)) = found {
+            let r = super::stream_management::Resumption {
+                transport: std::mem::replace(&mut self.transport, Transport::Detached),
+                reader: std::mem::replace(&mut self.reader, XmlReader::new(Limits::default())),
+                h,
+            };
+            match tx.send(r).await {
+                Ok(()) => return Outcome::Close,
+                Err(mpsc::error::SendError(r)) => {
+                    self.transport = r.transport;
+                    self.reader = r.reader;
+                }
+            }
+        }
+        let f = super::stream_management::failed("item-not-found", None);
+        if self.write_el(&f).await {
+            Outcome::Continue
+        } else {
+            Outcome::Close
         }
     }
 

@@ -1,8 +1,13 @@
 //! A bound c2s session (RFC 6120 §8, §4.6): reads stanzas, stamps their
 //! sender, answers IQs to the server and the own account through the module
-//! registry, hands presence and roster IQs to the account task and routes
-//! the rest; writes what the session's queue receives. However it ends, the
-//! account is told, so that unavailable presence goes out (RFC 6121 §4.5.2).
+//! registry, hands presence, messages and account IQs to the account task
+//! and routes the rest; writes what the session's queue receives.
+//!
+//! With XEP-0198 resumption a session outlives its socket: it hibernates,
+//! keeps queueing, and either a new connection resumes it or the window
+//! ends. However it ends, the account is told (RFC 6121 §4.5.2) and what the
+//! client never acknowledged is routed again, so messages reach another
+//! session or offline storage instead of being lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,21 +15,31 @@ use std::time::Duration;
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use roost_proto::stanza::EnvelopeError;
-use roost_proto::{ns, ElementExt, Stanza, StanzaError, StanzaKind, StreamError};
-use roost_stream::{writer, StreamEvent};
+use roost_proto::{ns, Elem, ElementExt, Stanza, StanzaError, StanzaKind, StreamError};
+use roost_stream::{writer, StreamEvent, XmlReader};
 use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::conn::Transport;
+use super::csi::{self, Csi, Outgoing};
 use super::negotiation::Negotiated;
+use super::stream_management::{self as sm, Resumption, StreamManagement};
 use crate::account::{AccountMsg, SessionMsg};
 use crate::module::Scope;
 use crate::server::{iq_reply, Server};
 
 /// Stanzas written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 64;
+/// `<r/>`s in a row without a stanza before the client counts as abusive.
+const MAX_ACK_REQUESTS: u32 = 64;
+
+/// IQ namespaces the account task answers for its own sessions.
+const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING];
 
 enum Next {
     Continue,
+    /// End the session, with a stream error or a clean close.
     Close(Option<(StreamError, String)>),
 }
 
@@ -32,13 +47,19 @@ struct Session {
     server: Arc<Server>,
     jid: FullJid,
     bare: BareJid,
-    transport: Transport,
+    /// `None` while hibernating (socket lost, resumption possible).
+    transport: Option<Transport>,
+    reader: XmlReader,
+    sm: Option<StreamManagement>,
+    resume_rx: Option<mpsc::Receiver<Resumption>>,
+    csi: Csi,
+    out: Vec<u8>,
 }
 
 pub async fn run(server: Arc<Server>, n: Negotiated) {
     let Negotiated {
         transport,
-        mut reader,
+        reader,
         jid,
         handle,
         mut rx,
@@ -49,64 +70,83 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         bare: jid.to_bare(),
         jid,
         server: server.clone(),
-        transport,
+        transport: Some(transport),
+        reader,
+        sm: None,
+        resume_rx: None,
+        csi: Csi::default(),
+        out: Vec::with_capacity(4096),
     };
     let mut shutdown = server.shutdown_signal();
     let idle = Duration::from_secs(server.config.limits.idle_timeout.max(1));
+    let window = Duration::from_secs(server.config.stream_management.resume_timeout);
+    let max_unacked = server.config.stream_management.max_unacked;
     let mut buf = vec![0u8; 16 * 1024];
     let mut events = pending;
-    let mut out = Vec::with_capacity(4096);
+    let mut hibernate_until: Option<Instant> = None;
     let reason: Option<(StreamError, String)> = 'session: loop {
-        for ev in events.drain(..) {
+        for ev in std::mem::take(&mut events) {
             match s.event(ev).await {
                 Next::Continue => {}
                 Next::Close(r) => break 'session r,
             }
         }
+        s.flush().await;
+        if s.sm.as_ref().is_some_and(|m| m.unacked_len() > max_unacked) {
+            break 'session Some((
+                StreamError::ResourceConstraint,
+                "too many unacknowledged stanzas".into(),
+            ));
+        }
+        let connected = s.transport.is_some();
         tokio::select! {
             biased;
             k = kill.recv() => break 'session k,
             _ = crate::server::until_shutdown(&mut shutdown) => {
                 break 'session Some((StreamError::SystemShutdown, "the server is shutting down".into()));
             }
+            Some(r) = recv_resumption(&mut s.resume_rx) => {
+                if s.resume(r).await {
+                    hibernate_until = None;
+                }
+            }
             msg = rx.recv() => {
                 let Some(SessionMsg::Stanza(el)) = msg else { break 'session None };
-                out.clear();
-                out.extend(writer::element(&el));
-                // Batch what is already queued into one write.
+                s.outgoing(el);
                 for _ in 0..WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(SessionMsg::Stanza(el)) => out.extend(writer::element(&el)),
+                        Ok(SessionMsg::Stanza(el)) => s.outgoing(el),
                         Err(_) => break,
                     }
                 }
-                if s.transport.send(&out).await.is_err() {
-                    break 'session None;
-                }
+                s.request_ack();
             }
-            r = tokio::time::timeout(idle, s.transport.read(&mut buf)) => {
+            r = read_some(&mut s.transport, &mut buf, idle), if connected => {
                 match r {
-                    Err(_) => break 'session Some((StreamError::ConnectionTimeout, "idle for too long".into())),
-                    Ok(Ok(0)) | Ok(Err(_)) => break 'session None,
-                    Ok(Ok(n)) => {
-                        if let Err(e) = reader.feed(&buf[..n], &mut events) {
+                    Some(n) => {
+                        if let Err(e) = s.reader.feed(&buf[..n], &mut events) {
                             break 'session Some((e, String::new()));
                         }
                     }
+                    // Socket lost or silent: hibernate if the client can resume.
+                    None if s.resumable() => {
+                        tracing::info!(session = %s.jid, "connection lost; waiting for resumption");
+                        s.transport = None;
+                        hibernate_until = Some(Instant::now() + window);
+                    }
+                    None => break 'session None,
                 }
+            }
+            _ = sleep_until(hibernate_until), if hibernate_until.is_some() => {
+                tracing::info!(session = %s.jid, "resumption window ended");
+                break 'session None;
             }
         }
     };
-    match reason {
-        Some((err, text)) => {
-            let text = (!text.is_empty()).then_some(text.as_str());
-            let _ = s.transport.send(&writer::stream_error(err, text)).await;
-        }
-        None => {
-            let _ = s.transport.send(writer::STREAM_END).await;
-        }
+    s.close(reason).await;
+    if let Some(id) = s.sm.as_ref().and_then(|m| m.id.clone()) {
+        server.sm.remove(&id);
     }
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut s.transport).await;
     tracing::info!(session = %s.jid, "session ended");
     server.send_to_account(
         &s.bare,
@@ -115,15 +155,170 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             session_id: handle.id,
         },
     );
+    s.reroute_unacked();
+}
+
+async fn recv_resumption(rx: &mut Option<mpsc::Receiver<Resumption>>) -> Option<Resumption> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Read once; `None` when the socket closed, failed or stayed silent too long.
+async fn read_some(t: &mut Option<Transport>, buf: &mut [u8], idle: Duration) -> Option<usize> {
+    let t = t.as_mut()?;
+    match tokio::time::timeout(idle, t.read(buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => None,
+        Ok(Ok(n)) => Some(n),
+    }
 }
 
 impl Session {
-    async fn write(&mut self, el: &Element) -> Next {
-        if self.transport.send(&writer::element(el)).await.is_err() {
-            Next::Close(None)
-        } else {
-            Next::Continue
+    fn resumable(&self) -> bool {
+        self.sm.as_ref().is_some_and(|m| m.id.is_some())
+    }
+
+    /// Queue an element for the client: CSI may hold it; stream management
+    /// counts it; it is written at the next flush (or kept while detached).
+    fn outgoing(&mut self, el: Element) {
+        match self.csi.outgoing(el) {
+            Outgoing::Held => {}
+            Outgoing::Send(els) => {
+                for el in els {
+                    self.write_counted(el);
+                }
+            }
         }
+    }
+
+    fn write_counted(&mut self, el: Element) {
+        if self.transport.is_some() {
+            self.out.extend(writer::element(&el));
+        }
+        if let Some(m) = self.sm.as_mut() {
+            m.sent(el);
+        }
+    }
+
+    /// A nonza or reply that is not counted by stream management.
+    fn write_uncounted(&mut self, el: &Element) {
+        if self.transport.is_some() {
+            self.out.extend(writer::element(el));
+        }
+    }
+
+    async fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let Some(t) = self.transport.as_mut() else {
+            self.out.clear();
+            return;
+        };
+        if t.send(&self.out).await.is_err() {
+            // The read side will notice and hibernate or end the session.
+            tracing::debug!(session = %self.jid, "write failed");
+        }
+        self.out.clear();
+    }
+
+    /// Ask for an acknowledgement when something is outstanding.
+    fn request_ack(&mut self) {
+        let connected = self.transport.is_some();
+        if let Some(m) = self.sm.as_mut() {
+            if connected && !m.requested && m.unacked_len() > 0 {
+                m.requested = true;
+                self.out.extend(writer::element(&sm::request()));
+            }
+        }
+    }
+
+    async fn close(&mut self, reason: Option<(StreamError, String)>) {
+        self.flush().await;
+        let Some(t) = self.transport.as_mut() else {
+            return;
+        };
+        let bytes = match &reason {
+            Some((err, text)) => {
+                writer::stream_error(*err, (!text.is_empty()).then_some(text.as_str()))
+            }
+            None => writer::STREAM_END.to_vec(),
+        };
+        let _ = t.send(&bytes).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(t).await;
+    }
+
+    /// Messages the client never acknowledged go back to the router: they
+    /// reach another session of the account or offline storage.
+    fn reroute_unacked(&mut self) {
+        let Some(m) = self.sm.as_mut() else { return };
+        for el in m.take_unacked() {
+            let eligible = el.name() == "message"
+                && matches!(el.attr("type"), None | Some("chat") | Some("normal"))
+                && el.has_child("body", ns::CLIENT);
+            if eligible {
+                let mut el = el;
+                // Addressed to the bare JID so that this ended resource is skipped.
+                el.set("to", self.bare.as_str());
+                if let Ok(stanza) = Stanza::parse(el) {
+                    self.server
+                        .send_to_account(&self.bare, AccountMsg::Deliver(stanza));
+                }
+            }
+        }
+    }
+
+    /// Take over a new connection (XEP-0198 §5).
+    async fn resume(&mut self, r: Resumption) -> bool {
+        let Resumption {
+            mut transport,
+            reader,
+            h,
+        } = r;
+        let Some(m) = self.sm.as_mut() else {
+            return false;
+        };
+        let previd = m.id.clone().unwrap_or_default();
+        if m.ack(h).is_err() {
+            let mut bytes = writer::element(&sm::failed("unexpected-request", Some(m.handled_in)));
+            bytes.extend(writer::stream_error(
+                StreamError::UndefinedCondition,
+                Some("handled count too high"),
+            ));
+            let _ = transport.send(&bytes).await;
+            return false;
+        }
+        // The old socket, if the server had not noticed it die, is dropped.
+        if let Some(mut old) = self.transport.take() {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut old).await;
+        }
+        let resumed = Element::bare("resumed", sm::NS)
+            .attr_set("previd", previd)
+            .attr_set("h", m.handled_in.to_string());
+        let mut bytes = writer::element(&resumed);
+        for el in m.unacked() {
+            bytes.extend(writer::element(el));
+        }
+        m.requested = false;
+        self.transport = Some(transport);
+        self.reader = reader;
+        self.out.clear();
+        self.out.extend(bytes);
+        for el in self.csi.activate() {
+            self.write_counted(el);
+        }
+        self.request_ack();
+        self.flush().await;
+        tracing::info!(session = %self.jid, "resumed");
+        true
     }
 
     async fn event(&mut self, ev: StreamEvent) -> Next {
@@ -133,7 +328,87 @@ impl Session {
                 StreamError::NotWellFormed,
                 "unexpected stream header".into(),
             ))),
-            StreamEvent::Element(el) => self.element(el).await,
+            StreamEvent::Element(el) if el.ns() == sm::NS => self.sm_nonza(el),
+            StreamEvent::Element(el) if el.ns() == csi::NS => {
+                match el.name() {
+                    "active" => {
+                        for el in self.csi.activate() {
+                            self.write_counted(el);
+                        }
+                    }
+                    "inactive" => self.csi.inactive = true,
+                    _ => {}
+                }
+                Next::Continue
+            }
+            StreamEvent::Element(el) => {
+                if let Some(m) = self.sm.as_mut() {
+                    m.handled_in = m.handled_in.wrapping_add(1);
+                    m.requests_in_a_row = 0;
+                }
+                self.element(el).await
+            }
+        }
+    }
+
+    fn sm_nonza(&mut self, el: Element) -> Next {
+        match el.name() {
+            "enable" => {
+                if self.sm.is_some() {
+                    self.write_uncounted(&sm::failed("unexpected-request", None));
+                    return Next::Continue;
+                }
+                let resume = matches!(el.attr("resume"), Some("true") | Some("1"));
+                let window = self.server.config.stream_management.resume_timeout;
+                let id = resume.then(|| roost_proto::id::random_token(24));
+                let mut enabled = Element::bare("enabled", sm::NS);
+                if let Some(id) = &id {
+                    enabled = enabled
+                        .attr_set("id", id.clone())
+                        .attr_set("resume", "true")
+                        .attr_set("max", window.to_string());
+                    let (tx, rx) = mpsc::channel(1);
+                    self.server.sm.register(id.clone(), self.bare.clone(), tx);
+                    self.resume_rx = Some(rx);
+                }
+                self.sm = Some(StreamManagement::new(id));
+                self.write_uncounted(&enabled);
+                Next::Continue
+            }
+            "r" => {
+                let Some(m) = self.sm.as_mut() else {
+                    return Next::Continue;
+                };
+                m.requests_in_a_row += 1;
+                if m.requests_in_a_row > MAX_ACK_REQUESTS {
+                    return Next::Close(Some((
+                        StreamError::PolicyViolation,
+                        "too many ack requests".into(),
+                    )));
+                }
+                let a = m.ack_element();
+                self.write_uncounted(&a);
+                Next::Continue
+            }
+            "a" => {
+                let Some(m) = self.sm.as_mut() else {
+                    return Next::Continue;
+                };
+                let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+                    return Next::Close(Some((
+                        StreamError::InvalidXml,
+                        "ack without a valid h".into(),
+                    )));
+                };
+                if m.ack(h).is_err() {
+                    return Next::Close(Some((
+                        StreamError::UndefinedCondition,
+                        "handled count too high".into(),
+                    )));
+                }
+                Next::Continue
+            }
+            _ => Next::Close(Some((StreamError::UnsupportedStanzaType, String::new()))),
         }
     }
 
@@ -153,13 +428,13 @@ impl Session {
             Err(EnvelopeError::UnsupportedStanzaType) => {
                 return Next::Close(Some((StreamError::UnsupportedStanzaType, String::new())));
             }
-            Err(EnvelopeError::JidMalformed) => return self.jid_malformed(envelope).await,
+            Err(EnvelopeError::JidMalformed) => {
+                self.jid_malformed(envelope);
+                return Next::Continue;
+            }
         };
         match stanza.kind {
-            StanzaKind::Presence => {
-                self.to_account(stanza);
-                Next::Continue
-            }
+            StanzaKind::Presence => self.to_account(stanza),
             StanzaKind::Iq => self.iq(stanza).await,
             StanzaKind::Message => {
                 let mut stanza = stanza;
@@ -168,22 +443,23 @@ impl Session {
                     stanza.el.set("to", self.bare.as_str());
                     stanza.to = Some(Jid::from(self.bare.clone()));
                 }
-                self.server.route(stanza);
-                Next::Continue
+                // Through the account, which keeps carbons and the archive.
+                self.to_account(stanza);
             }
         }
+        Next::Continue
     }
 
     /// RFC 6120 §8.3.3.8: a `to` that is not a JID gets `jid-malformed`,
     /// answered from the server since the address cannot be used.
-    async fn jid_malformed(&mut self, mut envelope: Element) -> Next {
+    fn jid_malformed(&mut self, mut envelope: Element) {
         if envelope.attr("type") == Some("error") {
-            return Next::Continue;
+            return;
         }
         envelope.unset("to");
         let mut reply = StanzaError::new(roost_proto::Condition::JidMalformed).reply_to(&envelope);
         reply.set("from", self.server.config.domain.as_str());
-        self.write(&reply).await
+        self.outgoing(reply);
     }
 
     fn to_account(&self, stanza: Stanza) {
@@ -196,7 +472,7 @@ impl Session {
         );
     }
 
-    async fn iq(&mut self, stanza: Stanza) -> Next {
+    async fn iq(&mut self, stanza: Stanza) {
         let to_server = match &stanza.to {
             None => true,
             Some(to) => to.node().is_none() && self.server.is_local_domain(to.domain().as_str()),
@@ -207,16 +483,19 @@ impl Session {
             .is_some_and(|t| t.resource().is_none() && t.to_bare() == self.bare);
         if !(to_server || to_self) {
             self.server.route(stanza);
-            return Next::Continue;
+            return;
         }
         if !stanza.is_iq_request() {
             // Responses to the server's own requests: nothing waits for them yet.
-            return Next::Continue;
+            return;
         }
         let payload_ns = stanza.el.children().next().map(|c| c.ns());
-        if payload_ns.as_deref() == Some(ns::ROSTER) {
+        if payload_ns
+            .as_deref()
+            .is_some_and(|n| ACCOUNT_IQS.contains(&n))
+        {
             self.to_account(stanza);
-            return Next::Continue;
+            return;
         }
         // An IQ without `to` for which the server has no handler is meant
         // for the account itself (XEP-0054 §3.1: own vCard).
@@ -235,7 +514,6 @@ impl Session {
             .server
             .dispatch_iq(scope, Some(&account), &stanza, true, false)
             .await;
-        let reply = iq_reply(&stanza.el, reply);
-        self.write(&reply).await
+        self.outgoing(iq_reply(&stanza.el, reply));
     }
 }
