@@ -98,6 +98,25 @@ impl Default for StreamManagementConfig {
     }
 }
 
+/// XEP-0313 personal archives.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Archive one-to-one messages of every account.
+    pub enabled: bool,
+    /// Delete archived messages older than this many days; 0 keeps them forever.
+    pub retention_days: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            enabled: true,
+            retention_days: 0,
+        }
+    }
+}
+
 /// What the kernel needs to know, assembled by the server crate.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -107,6 +126,7 @@ pub struct CoreConfig {
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
     pub stream_management: StreamManagementConfig,
+    pub archive: ArchiveConfig,
 }
 
 impl CoreConfig {

@@ -2,6 +2,7 @@
 //! features and IQ routes; `server/modules.rs` lists them in order.
 
 pub mod disco;
+pub mod kernel;
 pub mod ping;
 pub mod register;
 pub mod session;

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    CoreConfig, LimitsConfig, RegistrationConfig, StreamManagementConfig, TlsConfig,
+    ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig, StreamManagementConfig,
+    TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ pub struct Config {
     pub registration: RegistrationConfig,
     pub limits: LimitsConfig,
     pub stream_management: StreamManagementConfig,
+    pub archive: ArchiveConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +58,7 @@ impl Default for Config {
             registration: RegistrationConfig::default(),
             limits: LimitsConfig::default(),
             stream_management: StreamManagementConfig::default(),
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -155,6 +158,7 @@ impl Config {
             registration: self.registration.clone(),
             limits: self.limits.clone(),
             stream_management: self.stream_management.clone(),
+            archive: self.archive.clone(),
         }
     }
 

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use roost_core::Module;
-use roost_features::{disco, ping, register, session, vcard, version};
+use roost_features::{disco, kernel, ping, register, session, vcard, version};
 
 pub fn all() -> Vec<Arc<dyn Module>> {
     vec![
+        Arc::new(kernel::Kernel),
         Arc::new(disco::Disco),
         Arc::new(ping::Ping),
         Arc::new(version::Version),

@@ -71,5 +71,34 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tracing::info!(addr = ?running.c2s_tls, "listening for clients (direct TLS)");
         tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, true));
     }
+    spawn_archive_retention(&server);
     Ok(running)
+}
+
+/// XEP-0313 retention: hourly, delete what is older than `retention_days`.
+fn spawn_archive_retention(server: &Arc<Server>) {
+    let days = server.config.archive.retention_days;
+    if days == 0 {
+        return;
+    }
+    let server = server.clone();
+    tokio::spawn(async move {
+        let mut shutdown = server.shutdown_signal();
+        loop {
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(Duration::from_secs(days * 86_400))
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            match server.stores.archive.purge_archive_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "archive retention"),
+                Err(e) => tracing::error!(error = %e, "archive retention failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = roost_core::server::until_shutdown(&mut shutdown) => return,
+            }
+        }
+    });
 }

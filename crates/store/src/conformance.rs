@@ -6,14 +6,111 @@
 //! store.
 
 use crate::{
-    AccountStore, OfflineStore, PrivateStore, RosterItem, RosterStore, ScramKeys,
+    ArchiveQuery, ArchiveStore, ArchivedMessage, AccountStore, OfflineStore, PrivateStore, RosterItem, RosterStore, ScramKeys,
     StoredCredentials, Subscription,
 };
 use jid::BareJid;
 
 /// Everything a backend must implement.
-trait Backend: AccountStore + RosterStore + OfflineStore + PrivateStore {}
-impl<B: AccountStore + RosterStore + OfflineStore + PrivateStore> Backend for B {}
+trait Backend: AccountStore + RosterStore + OfflineStore + PrivateStore + ArchiveStore {}
+impl<B: AccountStore + RosterStore + OfflineStore + PrivateStore + ArchiveStore> Backend for B {}
+
+fn archived(i: usize, with: &str) -> ArchivedMessage {
+    ArchivedMessage {
+        id: format!("id{i}"),
+        with: with.to_string(),
+        stamp_ms: 1_000 * i as i64,
+        xml: format!("<message xmlns='jabber:client'><body>{i}</body></message>"),
+    }
+}
+
+fn ids(page: &crate::ArchivePage) -> Vec<String> {
+    page.messages.iter().map(|m| m.id.clone()).collect()
+}
+
+async fn archive_pages_both_ways_with_filters<B: Backend>(b: &B) {
+    let owner = jid("owner@example.com");
+    let other = jid("other@example.com");
+    for i in 0..10 {
+        let with = if i % 2 == 0 { "a@example.com/phone" } else { "b@example.com" };
+        b.archive(&owner, &archived(i, with)).await.unwrap();
+    }
+    b.archive(&other, &archived(99, "a@example.com")).await.unwrap();
+    let q = |f: &dyn Fn(&mut ArchiveQuery)| {
+        let mut q = ArchiveQuery { max: 3, ..ArchiveQuery::default() };
+        f(&mut q);
+        q
+    };
+    let first = b.query_archive(&owner, &q(&|_| {})).await.unwrap().unwrap();
+    assert_eq!(ids(&first), ["id0", "id1", "id2"]);
+    assert!(!first.complete);
+    let next = b
+        .query_archive(&owner, &q(&|q| q.after_id = Some("id2".into())))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&next), ["id3", "id4", "id5"]);
+    let last = b.query_archive(&owner, &q(&|q| q.from_end = true)).await.unwrap().unwrap();
+    assert_eq!(ids(&last), ["id7", "id8", "id9"]);
+    assert!(!last.complete);
+    let before = b
+        .query_archive(&owner, &q(&|q| {
+            q.from_end = true;
+            q.before_id = Some("id2".into());
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&before), ["id0", "id1"]);
+    assert!(before.complete);
+    let with_a = b
+        .query_archive(&owner, &q(&|q| {
+            q.with = Some("a@example.com".into());
+            q.max = 100;
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&with_a), ["id0", "id2", "id4", "id6", "id8"]);
+    assert!(with_a.complete);
+    let full = b
+        .query_archive(&owner, &q(&|q| {
+            q.with = Some("a@example.com/laptop".into());
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(full.messages.is_empty());
+    let window = b
+        .query_archive(&owner, &q(&|q| {
+            q.start_ms = Some(2_000);
+            q.end_ms = Some(4_000);
+            q.max = 100;
+        }))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&window), ["id2", "id3", "id4"]);
+    let picked = b
+        .query_archive(&owner, &q(&|q| q.ids = vec!["id9".into(), "id1".into()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&picked), ["id1", "id9"]);
+    assert!(b
+        .query_archive(&owner, &q(&|q| q.after_id = Some("nope".into())))
+        .await
+        .unwrap()
+        .is_none());
+    let (lo, hi) = b.archive_bounds(&owner).await.unwrap().unwrap();
+    assert_eq!((lo.id.as_str(), hi.id.as_str()), ("id0", "id9"));
+    assert_eq!(b.purge_archive_before(5_000).await.unwrap(), 5 + 0);
+    let rest = b.query_archive(&owner, &q(&|q| q.max = 100)).await.unwrap().unwrap();
+    assert_eq!(rest.messages.len(), 5);
+    b.remove_archive(&owner).await.unwrap();
+    assert!(b.archive_bounds(&owner).await.unwrap().is_none());
+    assert!(b.archive_bounds(&other).await.unwrap().is_some());
+}
 
 fn jid(s: &str) -> BareJid {
     BareJid::new(s).expect("valid test JID")
@@ -473,6 +570,7 @@ macro_rules! backend_tests {
             pending_in_lifecycle,
             offline_limit_order_ack,
             private_set_get_delete,
+            archive_pages_both_ways_with_filters,
         );
     };
     (@ $($check:ident),* $(,)?) => {

@@ -5,6 +5,7 @@
 //! Durability rule (issue "server core"): every write a client is told about
 //! is committed before the call returns.
 
+pub mod archive;
 pub mod memory;
 pub mod sqlite;
 pub mod types;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use jid::BareJid;
 use std::sync::Arc;
 
+pub use archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
@@ -88,19 +90,26 @@ pub struct Stores {
     pub roster: Arc<dyn RosterStore>,
     pub offline: Arc<dyn OfflineStore>,
     pub private: Arc<dyn PrivateStore>,
+    pub archive: Arc<dyn ArchiveStore>,
 }
 
 impl Stores {
     /// One backend serving every trait.
     pub fn from_backend<B>(backend: Arc<B>) -> Stores
     where
-        B: AccountStore + RosterStore + OfflineStore + PrivateStore + 'static,
+        B: AccountStore
+            + RosterStore
+            + OfflineStore
+            + PrivateStore
+            + ArchiveStore
+            + 'static,
     {
         Stores {
             accounts: backend.clone(),
             roster: backend.clone(),
             offline: backend.clone(),
-            private: backend,
+            private: backend.clone(),
+            archive: backend,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! run the same conformance suite), so tests written against it hold for the
 //! real server.
 
+use crate::archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 use crate::{
     AccountStore, OfflineStore, PrivateStore, Result, RosterItem, RosterStore, StoreError,
     StoredCredentials,
@@ -30,6 +31,7 @@ struct Inner {
     /// Ids are never reused, so an ack can't hit a message stored after it.
     last_offline_id: i64,
     private: HashMap<BareJid, HashMap<String, String>>,
+    archives: HashMap<BareJid, Vec<ArchivedMessage>>,
 }
 
 /// All storage traits over process memory. A single lock keeps multi-map
@@ -86,6 +88,7 @@ impl AccountStore for MemoryStore {
         inner.rosters.remove(user);
         inner.offline.remove(user);
         inner.private.remove(user);
+        inner.archives.remove(user);
         Ok(existed)
     }
 
@@ -229,6 +232,90 @@ impl PrivateStore for MemoryStore {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ArchiveStore for MemoryStore {
+    async fn archive(&self, owner: &BareJid, msg: &ArchivedMessage) -> Result<()> {
+        self.lock()?
+            .archives
+            .entry(owner.clone())
+            .or_default()
+            .push(msg.clone());
+        Ok(())
+    }
+
+    async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery) -> Result<Option<ArchivePage>> {
+        let inner = self.lock()?;
+        let empty = Vec::new();
+        let all = inner.archives.get(owner).unwrap_or(&empty);
+        let position = |id: &str| all.iter().position(|m| m.id == id);
+        let mut low = 0usize;
+        let mut high = all.len();
+        if let Some(id) = &q.after_id {
+            match position(id) {
+                Some(p) => low = low.max(p + 1),
+                None => return Ok(None),
+            }
+        }
+        if let Some(id) = &q.before_id {
+            match position(id) {
+                Some(p) => high = high.min(p),
+                None => return Ok(None),
+            }
+        }
+        let matches = |m: &&ArchivedMessage| {
+            q.start_ms.is_none_or(|s| m.stamp_ms >= s)
+                && q.end_ms.is_none_or(|e| m.stamp_ms <= e)
+                && q.with.as_ref().is_none_or(|w| {
+                    if w.contains('/') {
+                        &m.with == w
+                    } else {
+                        m.with.split('/').next() == Some(w.as_str())
+                    }
+                })
+                && (q.ids.is_empty() || q.ids.contains(&m.id))
+        };
+        let range = if low < high { &all[low..high] } else { &all[0..0] };
+        let selected: Vec<&ArchivedMessage> = range.iter().filter(matches).collect();
+        let complete = selected.len() <= q.max;
+        let page: Vec<ArchivedMessage> = if q.from_end {
+            selected[selected.len().saturating_sub(q.max)..]
+                .iter()
+                .map(|m| (*m).clone())
+                .collect()
+        } else {
+            selected.iter().take(q.max).map(|m| (*m).clone()).collect()
+        };
+        Ok(Some(ArchivePage {
+            messages: page,
+            complete,
+        }))
+    }
+
+    async fn archive_bounds(&self, owner: &BareJid) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .archives
+            .get(owner)
+            .and_then(|a| Some((a.first()?.clone(), a.last()?.clone()))))
+    }
+
+    async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64> {
+        let mut inner = self.lock()?;
+        let mut n = 0u64;
+        for a in inner.archives.values_mut() {
+            let before = a.len();
+            a.retain(|m| m.stamp_ms >= stamp_ms);
+            n += (before - a.len()) as u64;
+        }
+        Ok(n)
+    }
+
+    async fn remove_archive(&self, owner: &BareJid) -> Result<()> {
+        self.lock()?.archives.remove(owner);
         Ok(())
     }
 }

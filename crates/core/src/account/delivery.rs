@@ -36,8 +36,14 @@ impl Account {
         }
     }
 
-    async fn deliver_message(&mut self, stanza: Stanza) {
+    async fn deliver_message(&mut self, mut stanza: Stanza) {
         let kind = stanza.type_attr().unwrap_or("normal").to_string();
+        // XEP-0313: archived (and given our stanza-id) before anyone sees it.
+        if let Some(from) = stanza.from.clone() {
+            if kind != "groupchat" && kind != "error" {
+                self.archive_message(&mut stanza.el, &from, true).await;
+            }
+        }
         if let Some(res) = stanza.to.as_ref().and_then(Jid::resource) {
             if let Some(e) = self.resources.get(res.as_str()) {
                 self.carbon_copies("received", &stanza.el, &[res.as_str()]);

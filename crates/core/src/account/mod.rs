@@ -5,6 +5,7 @@
 //! modules because all three read and write the same per-account state and
 //! must be serialised with each other.
 
+mod archive;
 mod blocking;
 mod carbons;
 mod delivery;
@@ -73,6 +74,8 @@ pub(crate) struct Account {
     roster: RosterCache,
     /// XEP-0191 block list, loaded on first use.
     blocklist: Option<Vec<jid::Jid>>,
+    /// XEP-0313 preferences, loaded on first use.
+    mam_prefs: Option<archive::Prefs>,
 }
 
 impl Account {
@@ -85,6 +88,7 @@ impl Account {
             resources: Resources::default(),
             roster: RosterCache::default(),
             blocklist: None,
+            mam_prefs: None,
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -178,11 +182,18 @@ impl Account {
                 let reply = match payload_ns.as_str() {
                     roost_proto::ns::CARBONS => self.carbons_iq(resource, &stanza),
                     roost_proto::ns::BLOCKING => self.blocking_iq(resource, &stanza).await,
+                    roost_proto::ns::MAM => self.mam_iq(resource, &stanza).await,
                     _ => self.roster_iq(resource, &stanza).await,
                 };
                 self.reply_to_session(resource, &stanza, reply);
             }
             roost_proto::StanzaKind::Message => {
+                let mut stanza = stanza;
+                if let Some(to) = stanza.to.clone() {
+                    if to.to_bare() != self.jid {
+                        self.archive_message(&mut stanza.el, &to, false).await;
+                    }
+                }
                 // XEP-0280 §6: other sessions see what this one sent.
                 self.carbon_copies("sent", &stanza.el, &[resource]);
                 self.server.route(stanza);

@@ -35,7 +35,7 @@ const WRITE_BATCH: usize = 64;
 const MAX_ACK_REQUESTS: u32 = 64;
 
 /// IQ namespaces the account task answers for its own sessions.
-const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING];
+const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING, ns::MAM];
 
 enum Next {
     Continue,

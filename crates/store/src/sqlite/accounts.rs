@@ -140,6 +140,8 @@ impl AccountStore for SqliteStore {
                 tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])
                     .db()?;
             }
+            tx.execute("DELETE FROM archive WHERE owner = ?1", [user])
+                .db()?;
             let removed = tx
                 .execute("DELETE FROM accounts WHERE jid = ?1", [user])
                 .db()?;

@@ -79,6 +79,50 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user, key)
     );
     ",
+    // 2: XEP-0313 archives (personal and room). `seq` is the archive order;
+    // every query is a range of it found through one of these indexes.
+    "
+    CREATE TABLE archive (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        stanza_id TEXT NOT NULL,
+        with_jid TEXT NOT NULL,
+        with_bare TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        xml TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX archive_owner_id ON archive (owner, stanza_id);
+    CREATE INDEX archive_owner_seq ON archive (owner, seq);
+    CREATE INDEX archive_owner_with ON archive (owner, with_bare, seq);
+    CREATE INDEX archive_owner_stamp ON archive (owner, stamp);
+    CREATE INDEX archive_stamp ON archive (stamp);
+    ",
+    // 3: XEP-0045 rooms and affiliations (reserved nicks ride on them). A
+    // room's archive is in `archive`, owned by the room's JID.
+    "
+    CREATE TABLE muc_rooms (
+        id INTEGER PRIMARY KEY,
+        jid TEXT NOT NULL UNIQUE,
+        -- The domain of jid, so that one service's rooms come from an index.
+        service TEXT NOT NULL,
+        persistent INTEGER NOT NULL,
+        settings TEXT NOT NULL,
+        subject TEXT,
+        subject_nick TEXT,
+        subject_stamp INTEGER
+    );
+    CREATE INDEX muc_rooms_service ON muc_rooms (service, persistent, jid);
+
+    CREATE TABLE muc_affiliations (
+        room INTEGER NOT NULL REFERENCES muc_rooms (id) ON DELETE CASCADE,
+        jid TEXT NOT NULL,
+        affiliation TEXT NOT NULL
+            CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+        nick TEXT,
+        reason TEXT,
+        PRIMARY KEY (room, jid)
+    );
+    ",
 ];
 
 pub(crate) fn current_version(conn: &Connection) -> Result<usize> {

@@ -8,7 +8,9 @@
 //! to upgrade a read lock, which SQLite would refuse without waiting).
 
 mod accounts;
+mod archive;
 pub(crate) mod migrations;
+mod muc;
 mod offline;
 mod private;
 mod roster;

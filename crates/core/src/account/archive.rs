@@ -1,0 +1,333 @@
+//! XEP-0313 Message Archive Management for the account: one-to-one messages
+//! are archived on arrival and on sending, inbound ones stamped with an
+//! XEP-0359 stanza-id; queries (with RSM paging, XEP-0059), preferences and
+//! metadata are answered here, in the account task, so that the result
+//! messages reach the session before the IQ result.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jid::Jid;
+use minidom::Element;
+use roost_proto::{datetime, ns, Condition, Elem, ElementExt, Stanza, StanzaError};
+use roost_store::{ArchiveQuery, ArchivedMessage};
+
+use super::Account;
+
+const PREFS_KEY: &str = "mam-prefs";
+/// Page size when the client gives none, and the most we return at once.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 250;
+
+/// XEP-0313 §5.2 preferences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prefs {
+    pub default: String,
+    pub always: Vec<String>,
+    pub never: Vec<String>,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Prefs {
+            default: "always".into(),
+            always: Vec::new(),
+            never: Vec::new(),
+        }
+    }
+}
+
+impl Prefs {
+    fn to_element(&self) -> Element {
+        let list = |name: &str, jids: &[String]| {
+            Element::bare(name, ns::MAM)
+                .children_from(jids.iter().map(|j| Element::bare("jid", ns::MAM).text_node(j.clone())))
+        };
+        Element::bare("prefs", ns::MAM)
+            .attr_set("default", self.default.clone())
+            .child(list("always", &self.always))
+            .child(list("never", &self.never))
+    }
+
+    fn from_element(el: &Element) -> Result<Prefs, StanzaError> {
+        let default = el.attr("default").unwrap_or("always").to_string();
+        if !matches!(default.as_str(), "always" | "never" | "roster") {
+            return Err(StanzaError::bad_request("default must be always, never or roster"));
+        }
+        let list = |name: &str| -> Vec<String> {
+            el.get_child(name, ns::MAM)
+                .map(|l| l.children().map(|j| j.text().trim().to_string()).collect())
+                .unwrap_or_default()
+        };
+        Ok(Prefs {
+            default,
+            always: list("always"),
+            never: list("never"),
+        })
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn stamp_of(ms: i64) -> String {
+    datetime::to_xep82(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
+}
+
+/// XEP-0313 §5.1.1: what is worth keeping.
+pub fn archivable(msg: &Element) -> bool {
+    matches!(msg.attr("type"), None | Some("chat") | Some("normal"))
+        && msg.has_child("body", ns::CLIENT)
+        && !msg.has_child("no-store", ns::HINTS)
+}
+
+fn ms_of(value: &str) -> Result<i64, StanzaError> {
+    let t = datetime::parse_xep82(value).ok_or_else(|| StanzaError::bad_request("invalid timestamp"))?;
+    Ok(t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+}
+
+impl Account {
+    async fn prefs(&mut self) -> Prefs {
+        if self.mam_prefs.is_none() {
+            let stored = self
+                .server
+                .stores
+                .private
+                .get_private(&self.jid, PREFS_KEY)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|x| x.parse::<Element>().ok())
+                .and_then(|e| Prefs::from_element(&e).ok());
+            self.mam_prefs = Some(stored.unwrap_or_default());
+        }
+        self.mam_prefs.clone().unwrap_or_default()
+    }
+
+    async fn should_archive(&mut self, with: &Jid) -> bool {
+        if !self.server.config.archive.enabled {
+            return false;
+        }
+        let prefs = self.prefs().await;
+        let bare = with.to_bare().to_string();
+        if prefs.never.iter().any(|j| j == &bare || j == with.as_str()) {
+            return false;
+        }
+        if prefs.always.iter().any(|j| j == &bare || j == with.as_str()) {
+            return true;
+        }
+        match prefs.default.as_str() {
+            "never" => false,
+            "roster" => self.roster_item(&with.to_bare()).await.is_some(),
+            _ => true,
+        }
+    }
+
+    /// Archive a message; for inbound ones, stamp it with our stanza-id
+    /// (removing any claiming to be ours, XEP-0359 §3.1).
+    pub(super) async fn archive_message(&mut self, el: &mut Element, with: &Jid, inbound: bool) {
+        if !archivable(el) || !self.should_archive(with).await {
+            return;
+        }
+        let id = roost_proto::id::random_token(18);
+        if inbound {
+            let mine = self.jid.to_string();
+            let kept: Vec<Element> = el
+                .children()
+                .filter(|c| !(c.is("stanza-id", ns::SID) && c.attr("by") == Some(mine.as_str())))
+                .cloned()
+                .collect();
+            let mut clean = el.shallow_clone();
+            for c in kept {
+                clean.append_child(c);
+            }
+            clean.append_child(
+                Element::bare("stanza-id", ns::SID)
+                    .attr_set("id", id.clone())
+                    .attr_set("by", mine),
+            );
+            *el = clean;
+        }
+        let msg = ArchivedMessage {
+            id,
+            with: with.to_string(),
+            stamp_ms: now_ms(),
+            xml: el.to_xml(),
+        };
+        if let Err(e) = self.server.stores.archive.archive(&self.jid, &msg).await {
+            tracing::error!(account = %self.jid, error = %e, "archiving failed");
+        }
+    }
+
+    /// `urn:xmpp:mam:2` IQs from one of the account's sessions.
+    pub(super) async fn mam_iq(&mut self, resource: &str, iq: &Stanza) -> Result<Option<Element>, StanzaError> {
+        let payload = iq.el.children().next().ok_or_else(|| StanzaError::bad_request("empty"))?;
+        match (iq.type_attr(), payload.name()) {
+            (Some("get"), "prefs") => Ok(Some(self.prefs().await.to_element())),
+            (Some("set"), "prefs") => {
+                let prefs = Prefs::from_element(payload)?;
+                self.server
+                    .stores
+                    .private
+                    .set_private(&self.jid, PREFS_KEY, Some(&prefs.to_element().to_xml()))
+                    .await
+                    .map_err(|_| StanzaError::internal())?;
+                let answer = prefs.to_element();
+                self.mam_prefs = Some(prefs);
+                Ok(Some(answer))
+            }
+            (Some("get"), "query") => Ok(Some(query_form())),
+            (Some("get"), "metadata") => self.metadata().await,
+            (Some("set"), "query") => self.query(resource, payload).await,
+            _ => Err(StanzaError::new(Condition::FeatureNotImplemented)),
+        }
+    }
+
+    async fn metadata(&self) -> Result<Option<Element>, StanzaError> {
+        let bounds = self
+            .server
+            .stores
+            .archive
+            .archive_bounds(&self.jid)
+            .await
+            .map_err(|_| StanzaError::internal())?;
+        let mut m = Element::bare("metadata", ns::MAM);
+        if let Some((first, last)) = bounds {
+            for (name, msg) in [("start", first), ("end", last)] {
+                m.append_child(
+                    Element::bare(name, ns::MAM)
+                        .attr_set("id", msg.id)
+                        .attr_set("timestamp", stamp_of(msg.stamp_ms)),
+                );
+            }
+        }
+        Ok(Some(m))
+    }
+
+    async fn query(&mut self, resource: &str, query: &Element) -> Result<Option<Element>, StanzaError> {
+        let mut q = ArchiveQuery {
+            max: DEFAULT_PAGE,
+            ..ArchiveQuery::default()
+        };
+        if let Some(form) = query.get_child("x", ns::DATA_FORMS) {
+            for field in form.children().filter(|f| f.name() == "field") {
+                let values: Vec<String> = field
+                    .children()
+                    .filter(|v| v.name() == "value")
+                    .map(|v| v.text().trim().to_string())
+                    .collect();
+                let value = values.first().cloned().unwrap_or_default();
+                match field.attr("var").unwrap_or_default() {
+                    "FORM_TYPE" => {
+                        if value != ns::MAM {
+                            return Err(StanzaError::bad_request("unknown FORM_TYPE"));
+                        }
+                    }
+                    "with" => {
+                        let j = Jid::new(&value).map_err(|_| StanzaError::new(Condition::JidMalformed))?;
+                        q.with = Some(j.to_string());
+                    }
+                    "start" => q.start_ms = Some(ms_of(&value)?),
+                    "end" => q.end_ms = Some(ms_of(&value)?),
+                    "after-id" => q.after_id = Some(value),
+                    "before-id" => q.before_id = Some(value),
+                    "ids" => q.ids = values,
+                    other => {
+                        return Err(StanzaError::new(Condition::FeatureNotImplemented)
+                            .with_text(format!("unsupported field {other}")))
+                    }
+                }
+            }
+        }
+        if let Some(set) = query.get_child("set", ns::RSM) {
+            if let Some(max) = set.get_child("max", ns::RSM) {
+                q.max = max
+                    .text()
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| StanzaError::bad_request("max is not a number"))?;
+            }
+            if let Some(after) = set.get_child("after", ns::RSM) {
+                q.after_id = Some(after.text().trim().to_string());
+            }
+            if let Some(before) = set.get_child("before", ns::RSM) {
+                let id = before.text().trim().to_string();
+                q.from_end = true;
+                if !id.is_empty() {
+                    q.before_id = Some(id);
+                }
+            }
+        }
+        q.max = q.max.min(MAX_PAGE);
+        let flip = query.has_child("flip-page", ns::MAM);
+        let page = self
+            .server
+            .stores
+            .archive
+            .query_archive(&self.jid, &q)
+            .await
+            .map_err(|e| {
+                tracing::error!(account = %self.jid, error = %e, "archive query failed");
+                StanzaError::internal()
+            })?
+            .ok_or_else(|| StanzaError::new(Condition::ItemNotFound).with_text("no message with that id"))?;
+        let Some(entry) = self.resources.get(resource) else {
+            return Ok(None);
+        };
+        let queryid = query.attr("queryid");
+        let mut messages = page.messages.clone();
+        if flip {
+            messages.reverse();
+        }
+        for m in &messages {
+            let Ok(original) = m.xml.parse::<Element>() else { continue };
+            let result = Element::bare("message", ns::CLIENT)
+                .attr_set("to", entry.handle.jid.as_str())
+                .attr_set("from", self.jid.as_str())
+                .attr_set("id", roost_proto::id::random_token(12))
+                .child(
+                    Element::bare("result", ns::MAM)
+                        .attr_opt("queryid", queryid)
+                        .attr_set("id", m.id.clone())
+                        .child(
+                            Element::bare("forwarded", ns::FORWARD)
+                                .child(Element::bare("delay", ns::DELAY).attr_set("stamp", stamp_of(m.stamp_ms)))
+                                .child(original),
+                        ),
+                );
+            entry.handle.send(result);
+        }
+        let mut set = Element::bare("set", ns::RSM);
+        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
+            set.append_child(Element::bare("first", ns::RSM).text_node(first.id.clone()));
+            set.append_child(Element::bare("last", ns::RSM).text_node(last.id.clone()));
+        }
+        let mut fin = Element::bare("fin", ns::MAM).child(set);
+        if page.complete {
+            fin.set("complete", "true");
+        }
+        Ok(Some(fin))
+    }
+}
+
+fn query_form() -> Element {
+    let field = |var: &str, kind: &str| {
+        Element::bare("field", ns::DATA_FORMS)
+            .attr_set("var", var)
+            .attr_set("type", kind)
+    };
+    Element::bare("query", ns::MAM).child(
+        Element::bare("x", ns::DATA_FORMS)
+            .attr_set("type", "form")
+            .child(field("FORM_TYPE", "hidden").child(Element::bare("value", ns::DATA_FORMS).text_node(ns::MAM)))
+            .child(field("with", "jid-single"))
+            .child(field("start", "text-single"))
+            .child(field("end", "text-single"))
+            .child(field("before-id", "text-single"))
+            .child(field("after-id", "text-single"))
+            .child(field("ids", "text-multi")),
+    )
+}

@@ -1,0 +1,38 @@
+//! Protocols implemented inside the kernel (the c2s and account tasks),
+//! declared here so that service discovery and the docs list them like any
+//! module's: RFC 6121 roster and presence, XEP-0198, XEP-0280, XEP-0191,
+//! XEP-0313, XEP-0352, XEP-0160 and XEP-0203.
+
+use async_trait::async_trait;
+use roost_core::{Module, Protocol};
+use roost_proto::ns;
+
+pub struct Kernel;
+
+#[async_trait]
+impl Module for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+    fn protocols(&self) -> Vec<Protocol> {
+        vec![
+            Protocol::new("RFC 6120: XMPP Core", ""),
+            Protocol::new("RFC 6121: XMPP Instant Messaging and Presence", ""),
+            Protocol::new("XEP-0160: Best Practices for Handling Offline Messages", "1.0.1"),
+            Protocol::new("XEP-0191: Blocking Command", "1.3"),
+            Protocol::new("XEP-0198: Stream Management", "1.6.2"),
+            Protocol::new("XEP-0203: Delayed Delivery", "2.0"),
+            Protocol::new("XEP-0280: Message Carbons", "1.0.1"),
+            Protocol::new("XEP-0313: Message Archive Management", "1.1.1"),
+            Protocol::new("XEP-0352: Client State Indication", "1.0.0"),
+            Protocol::new("XEP-0359: Unique and Stable Stanza IDs", "0.7.0"),
+            Protocol::new("XEP-0368: SRV records for XMPP over TLS", "1.1.0"),
+        ]
+    }
+    fn server_features(&self) -> Vec<&'static str> {
+        vec![ns::CARBONS, ns::BLOCKING, "msgoffline"]
+    }
+    fn account_features(&self) -> Vec<&'static str> {
+        vec![ns::MAM, "urn:xmpp:mam:2#extended", ns::SID]
+    }
+}
