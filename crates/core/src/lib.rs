@@ -8,11 +8,13 @@
 
 pub mod account;
 pub mod c2s;
+pub mod caps;
 pub mod config;
 pub mod listener;
 pub mod module;
 pub mod router;
 pub mod server;
+pub mod server_iq;
 pub mod tls;
 
 pub use module::{IqContext, IqRoute, Module, Protocol, Scope};

@@ -91,6 +91,23 @@ pub trait Module: Send + Sync + 'static {
     async fn handle_iq(&self, _ctx: IqContext<'_>, _iq: &Stanza) -> IqResult {
         Err(StanzaError::service_unavailable())
     }
+    /// One of `account`'s resources is available and its features (XEP-0115)
+    /// are known; PEP sends it the account's own last items here.
+    async fn resource_ready(
+        &self,
+        _server: &Arc<Server>,
+        _account: &BareJid,
+        _resource: &jid::FullJid,
+    ) {
+    }
+    /// A contact's resource that may see `account`'s presence came online.
+    async fn contact_available(
+        &self,
+        _server: &Arc<Server>,
+        _account: &BareJid,
+        _contact: &jid::FullJid,
+    ) {
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,10 @@ use crate::server::Server;
 /// A service living on its own domain, such as the MUC service.
 pub trait Service: Send + Sync {
     fn deliver(&self, server: &Arc<Server>, stanza: Stanza);
+    /// The name shown for the service in the server's disco#items.
+    fn name(&self) -> Option<String> {
+        None
+    }
 }
 
 pub struct Router {
@@ -43,6 +47,18 @@ impl Router {
 
     fn service(&self, domain: &str) -> Option<Arc<dyn Service>> {
         self.services.read().ok()?.get(domain).cloned()
+    }
+
+    /// The services' domains and names, sorted by domain (XEP-0030 items of
+    /// the server).
+    pub fn services(&self) -> Vec<(String, Option<String>)> {
+        let mut list: Vec<(String, Option<String>)> = self
+            .services
+            .read()
+            .map(|s| s.iter().map(|(d, svc)| (d.clone(), svc.name())).collect())
+            .unwrap_or_default();
+        list.sort();
+        list
     }
 
     /// The task of a local account, started if it is not running.
@@ -139,6 +155,9 @@ impl Server {
                 tokio::spawn(async move {
                     server.answer_iq(Scope::Server, None, stanza, false).await;
                 });
+            }
+            StanzaKind::Iq => {
+                self.iq_response(stanza.el);
             }
             StanzaKind::Message if !stanza.is_error() => {
                 self.bounce(&stanza, StanzaError::service_unavailable());

@@ -27,6 +27,10 @@ pub struct Server {
     pub connections: Arc<Semaphore>,
     /// XEP-0198 sessions that can be resumed.
     pub sm: crate::c2s::stream_management::Registry,
+    /// IQs the server sent and awaits answers for.
+    pub pending_iqs: crate::server_iq::PendingIqs,
+    /// XEP-0115 caps cache.
+    pub caps: crate::caps::CapsCache,
     shutdown: watch::Sender<bool>,
     next_session_id: AtomicU64,
 }
@@ -49,6 +53,8 @@ impl Server {
             tls,
             auth_throttle: AuthThrottle::default(),
             sm: Default::default(),
+            pending_iqs: Default::default(),
+            caps: Default::default(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))

@@ -53,6 +53,8 @@ pub trait ElementExt {
     fn unset(&mut self, name: &str) -> Option<String>;
     /// The first child element, whatever its name.
     fn first_child(&self) -> Option<&Element>;
+    /// The `xml:lang` attribute.
+    fn lang(&self) -> Option<&str>;
     /// Text of the named child in the given namespace.
     fn child_text(&self, name: &str, ns: &str) -> Option<String>;
     /// Serialise to a string (for logs in tests and for storage).
@@ -77,6 +79,11 @@ impl ElementExt for Element {
     }
     fn first_child(&self) -> Option<&Element> {
         self.children().next()
+    }
+    fn lang(&self) -> Option<&str> {
+        self.attrs()
+            .get(&Namespace::XML, "lang")
+            .map(String::as_str)
     }
     fn child_text(&self, name: &str, ns: &str) -> Option<String> {
         self.get_child(name, ns).map(|c| c.text())

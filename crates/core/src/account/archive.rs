@@ -39,8 +39,10 @@ impl Default for Prefs {
 impl Prefs {
     fn to_element(&self) -> Element {
         let list = |name: &str, jids: &[String]| {
-            Element::bare(name, ns::MAM)
-                .children_from(jids.iter().map(|j| Element::bare("jid", ns::MAM).text_node(j.clone())))
+            Element::bare(name, ns::MAM).children_from(
+                jids.iter()
+                    .map(|j| Element::bare("jid", ns::MAM).text_node(j.clone())),
+            )
         };
         Element::bare("prefs", ns::MAM)
             .attr_set("default", self.default.clone())
@@ -51,7 +53,9 @@ impl Prefs {
     fn from_element(el: &Element) -> Result<Prefs, StanzaError> {
         let default = el.attr("default").unwrap_or("always").to_string();
         if !matches!(default.as_str(), "always" | "never" | "roster") {
-            return Err(StanzaError::bad_request("default must be always, never or roster"));
+            return Err(StanzaError::bad_request(
+                "default must be always, never or roster",
+            ));
         }
         let list = |name: &str| -> Vec<String> {
             el.get_child(name, ns::MAM)
@@ -85,8 +89,11 @@ pub fn archivable(msg: &Element) -> bool {
 }
 
 fn ms_of(value: &str) -> Result<i64, StanzaError> {
-    let t = datetime::parse_xep82(value).ok_or_else(|| StanzaError::bad_request("invalid timestamp"))?;
-    Ok(t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    let t = datetime::parse_xep82(value)
+        .ok_or_else(|| StanzaError::bad_request("invalid timestamp"))?;
+    Ok(t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
 }
 
 impl Account {
@@ -116,7 +123,11 @@ impl Account {
         if prefs.never.iter().any(|j| j == &bare || j == with.as_str()) {
             return false;
         }
-        if prefs.always.iter().any(|j| j == &bare || j == with.as_str()) {
+        if prefs
+            .always
+            .iter()
+            .any(|j| j == &bare || j == with.as_str())
+        {
             return true;
         }
         match prefs.default.as_str() {
@@ -163,8 +174,16 @@ impl Account {
     }
 
     /// `urn:xmpp:mam:2` IQs from one of the account's sessions.
-    pub(super) async fn mam_iq(&mut self, resource: &str, iq: &Stanza) -> Result<Option<Element>, StanzaError> {
-        let payload = iq.el.children().next().ok_or_else(|| StanzaError::bad_request("empty"))?;
+    pub(super) async fn mam_iq(
+        &mut self,
+        resource: &str,
+        iq: &Stanza,
+    ) -> Result<Option<Element>, StanzaError> {
+        let payload = iq
+            .el
+            .children()
+            .next()
+            .ok_or_else(|| StanzaError::bad_request("empty"))?;
         match (iq.type_attr(), payload.name()) {
             (Some("get"), "prefs") => Ok(Some(self.prefs().await.to_element())),
             (Some("set"), "prefs") => {
@@ -207,7 +226,11 @@ impl Account {
         Ok(Some(m))
     }
 
-    async fn query(&mut self, resource: &str, query: &Element) -> Result<Option<Element>, StanzaError> {
+    async fn query(
+        &mut self,
+        resource: &str,
+        query: &Element,
+    ) -> Result<Option<Element>, StanzaError> {
         let mut q = ArchiveQuery {
             max: DEFAULT_PAGE,
             ..ArchiveQuery::default()
@@ -227,7 +250,8 @@ impl Account {
                         }
                     }
                     "with" => {
-                        let j = Jid::new(&value).map_err(|_| StanzaError::new(Condition::JidMalformed))?;
+                        let j = Jid::new(&value)
+                            .map_err(|_| StanzaError::new(Condition::JidMalformed))?;
                         q.with = Some(j.to_string());
                     }
                     "start" => q.start_ms = Some(ms_of(&value)?),
@@ -273,7 +297,9 @@ impl Account {
                 tracing::error!(account = %self.jid, error = %e, "archive query failed");
                 StanzaError::internal()
             })?
-            .ok_or_else(|| StanzaError::new(Condition::ItemNotFound).with_text("no message with that id"))?;
+            .ok_or_else(|| {
+                StanzaError::new(Condition::ItemNotFound).with_text("no message with that id")
+            })?;
         let Some(entry) = self.resources.get(resource) else {
             return Ok(None);
         };
@@ -283,7 +309,9 @@ impl Account {
             messages.reverse();
         }
         for m in &messages {
-            let Ok(original) = m.xml.parse::<Element>() else { continue };
+            let Ok(original) = m.xml.parse::<Element>() else {
+                continue;
+            };
             let result = Element::bare("message", ns::CLIENT)
                 .attr_set("to", entry.handle.jid.as_str())
                 .attr_set("from", self.jid.as_str())
@@ -294,7 +322,10 @@ impl Account {
                         .attr_set("id", m.id.clone())
                         .child(
                             Element::bare("forwarded", ns::FORWARD)
-                                .child(Element::bare("delay", ns::DELAY).attr_set("stamp", stamp_of(m.stamp_ms)))
+                                .child(
+                                    Element::bare("delay", ns::DELAY)
+                                        .attr_set("stamp", stamp_of(m.stamp_ms)),
+                                )
                                 .child(original),
                         ),
                 );
@@ -322,7 +353,10 @@ fn query_form() -> Element {
     Element::bare("query", ns::MAM).child(
         Element::bare("x", ns::DATA_FORMS)
             .attr_set("type", "form")
-            .child(field("FORM_TYPE", "hidden").child(Element::bare("value", ns::DATA_FORMS).text_node(ns::MAM)))
+            .child(
+                field("FORM_TYPE", "hidden")
+                    .child(Element::bare("value", ns::DATA_FORMS).text_node(ns::MAM)),
+            )
             .child(field("with", "jid-single"))
             .child(field("start", "text-single"))
             .child(field("end", "text-single"))

@@ -38,6 +38,16 @@ impl Account {
 
     async fn deliver_message(&mut self, mut stanza: Stanza) {
         let kind = stanza.type_attr().unwrap_or("normal").to_string();
+        // XEP-0163: PEP notifications only reach resources that want them.
+        if super::notify::is_event(&stanza.el) {
+            let only = stanza
+                .to
+                .as_ref()
+                .and_then(Jid::resource)
+                .map(|r| r.to_string());
+            self.deliver_event(stanza.el, only.as_deref());
+            return;
+        }
         // XEP-0313: archived (and given our stanza-id) before anyone sees it.
         if let Some(from) = stanza.from.clone() {
             if kind != "groupchat" && kind != "error" {

@@ -9,6 +9,7 @@ mod archive;
 mod blocking;
 mod carbons;
 mod delivery;
+mod notify;
 mod presence;
 mod resources;
 mod roster;
@@ -42,6 +43,12 @@ pub enum AccountMsg {
     FromSession { resource: String, stanza: Stanza },
     /// A stanza addressed to the account's bare JID or one of its resources.
     Deliver(Stanza),
+    /// A resource's XEP-0115 caps were looked up.
+    CapsResolved {
+        resource: String,
+        session_id: u64,
+        features: Option<crate::caps::Features>,
+    },
 }
 
 #[derive(Clone)]
@@ -76,6 +83,8 @@ pub(crate) struct Account {
     blocklist: Option<Vec<jid::Jid>>,
     /// XEP-0313 preferences, loaded on first use.
     mam_prefs: Option<archive::Prefs>,
+    /// Contacts' resources seen available, to offer them our PEP data once.
+    contact_resources: std::collections::HashSet<jid::FullJid>,
 }
 
 impl Account {
@@ -89,6 +98,7 @@ impl Account {
             roster: RosterCache::default(),
             blocklist: None,
             mam_prefs: None,
+            contact_resources: Default::default(),
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -142,6 +152,11 @@ impl Account {
                 self.handle_own_stanza(&resource, stanza).await;
             }
             AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
+            AccountMsg::CapsResolved {
+                resource,
+                session_id,
+                features,
+            } => self.caps_resolved(&resource, session_id, features),
         }
     }
 

@@ -65,6 +65,7 @@ impl Account {
         el.set("from", entry.handle.jid.as_str());
         entry.priority = priority_of(&el);
         entry.presence = Some(el.clone());
+        self.caps_from_presence(resource, &el);
         let contacts = self.subscribers().await;
         for contact in &contacts {
             let mut p = el.clone();
@@ -195,6 +196,7 @@ impl Account {
         {
             return self.deliver_to_available(&stanza.el);
         }
+        self.track_contact(&stanza, kind.as_deref()).await;
         match stanza.to.as_ref().and_then(|t| t.resource()) {
             // §8.5.2.1.2 / §8.5.3.2.3: to a full JID only that resource, if bound.
             Some(res) => {
@@ -203,6 +205,35 @@ impl Account {
                 }
             }
             None => self.deliver_to_available(&stanza.el),
+        }
+    }
+
+    /// Remember which contact resources are online; a newly seen one that
+    /// may see our presence is offered our PEP data (XEP-0163 §6.2).
+    async fn track_contact(&mut self, stanza: &Stanza, kind: Option<&str>) {
+        let Some(Ok(full)) = stanza.from.clone().map(|f| f.try_into_full()) else {
+            return;
+        };
+        if full.to_bare() == self.jid {
+            return;
+        }
+        match kind {
+            None => {
+                if !self.contact_resources.contains(&full) {
+                    let allowed = self
+                        .roster_item(&full.to_bare())
+                        .await
+                        .is_some_and(|i| i.subscription.has_from());
+                    if allowed && self.contact_resources.len() < 10_000 {
+                        self.contact_resources.insert(full.clone());
+                        self.contact_available(full);
+                    }
+                }
+            }
+            Some("unavailable") => {
+                self.contact_resources.remove(&full);
+            }
+            _ => {}
         }
     }
 

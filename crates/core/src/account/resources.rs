@@ -65,6 +65,9 @@ pub struct ResourceEntry {
     pub carbons: bool,
     /// Retrieved the XEP-0191 block list, so gets its pushes.
     pub blocklist_interested: bool,
+    /// XEP-0115 caps last announced, and what they stand for.
+    pub caps: Option<crate::caps::Caps>,
+    pub features: super::notify::FeatureState,
 }
 
 #[derive(Default)]
@@ -89,6 +92,8 @@ impl Resources {
                 directed: HashSet::new(),
                 carbons: false,
                 blocklist_interested: false,
+                caps: None,
+                features: super::notify::FeatureState::None,
             },
         )
     }
@@ -113,6 +118,10 @@ impl Resources {
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &ResourceEntry)> {
         self.map.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut ResourceEntry)> {
+        self.map.iter_mut()
     }
 
     /// Resources that sent initial presence and are still available.

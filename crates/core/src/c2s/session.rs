@@ -486,7 +486,10 @@ impl Session {
             return;
         }
         if !stanza.is_iq_request() {
-            // Responses to the server's own requests: nothing waits for them yet.
+            // A response to one of the server's own requests (caps, pings).
+            if to_server {
+                self.server.iq_response(stanza.el);
+            }
             return;
         }
         let payload_ns = stanza.el.children().next().map(|c| c.ns());
