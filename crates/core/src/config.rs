@@ -117,6 +117,26 @@ impl Default for ArchiveConfig {
     }
 }
 
+/// Account-based MUC joining (ACCOUNT-MUC.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountMucConfig {
+    /// The account, not each session, is the occupant of the rooms its
+    /// sessions join. Off: every session joins rooms on its own (plain XEP-0045).
+    pub enabled: bool,
+    /// Bookmarks with autojoin keep the account in the room with no session.
+    pub persist_bookmarked: bool,
+}
+
+impl Default for AccountMucConfig {
+    fn default() -> Self {
+        AccountMucConfig {
+            enabled: true,
+            persist_bookmarked: true,
+        }
+    }
+}
+
 /// What the kernel needs to know, assembled by the server crate.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -127,6 +147,7 @@ pub struct CoreConfig {
     pub limits: LimitsConfig,
     pub stream_management: StreamManagementConfig,
     pub archive: ArchiveConfig,
+    pub account_muc: AccountMucConfig,
 }
 
 impl CoreConfig {

@@ -10,6 +10,7 @@ pub mod account;
 pub mod c2s;
 pub mod caps;
 pub mod config;
+pub mod counters;
 pub mod listener;
 pub mod module;
 pub mod router;

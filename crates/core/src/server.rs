@@ -31,6 +31,7 @@ pub struct Server {
     pub pending_iqs: crate::server_iq::PendingIqs,
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
+    pub counters: crate::counters::Counters,
     shutdown: watch::Sender<bool>,
     next_session_id: AtomicU64,
 }
@@ -55,6 +56,7 @@ impl Server {
             sm: Default::default(),
             pending_iqs: Default::default(),
             caps: Default::default(),
+            counters: Default::default(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use roost_core::{Module, Protocol};
 use roost_proto::ns;
 
-pub struct Kernel;
+pub struct Kernel {
+    /// `[account_muc] enabled`: advertise account-based MUC joining.
+    pub account_muc: bool,
+}
 
 #[async_trait]
 impl Module for Kernel {
@@ -18,7 +21,10 @@ impl Module for Kernel {
         vec![
             Protocol::new("RFC 6120: XMPP Core", ""),
             Protocol::new("RFC 6121: XMPP Instant Messaging and Presence", ""),
-            Protocol::new("XEP-0160: Best Practices for Handling Offline Messages", "1.0.1"),
+            Protocol::new(
+                "XEP-0160: Best Practices for Handling Offline Messages",
+                "1.0.1",
+            ),
             Protocol::new("XEP-0191: Blocking Command", "1.3"),
             Protocol::new("XEP-0198: Stream Management", "1.6.2"),
             Protocol::new("XEP-0203: Delayed Delivery", "2.0"),
@@ -33,6 +39,12 @@ impl Module for Kernel {
         vec![ns::CARBONS, ns::BLOCKING, "msgoffline"]
     }
     fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::MAM, "urn:xmpp:mam:2#extended", ns::SID]
+        let mut f = vec![ns::MAM, "urn:xmpp:mam:2#extended", ns::SID];
+        if self.account_muc {
+            // Our own namespace: rooms joined by any session of this
+            // account have the account as their single occupant.
+            f.push(roost_core::account::ACCOUNT_MUC_FEATURE);
+        }
+        f
     }
 }

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig, StreamManagementConfig,
-    TlsConfig,
+    AccountMucConfig, ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig,
+    StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub stream_management: StreamManagementConfig,
     pub archive: ArchiveConfig,
+    pub account_muc: AccountMucConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +60,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             stream_management: StreamManagementConfig::default(),
             archive: ArchiveConfig::default(),
+            account_muc: AccountMucConfig::default(),
         }
     }
 }
@@ -159,6 +161,7 @@ impl Config {
             limits: self.limits.clone(),
             stream_management: self.stream_management.clone(),
             archive: self.archive.clone(),
+            account_muc: self.account_muc.clone(),
         }
     }
 

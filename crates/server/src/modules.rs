@@ -6,9 +6,11 @@ use std::sync::Arc;
 use roost_core::Module;
 use roost_features::{disco, kernel, ping, register, session, vcard, version};
 
-pub fn all() -> Vec<Arc<dyn Module>> {
+pub fn all(config: &crate::Config) -> Vec<Arc<dyn Module>> {
     vec![
-        Arc::new(kernel::Kernel),
+        Arc::new(kernel::Kernel {
+            account_muc: config.account_muc.enabled,
+        }),
         Arc::new(disco::Disco),
         Arc::new(ping::Ping),
         Arc::new(version::Version),

@@ -55,7 +55,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         &cfg.data_dir,
     )
     .context("tls")?;
-    let server = Server::new(cfg.core(), stores, modules::all(), tls)?;
+    let server = Server::new(cfg.core(), stores, modules::all(cfg), tls)?;
     let c2s = bind(&cfg.listen.c2s).await?;
     let c2s_tls = bind(&cfg.listen.c2s_tls).await?;
     let running = Running {

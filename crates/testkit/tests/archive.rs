@@ -13,7 +13,9 @@ const RSM: &str = "http://jabber.org/protocol/rsm";
 fn form(fields: &[(&str, &str)]) -> String {
     let mut f = String::from("<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field>");
     for (var, value) in fields {
-        f.push_str(&format!("<field var='{var}'><value>{value}</value></field>"));
+        f.push_str(&format!(
+            "<field var='{var}'><value>{value}</value></field>"
+        ));
     }
     f.push_str("</x>");
     f
@@ -36,13 +38,16 @@ async fn query(c: &mut Client, inner: &str) -> (Vec<String>, Vec<String>, Elemen
             ids.push(r.attr("id").unwrap().to_string());
             let fwd = r.get_child("forwarded", "urn:xmpp:forward:0").unwrap();
             assert!(fwd.has_child("delay", "urn:xmpp:delay"));
-            bodies.push(body(fwd.get_child("message", "jabber:client").unwrap()).unwrap_or_default());
+            bodies
+                .push(body(fwd.get_child("message", "jabber:client").unwrap()).unwrap_or_default());
         }
     }
 }
 
 fn rsm(fin: &Element, name: &str) -> Option<String> {
-    fin.get_child("set", RSM)?.get_child(name, RSM).map(|e| e.text())
+    fin.get_child("set", RSM)?
+        .get_child(name, RSM)
+        .map(|e| e.text())
 }
 
 async fn pair(s: &TestServer) -> (Client, Client) {
@@ -59,11 +64,15 @@ async fn pair(s: &TestServer) -> (Client, Client) {
 async fn messages_are_archived_both_ways_and_inbound_ones_get_a_stanza_id() {
     let s = TestServer::start().await;
     let (mut a, mut b) = pair(&s).await;
-    a.send("<message to='bob@localhost' type='chat'><body>hello</body></message>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>hello</body></message>")
+        .await;
     let m = b.expect("message", |e| e.name() == "message").await;
-    let sid = m.get_child("stanza-id", "urn:xmpp:sid:0").expect("stanza-id");
+    let sid = m
+        .get_child("stanza-id", "urn:xmpp:sid:0")
+        .expect("stanza-id");
     assert_eq!(sid.attr("by"), Some("bob@localhost"));
-    b.send("<message to='alice@localhost/home' type='chat'><body>hi back</body></message>").await;
+    b.send("<message to='alice@localhost/home' type='chat'><body>hi back</body></message>")
+        .await;
     a.expect("reply", |e| e.name() == "message").await;
     let (bodies, ids, fin) = query(&mut b, "").await;
     assert_eq!(bodies, ["hello", "hi back"]);
@@ -95,8 +104,10 @@ async fn queries_filter_by_with_and_ids_and_unknown_ids_are_item_not_found() {
     let (mut a, mut b) = pair(&s).await;
     let mut c = s.login("carol", "x").await;
     c.available().await;
-    a.send("<message to='bob@localhost' type='chat'><body>to bob</body></message>").await;
-    a.send("<message to='carol@localhost' type='chat'><body>to carol</body></message>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>to bob</body></message>")
+        .await;
+    a.send("<message to='carol@localhost' type='chat'><body>to carol</body></message>")
+        .await;
     b.expect("m", |e| e.name() == "message").await;
     c.expect("m", |e| e.name() == "message").await;
     let (bodies, ids, _) = query(&mut a, &form(&[("with", "carol@localhost")])).await;
@@ -107,7 +118,10 @@ async fn queries_filter_by_with_and_ids_and_unknown_ids_are_item_not_found() {
         .iq("set", None, "<query xmlns='urn:xmpp:mam:2'><set xmlns='http://jabber.org/protocol/rsm'><after>nope</after></set></query>")
         .await;
     assert_eq!(r.attr("type"), Some("error"));
-    assert!(r.get_child("error", "jabber:client").unwrap().has_child("item-not-found", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    assert!(r
+        .get_child("error", "jabber:client")
+        .unwrap()
+        .has_child("item-not-found", "urn:ietf:params:xml:ns:xmpp-stanzas"));
 }
 
 #[tokio::test]
@@ -117,7 +131,9 @@ async fn paging_over_thousands_of_messages_works_both_ways() {
     const N: usize = 2000;
     let mut batch = String::new();
     for i in 0..N {
-        batch.push_str(&format!("<message to='bob@localhost' type='chat'><body>{i}</body></message>"));
+        batch.push_str(&format!(
+            "<message to='bob@localhost' type='chat'><body>{i}</body></message>"
+        ));
         if batch.len() > 32_000 {
             a.send(&batch).await;
             batch.clear();
@@ -148,14 +164,26 @@ async fn paging_over_thousands_of_messages_works_both_ways() {
     }
     assert_eq!(seen, N);
     // The last page, then the one before it.
-    let (bodies, _, fin) = query(&mut a, &format!("<set xmlns='{RSM}'><max>10</max><before/></set>")).await;
+    let (bodies, _, fin) = query(
+        &mut a,
+        &format!("<set xmlns='{RSM}'><max>10</max><before/></set>"),
+    )
+    .await;
     assert_eq!(bodies.first().map(String::as_str), Some("1990"));
     assert_eq!(bodies.last().map(String::as_str), Some("1999"));
     let first = rsm(&fin, "first").unwrap();
-    let (bodies, _, _) = query(&mut a, &format!("<set xmlns='{RSM}'><max>10</max><before>{first}</before></set>")).await;
+    let (bodies, _, _) = query(
+        &mut a,
+        &format!("<set xmlns='{RSM}'><max>10</max><before>{first}</before></set>"),
+    )
+    .await;
     assert_eq!(bodies.first().map(String::as_str), Some("1980"));
     // flip-page reverses the order within the page.
-    let (bodies, _, _) = query(&mut a, &format!("<set xmlns='{RSM}'><max>3</max><before/></set><flip-page/>")).await;
+    let (bodies, _, _) = query(
+        &mut a,
+        &format!("<set xmlns='{RSM}'><max>3</max><before/></set><flip-page/>"),
+    )
+    .await;
     assert_eq!(bodies, ["1999", "1998", "1997"]);
 }
 
@@ -163,15 +191,23 @@ async fn paging_over_thousands_of_messages_works_both_ways() {
 async fn time_window_queries_return_only_that_window() {
     let s = TestServer::start().await;
     let (mut a, mut b) = pair(&s).await;
-    a.send("<message to='bob@localhost' type='chat'><body>early</body></message>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>early</body></message>")
+        .await;
     b.expect("m", |e| e.name() == "message").await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, ids, _) = query(&mut a, "").await;
-    let meta = a.iq("get", None, "<metadata xmlns='urn:xmpp:mam:2'/>").await;
-    let start = meta.get_child("metadata", MAM).unwrap().get_child("start", MAM).unwrap();
+    let meta = a
+        .iq("get", None, "<metadata xmlns='urn:xmpp:mam:2'/>")
+        .await;
+    let start = meta
+        .get_child("metadata", MAM)
+        .unwrap()
+        .get_child("start", MAM)
+        .unwrap();
     assert_eq!(start.attr("id"), Some(ids[0].as_str()));
     let t = start.attr("timestamp").unwrap().to_string();
-    a.send("<message to='bob@localhost' type='chat'><body>late</body></message>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>late</body></message>")
+        .await;
     b.expect("m", |e| e.name() == "message").await;
     let (bodies, _, _) = query(&mut a, &form(&[("end", &t)])).await;
     assert_eq!(bodies, ["early"]);
@@ -187,12 +223,17 @@ async fn preference_never_stops_archiving_for_that_contact() {
         .iq("set", None, "<prefs xmlns='urn:xmpp:mam:2' default='always'><always/><never><jid>bob@localhost</jid></never></prefs>")
         .await;
     assert_eq!(r.attr("type"), Some("result"));
-    a.send("<message to='bob@localhost' type='chat'><body>off the record</body></message>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>off the record</body></message>")
+        .await;
     b.expect("m", |e| e.name() == "message").await;
     let (bodies, _, _) = query(&mut a, "").await;
     assert!(bodies.is_empty(), "{bodies:?}");
     let p = a.iq("get", None, "<prefs xmlns='urn:xmpp:mam:2'/>").await;
-    let never = p.get_child("prefs", MAM).unwrap().get_child("never", MAM).unwrap();
+    let never = p
+        .get_child("prefs", MAM)
+        .unwrap()
+        .get_child("never", MAM)
+        .unwrap();
     assert_eq!(never.children().next().unwrap().text(), "bob@localhost");
 }
 
@@ -202,8 +243,10 @@ async fn messages_received_while_offline_are_in_the_archive() {
     s.user("alice").await;
     s.user("bob").await;
     let mut a = s.login("alice", "home").await;
-    a.send("<message to='bob@localhost' type='chat'><body>while away</body></message>").await;
-    a.iq("get", Some("localhost"), "<ping xmlns='urn:xmpp:ping'/>").await;
+    a.send("<message to='bob@localhost' type='chat'><body>while away</body></message>")
+        .await;
+    a.iq("get", Some("localhost"), "<ping xmlns='urn:xmpp:ping'/>")
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut b = s.login("bob", "phone").await;
     let (bodies, _, _) = query(&mut b, "").await;
@@ -215,7 +258,11 @@ async fn account_disco_advertises_mam() {
     let s = TestServer::start().await;
     let (mut a, _b) = pair(&s).await;
     let r = a
-        .iq("get", Some("alice@localhost"), "<query xmlns='http://jabber.org/protocol/disco#info'/>")
+        .iq(
+            "get",
+            Some("alice@localhost"),
+            "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+        )
         .await;
     let features: Vec<String> = r
         .get_child("query", "http://jabber.org/protocol/disco#info")

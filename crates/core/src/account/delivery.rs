@@ -29,6 +29,10 @@ impl Account {
                 return;
             }
         }
+        // Account-based MUC: a room the account occupies speaks to it.
+        let Some(stanza) = self.rooms_inbound(stanza).await else {
+            return;
+        };
         match stanza.kind {
             StanzaKind::Presence => self.inbound_presence(stanza).await,
             StanzaKind::Message => self.deliver_message(stanza).await,

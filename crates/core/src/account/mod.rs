@@ -12,10 +12,12 @@ mod delivery;
 mod notify;
 mod presence;
 mod resources;
+mod rooms;
 mod roster;
 mod subscription;
 
 pub use resources::{SessionHandle, SessionMsg};
+pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
 
 use std::sync::Arc;
 
@@ -85,6 +87,8 @@ pub(crate) struct Account {
     mam_prefs: Option<archive::Prefs>,
     /// Contacts' resources seen available, to offer them our PEP data once.
     contact_resources: std::collections::HashSet<jid::FullJid>,
+    /// Rooms the account occupies (account-based MUC joining).
+    rooms: rooms::Rooms,
 }
 
 impl Account {
@@ -99,6 +103,7 @@ impl Account {
             blocklist: None,
             mam_prefs: None,
             contact_resources: Default::default(),
+            rooms: Default::default(),
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -115,7 +120,8 @@ impl Account {
         loop {
             let Some(msg) = rx.recv().await else { break };
             self.handle(msg).await;
-            if self.resources.is_empty() && rx.is_empty() {
+            // Persistent room memberships keep the account task alive.
+            if self.resources.is_empty() && !self.rooms.has_persistent() && rx.is_empty() {
                 // Leave the router's map first, then close the queue and hand
                 // whatever slipped in meanwhile to a fresh task, so nothing
                 // sent to this account is lost to the exit.
@@ -145,6 +151,7 @@ impl Account {
                 session_id,
             } => {
                 if let Some(entry) = self.resources.remove_if(&resource, session_id) {
+                    self.rooms_session_gone(&resource);
                     self.session_gone(entry).await;
                 }
             }
@@ -185,8 +192,19 @@ impl Account {
                 return;
             }
         }
+        let Some(stanza) = self.rooms_outbound(resource, stanza).await else {
+            return;
+        };
         match stanza.kind {
-            roost_proto::StanzaKind::Presence => self.outbound_presence(resource, stanza).await,
+            roost_proto::StanzaKind::Presence => {
+                self.outbound_presence(resource, stanza).await;
+                self.session_presence_changed(resource);
+            }
+            roost_proto::StanzaKind::Iq
+                if stanza.to.as_ref().is_some_and(|t| t.to_bare() != self.jid) =>
+            {
+                self.server.route(stanza);
+            }
             roost_proto::StanzaKind::Iq => {
                 let payload_ns = stanza
                     .el

@@ -482,7 +482,17 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.resource().is_none() && t.to_bare() == self.bare);
         if !(to_server || to_self) {
-            self.server.route(stanza);
+            // IQs to other domains (rooms) pass through the account, which
+            // may be their occupant; IQs to local accounts go straight on.
+            let local = stanza
+                .to
+                .as_ref()
+                .is_some_and(|t| self.server.is_local_domain(t.domain().as_str()));
+            if local {
+                self.server.route(stanza);
+            } else {
+                self.to_account(stanza);
+            }
             return;
         }
         if !stanza.is_iq_request() {
