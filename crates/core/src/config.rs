@@ -126,6 +126,9 @@ pub struct AccountMucConfig {
     pub enabled: bool,
     /// Bookmarks with autojoin keep the account in the room with no session.
     pub persist_bookmarked: bool,
+    /// Seconds between XEP-0410 self-pings of every room the account is
+    /// in (rule 15); 0 disables them.
+    pub self_ping_interval: u64,
 }
 
 impl Default for AccountMucConfig {
@@ -133,6 +136,7 @@ impl Default for AccountMucConfig {
         AccountMucConfig {
             enabled: true,
             persist_bookmarked: true,
+            self_ping_interval: 900,
         }
     }
 }

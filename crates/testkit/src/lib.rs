@@ -3,6 +3,8 @@
 //! TLS) that tests drive stanza by stanza with bounded waits.
 
 pub mod client;
+pub mod fake_room;
+pub mod muc;
 pub mod server;
 
 pub use client::{Client, Conn, Login, Mech};

@@ -117,8 +117,20 @@ impl Account {
                 false
             }
         };
+        let every = self.server.config.account_muc.self_ping_interval;
+        let mut self_ping = tokio::time::interval(std::time::Duration::from_secs(every.max(1)));
+        self_ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self_ping.reset();
         loop {
-            let Some(msg) = rx.recv().await else { break };
+            let pinging = every > 0 && !self.rooms.map.is_empty();
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = self_ping.tick(), if pinging => {
+                    self.self_ping_rooms();
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
             self.handle(msg).await;
             // Persistent room memberships keep the account task alive.
             if self.resources.is_empty() && !self.rooms.has_persistent() && rx.is_empty() {

@@ -23,11 +23,14 @@ impl Account {
         let Some(state) = self.rooms.map.get(room) else {
             return;
         };
-        let targets: Vec<String> = match state.phase {
-            // While joining, the room's join sequence goes to the pending sessions.
-            Phase::Joining => state.pending.iter().map(|p| p.resource.clone()).collect(),
-            Phase::Joined => state.joined.iter().cloned().collect(),
-        };
+        // While joining, the room's join sequence goes to the pending
+        // sessions; during a transparent rejoin the joined ones keep getting it.
+        let targets: Vec<String> = state
+            .joined
+            .iter()
+            .cloned()
+            .chain(state.pending.iter().map(|p| p.resource.clone()))
+            .collect();
         for r in targets {
             self.to_session(&r, el.clone());
         }
@@ -39,7 +42,11 @@ impl Account {
         if el.attr("type") == Some("error") {
             return self.room_presence_error(room, nick.as_deref(), el);
         }
-        if is_self_presence(&el) {
+        let own_nick = self.rooms.map.get(room).map(|s| s.nick.clone());
+        // Our own nick is us, even when a room leaves out status 110.
+        if is_self_presence(&el)
+            || (nick.is_some() && nick == own_nick && el.attr("type").is_none())
+        {
             return self.room_self_presence(room, el).await;
         }
         let Some(nick) = nick else { return };
@@ -72,10 +79,16 @@ impl Account {
             }
         }
         if state.phase == Phase::Joining {
-            // Rule 1: every pending session gets the error; nothing is left behind.
-            let pending: Vec<String> = state.pending.iter().map(|p| p.resource.clone()).collect();
+            // Rule 1: every pending session gets the error; nothing is left
+            // behind. A failed rejoin ends the membership for the joined ones too.
+            let targets: Vec<String> = state
+                .pending
+                .iter()
+                .map(|p| p.resource.clone())
+                .chain(state.joined.iter().cloned())
+                .collect();
             self.rooms.map.remove(room);
-            for r in pending {
+            for r in targets {
                 self.to_session(&r, el.clone());
             }
             return;
@@ -122,6 +135,14 @@ impl Account {
         let mut stored = el.clone();
         stored.unset("to");
         state.self_presence = Some(stored);
+        if state.phase == Phase::Joining && std::mem::take(&mut state.rejoining) {
+            // A transparent rejoin: sessions never noticed we were out.
+            state.phase = Phase::Joined;
+            state.sent_presence = None;
+            self.fork(room, &el);
+            self.update_room_presence(room);
+            return;
+        }
         if state.phase == Phase::Joining {
             state.join_codes = codes;
             // The joining sessions get the self-presence, then become joined.
@@ -144,6 +165,7 @@ impl Account {
             if leave {
                 self.leave_room(room);
             } else {
+                // Only if sessions joining meanwhile changed the aggregate.
                 self.update_room_presence(room);
             }
             return;
@@ -154,7 +176,18 @@ impl Account {
     pub(super) async fn room_message_in(&mut self, room: &BareJid, stanza: Stanza) {
         let mut el = stanza.el;
         let groupchat = el.attr("type") == Some("groupchat");
+        // Rule 15: "not in the room" errors trigger a transparent rejoin.
+        if el.attr("type") == Some("error") {
+            let not_in_room = roost_proto::StanzaError::from_stanza(&el)
+                .is_some_and(|e| e.condition == roost_proto::Condition::NotAcceptable);
+            if not_in_room {
+                self.rejoin(room);
+            }
+        }
         if let Some(state) = self.rooms.map.get_mut(room) {
+            if groupchat && !el.has_child("delay", ns::DELAY) {
+                state.last_message_ms = Some(crate::account::archive::now_ms());
+            }
             if groupchat && el.has_child("subject", ns::CLIENT) && !el.has_child("body", ns::CLIENT)
             {
                 let mut s = el.clone();

@@ -7,6 +7,7 @@ use minidom::Element;
 use roost_proto::{ns, Elem, ElementExt, Stanza};
 
 use super::{from_room, muc_user_status, nick_of, PendingJoin, Phase, RoomState, MUC};
+use super::{presence_key, room_view};
 use crate::account::Account;
 
 impl Account {
@@ -42,6 +43,11 @@ impl Account {
                 .get(room)
                 .map(|s| s.nick.clone())
                 .unwrap_or_default();
+            if let Some(state) = self.rooms.map.get_mut(room) {
+                state
+                    .session_presence
+                    .insert(resource.to_string(), room_view(&stanza.el));
+            }
             if nick != current {
                 self.change_nick(resource, room, nick);
             } else {
@@ -61,6 +67,11 @@ impl Account {
                 // Rule 1: the account joins, from its bare JID.
                 let mut state = RoomState::new(nick.clone());
                 state.password = muc_x.and_then(|x| x.child_text("password", MUC));
+                // The join carries this session's presence: the room has it.
+                state
+                    .session_presence
+                    .insert(resource.to_string(), room_view(request));
+                state.sent_presence = Some(presence_key(request));
                 state.counting_history = true;
                 state.pending.push(PendingJoin {
                     resource: resource.to_string(),
@@ -80,6 +91,9 @@ impl Account {
             }
             Some(Phase::Joining) => {
                 if let Some(state) = self.rooms.map.get_mut(room) {
+                    state
+                        .session_presence
+                        .insert(resource.to_string(), room_view(request));
                     state.leave_when_joined = false;
                     state.pending.push(PendingJoin {
                         resource: resource.to_string(),
@@ -94,6 +108,9 @@ impl Account {
                     .await;
                 if let Some(state) = self.rooms.map.get_mut(room) {
                     state.joined.insert(resource.to_string());
+                    state
+                        .session_presence
+                        .insert(resource.to_string(), room_view(request));
                 }
                 self.update_room_presence(room);
             }
@@ -184,6 +201,7 @@ impl Account {
             return;
         };
         let was_joined = state.joined.remove(resource);
+        state.session_presence.remove(resource);
         let was_pending = state.pending.iter().any(|p| p.resource == resource);
         state.pending.retain(|p| p.resource != resource);
         if !was_joined && !was_pending {

@@ -11,6 +11,7 @@ mod history;
 mod inbound;
 mod join;
 mod outbound;
+mod self_ping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -74,6 +75,13 @@ pub(super) struct RoomState {
     pub leave_when_joined: bool,
     /// Counting history messages of the first join.
     pub counting_history: bool,
+    /// When the last groupchat message arrived (ms), so a transparent
+    /// rejoin asks only for what was missed (rule 15).
+    pub last_message_ms: Option<i64>,
+    /// A transparent rejoin is under way: sessions stay joined.
+    pub rejoining: bool,
+    /// The presence each joined session last sent to the room (rule 7).
+    pub session_presence: BTreeMap<String, Element>,
 }
 
 impl RoomState {
@@ -94,6 +102,9 @@ impl RoomState {
             nick_change: None,
             leave_when_joined: false,
             counting_history: false,
+            last_message_ms: None,
+            rejoining: false,
+            session_presence: BTreeMap::new(),
         }
     }
 }
@@ -104,6 +115,8 @@ pub struct Rooms {
     pub(super) map: HashMap<BareJid, RoomState>,
     /// Our IQ id -> (session resource, its original id) (rule 6).
     pub(super) iqs: HashMap<String, (String, String)>,
+    /// Self-pings in flight: IQ id -> room (rule 15).
+    pub(super) pings: HashMap<String, BareJid>,
 }
 
 impl Rooms {
@@ -172,7 +185,7 @@ impl Account {
         let best = state
             .joined
             .iter()
-            .filter_map(|r| self.resources.get(r)?.presence.as_ref())
+            .filter_map(|r| state.session_presence.get(r))
             .max_by_key(|p| availability(p));
         let mut p = Element::bare("presence", ns::CLIENT);
         match best {
@@ -276,16 +289,20 @@ impl Account {
         // Only stanzas addressed to the bare JID are the account's; a
         // session that joined on its own (feature off) keeps its traffic.
         let to_bare = stanza.to.as_ref().is_some_and(|t| t.resource().is_none());
-        if !to_bare || !self.rooms.map.contains_key(&room) {
-            // Responses to IQs a session sent to a room through us.
-            if stanza.kind == roost_proto::StanzaKind::Iq && !stanza.is_iq_request() && to_bare {
-                if let Some(id) = stanza.id() {
-                    if self.rooms.iqs.contains_key(id) {
-                        self.room_iq_response(stanza);
-                        return None;
-                    }
+        // Responses to IQs we sent for a session, or to our self-pings.
+        if to_bare && stanza.kind == roost_proto::StanzaKind::Iq && !stanza.is_iq_request() {
+            if let Some(id) = stanza.id().map(str::to_string) {
+                if self.rooms.iqs.contains_key(&id) {
+                    self.room_iq_response(stanza);
+                    return None;
+                }
+                if let Some(room) = self.rooms.pings.remove(&id) {
+                    self.self_ping_answer(&room, &stanza);
+                    return None;
                 }
             }
+        }
+        if !to_bare || !self.rooms.map.contains_key(&room) {
             return Some(stanza);
         }
         self.server
@@ -309,6 +326,28 @@ impl Account {
         }
         self.rooms.iqs.retain(|_, (r, _)| r != resource);
     }
+}
+
+/// What the room is shown of a presence: its show and status.
+pub(super) fn presence_key(p: &Element) -> (String, String) {
+    (
+        p.child_text("show", ns::CLIENT)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        p.child_text("status", ns::CLIENT).unwrap_or_default(),
+    )
+}
+
+/// Only what a room should see of a session's presence.
+pub(super) fn room_view(p: &Element) -> Element {
+    let mut out = Element::bare("presence", ns::CLIENT);
+    for c in p.children() {
+        if matches!(c.name(), "show" | "status" | "priority") && c.ns() == ns::CLIENT {
+            out.append_child(c.clone());
+        }
+    }
+    out
 }
 
 /// A presence from the room to one of our sessions, addressed correctly.
