@@ -97,6 +97,9 @@ class RoostServer:
             "[listen]",
             f'c2s = "{self.host}:{self.c2s_port}"',
             f'c2s_tls = "{self.host}:{self.c2s_tls_port}"',
+            # No web listeners: several servers run at once here.
+            'http = ""',
+            'https = ""',
             "",
             "[registration]",
             f"open = {'true' if self.registration_open else 'false'}",

@@ -1,5 +1,6 @@
 //! The Roost kernel: listeners, c2s streams, the router and the per-account
-//! tasks. It knows no optional feature; those register as modules.
+//! tasks. It knows no optional feature; those register as modules. Web
+//! clients arrive through `http` (RFC 7395 WebSocket) into the same c2s code.
 //!
 //! Path of a stanza: `listener` accepts -> `c2s::negotiation` (TLS, SASL,
 //! bind) -> `c2s::session` reads it -> local IQs go to `module` handlers,
@@ -11,7 +12,9 @@ pub mod c2s;
 pub mod caps;
 pub mod config;
 pub mod counters;
+pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod module;
 pub mod router;
 pub mod server;

@@ -32,6 +32,8 @@ pub struct Server {
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
     pub counters: crate::counters::Counters,
+    /// Set once by the server crate: writes room nicks back to bookmarks.
+    pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
     shutdown: watch::Sender<bool>,
     next_session_id: AtomicU64,
 }
@@ -57,6 +59,7 @@ impl Server {
             pending_iqs: Default::default(),
             caps: Default::default(),
             counters: Default::default(),
+            bookmark_nicks: std::sync::OnceLock::new(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))

@@ -1,6 +1,7 @@
 //! XEP-0030: Service Discovery on the server's domain and on accounts.
 //! Features come from the module registry, so the answer always matches
-//! what is loaded.
+//! what is loaded. With PEP loaded, accounts are also `pubsub/pep`
+//! services whose nodes are their items (XEP-0163 §6, XEP-0060 §5).
 
 use async_trait::async_trait;
 use minidom::Element;
@@ -8,7 +9,13 @@ use roost_core::module::IqResult;
 use roost_core::{IqContext, IqRoute, Module, Protocol, Scope};
 use roost_proto::{ns, Condition, Elem, Stanza, StanzaError};
 
-pub struct Disco;
+use crate::pep::{self, PepService};
+
+#[derive(Default)]
+pub struct Disco {
+    /// The PEP service, when loaded: accounts then list their nodes.
+    pub pep: Option<PepService>,
+}
 
 fn identity(category: &str, kind: &str, name: Option<&str>) -> Element {
     Element::bare("identity", ns::DISCO_INFO)
@@ -30,6 +37,58 @@ fn info(identities: Vec<Element>, mut features: Vec<&'static str>, node: Option<
                 .into_iter()
                 .map(|f| Element::bare("feature", ns::DISCO_INFO).attr_set("var", f)),
         )
+}
+
+impl Disco {
+    /// Disco on an account's bare JID; nodes are PEP nodes.
+    async fn account(
+        &self,
+        ctx: &IqContext<'_>,
+        node: Option<&str>,
+        items_query: bool,
+    ) -> IqResult {
+        let (Some(pep), Some(owner)) = (&self.pep, ctx.account) else {
+            if node.is_some() {
+                return Err(StanzaError::new(Condition::ItemNotFound));
+            }
+            if items_query {
+                return Ok(Some(Element::bare("query", ns::DISCO_ITEMS)));
+            }
+            return Ok(Some(info(
+                vec![identity("account", "registered", None)],
+                ctx.server.registry.account_features(),
+                None,
+            )));
+        };
+        let (server, from, own) = (ctx.server, ctx.from, ctx.own);
+        match (items_query, node) {
+            // XEP-0060 §5.2, XEP-0163 §6.2: the nodes the requester may read.
+            (true, None) => Ok(Some(Element::bare("query", ns::DISCO_ITEMS).children_from(
+                pep::disco::node_items(server, pep, owner, from, own).await?,
+            ))),
+            // XEP-0060 §5.5: a node's items.
+            (true, Some(n)) => Ok(Some(
+                Element::bare("query", ns::DISCO_ITEMS)
+                    .attr_set("node", n)
+                    .children_from(pep::disco::item_ids(server, pep, owner, from, own, n).await?),
+            )),
+            // XEP-0060 §5.3: a node's identity.
+            (false, Some(n)) => Ok(Some(
+                Element::bare("query", ns::DISCO_INFO)
+                    .attr_set("node", n)
+                    .children_from(pep::disco::node_info(server, pep, owner, from, own, n).await?),
+            )),
+            // XEP-0163 §6.1: the account is a PEP service.
+            (false, None) => Ok(Some(info(
+                vec![
+                    identity("account", "registered", None),
+                    identity("pubsub", "pep", None),
+                ],
+                ctx.server.registry.account_features(),
+                None,
+            ))),
+        }
+    }
 }
 
 #[async_trait]
@@ -62,25 +121,26 @@ impl Module for Disco {
             return Err(StanzaError::bad_request("no query"));
         };
         let node = query.attr("node");
-        if node.is_some() {
-            return Err(StanzaError::new(Condition::ItemNotFound));
-        }
         let to_account = iq.to.as_ref().is_some_and(|t| t.node().is_some())
             || (iq.to.is_none() && ctx.account.is_some() && !ctx.own);
         let items_query = query.ns() == ns::DISCO_ITEMS;
         if to_account {
-            if items_query {
-                return Ok(Some(Element::bare("query", ns::DISCO_ITEMS)));
-            }
-            let features = ctx.server.registry.account_features();
-            return Ok(Some(info(
-                vec![identity("account", "registered", None)],
-                features,
-                None,
-            )));
+            return self.account(&ctx, node, items_query).await;
+        }
+        if node.is_some() {
+            return Err(StanzaError::new(Condition::ItemNotFound));
         }
         if items_query {
-            return Ok(Some(Element::bare("query", ns::DISCO_ITEMS)));
+            // XEP-0030 §4: the services on their own domains (XEP-0045 §6.1:
+            // this is how clients find the MUC service).
+            let items = ctx.server.router.services().into_iter().map(|(jid, name)| {
+                Element::bare("item", ns::DISCO_ITEMS)
+                    .attr_set("jid", jid)
+                    .attr_opt("name", name)
+            });
+            return Ok(Some(
+                Element::bare("query", ns::DISCO_ITEMS).children_from(items),
+            ));
         }
         let features = ctx.server.registry.server_features();
         Ok(Some(info(

@@ -1,9 +1,12 @@
 //! Feature modules, one file per spec. Each declares its protocols, disco
 //! features and IQ routes; `server/modules.rs` lists them in order.
 
+pub mod bookmarks;
 pub mod disco;
 pub mod kernel;
+pub mod pep;
 pub mod ping;
+pub mod private_xml;
 pub mod register;
 pub mod session;
 pub mod vcard;

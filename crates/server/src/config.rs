@@ -28,6 +28,10 @@ pub struct Config {
     pub stream_management: StreamManagementConfig,
     pub archive: ArchiveConfig,
     pub account_muc: AccountMucConfig,
+    /// XEP-0045 Multi-User Chat service.
+    pub muc: roost_muc::MucConfig,
+    /// Web clients: WebSocket origins and HTTP limits.
+    pub http: roost_core::http::HttpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +41,11 @@ pub struct ListenConfig {
     pub c2s: String,
     /// Direct TLS client port (XEP-0368); empty string disables it.
     pub c2s_tls: String,
+    /// HTTP for web clients: XMPP over WebSocket (RFC 7395) at
+    /// /xmpp-websocket and XEP-0156 host-meta; empty string disables it.
+    pub http: String,
+    /// The same over TLS (the certificate of `[tls]`); empty disables it.
+    pub https: String,
 }
 
 impl Default for ListenConfig {
@@ -44,6 +53,8 @@ impl Default for ListenConfig {
         ListenConfig {
             c2s: "127.0.0.1:5222".into(),
             c2s_tls: "127.0.0.1:5223".into(),
+            http: "127.0.0.1:5280".into(),
+            https: "127.0.0.1:5281".into(),
         }
     }
 }
@@ -61,6 +72,8 @@ impl Default for Config {
             stream_management: StreamManagementConfig::default(),
             archive: ArchiveConfig::default(),
             account_muc: AccountMucConfig::default(),
+            muc: roost_muc::MucConfig::default(),
+            http: roost_core::http::HttpConfig::default(),
         }
     }
 }
@@ -116,6 +129,8 @@ impl Config {
         for (key, value) in [
             ("listen.c2s", &self.listen.c2s),
             ("listen.c2s_tls", &self.listen.c2s_tls),
+            ("listen.http", &self.listen.http),
+            ("listen.https", &self.listen.https),
         ] {
             if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
                 return Err(ConfigError::Invalid {
@@ -145,6 +160,12 @@ impl Config {
                 });
             }
         }
+        self.muc
+            .validate(&self.domain)
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        self.http
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         Ok(())
     }
 
@@ -167,7 +188,10 @@ impl Config {
 
     /// The effective configuration as TOML, for `roost check-config`.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}"))
+        // Print derived values as the server will use them.
+        let mut effective = self.clone();
+        effective.muc.domain = Some(self.muc.service_domain(&self.domain));
+        toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot print: {e}"))
     }
 }
 
@@ -182,7 +206,60 @@ mod tests {
         cfg.validate().unwrap();
         assert_eq!(cfg.domain, "localhost");
         assert_eq!(cfg.listen.c2s, "127.0.0.1:5222");
+        assert_eq!(cfg.listen.http, Config::default().listen.http);
+        assert_eq!(cfg.listen.https, Config::default().listen.https);
+        assert_eq!(
+            cfg.http.allowed_origins,
+            Config::default().http.allowed_origins
+        );
         assert!(!cfg.registration.open);
+    }
+
+    #[test]
+    fn the_muc_section_matches_the_defaults_and_is_printed_in_full() {
+        let text = include_str!("../../../roost.example.toml");
+        let cfg = Config::parse(text).unwrap();
+        assert_eq!(cfg.muc, roost_muc::MucConfig::default());
+        let printed = Config::default().to_toml();
+        assert!(printed.contains("[muc]"), "{printed}");
+        assert!(
+            printed.contains("domain = \"conference.localhost\""),
+            "{printed}"
+        );
+        let back = Config::parse(&printed).unwrap();
+        assert_eq!(back.muc.service_domain("localhost"), "conference.localhost");
+    }
+
+    #[test]
+    fn bad_muc_values_name_their_key() {
+        let err = Config::parse(
+            "[muc]
+max_rooms = 'x'
+",
+        )
+        .unwrap_err();
+        assert!(err.contains("max_rooms"), "{err}");
+        let err = Config::parse(
+            "[muc]
+max_romos = 1
+",
+        )
+        .unwrap_err();
+        assert!(err.contains("max_romos"), "{err}");
+        let mut c = Config::default();
+        c.muc.domain = Some("localhost".into());
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("muc.domain"));
+        let mut c = Config::default();
+        c.muc.max_occupants = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("muc.max_occupants"));
     }
 
     #[test]
@@ -200,6 +277,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("listen.c2s"));
+        let mut c = Config::default();
+        c.listen.https = "localhost".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("listen.https"));
+        let mut c = Config::default();
+        c.http.allowed_origins = vec!["example.org".into()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("http.allowed_origins"));
         let c = Config {
             domain: "a@b".into(),
             ..Config::default()

@@ -1,6 +1,7 @@
 //! The Roost server: configuration, the ordered module list, and starting
 //! the listeners. `main.rs` is the command line on top of this.
 
+pub mod bookmark_rooms;
 pub mod config;
 pub mod modules;
 pub mod start;

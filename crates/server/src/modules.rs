@@ -4,18 +4,28 @@
 use std::sync::Arc;
 
 use roost_core::Module;
-use roost_features::{disco, kernel, ping, register, session, vcard, version};
+use roost_features::{
+    bookmarks, disco, kernel, pep, ping, private_xml, register, session, vcard, version,
+};
 
-pub fn all(config: &crate::Config) -> Vec<Arc<dyn Module>> {
+/// The modules, sharing one PEP service (built by the caller, which also
+/// hands `pep.bookmark_events()` to account-based MUC joining).
+pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>> {
+    let pep = pep.clone();
     vec![
         Arc::new(kernel::Kernel {
             account_muc: config.account_muc.enabled,
         }),
-        Arc::new(disco::Disco),
+        Arc::new(disco::Disco {
+            pep: Some(pep.clone()),
+        }),
         Arc::new(ping::Ping),
         Arc::new(version::Version),
         Arc::new(session::LegacySession),
         Arc::new(vcard::Vcard),
         Arc::new(register::Register),
+        Arc::new(pep::Pep::new(pep.clone())),
+        Arc::new(bookmarks::Bookmarks),
+        Arc::new(private_xml::PrivateXml::new(pep)),
     ]
 }

@@ -18,6 +18,9 @@ pub struct Running {
     pub server: Arc<Server>,
     pub c2s: Option<SocketAddr>,
     pub c2s_tls: Option<SocketAddr>,
+    /// Web clients (RFC 7395, XEP-0156), plain and TLS.
+    pub http: Option<SocketAddr>,
+    pub https: Option<SocketAddr>,
 }
 
 impl Running {
@@ -55,13 +58,30 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         &cfg.data_dir,
     )
     .context("tls")?;
-    let server = Server::new(cfg.core(), stores, modules::all(cfg), tls)?;
+    // One PEP service per server, shared by the modules that write PEP
+    // nodes and by the bookmark bridge of account-based MUC joining.
+    let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
+    let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
+    if cfg.muc.enabled {
+        let muc = roost_muc::MucService::open(cfg.muc.clone(), &cfg.domain, &server.stores)
+            .await
+            .context("opening the MUC service")?;
+        tracing::info!(domain = %muc.domain(), "MUC service (XEP-0045)");
+        let domain = muc.domain().to_string();
+        server.router.add_service(&domain, muc);
+    }
+    // After the MUC service is up: bookmarked rooms are joined at start.
+    crate::bookmark_rooms::spawn(&server, &pep);
     let c2s = bind(&cfg.listen.c2s).await?;
     let c2s_tls = bind(&cfg.listen.c2s_tls).await?;
+    let http = bind(&cfg.listen.http).await?;
+    let https = bind(&cfg.listen.https).await?;
     let running = Running {
         server: server.clone(),
         c2s: c2s.as_ref().and_then(|l| l.local_addr().ok()),
         c2s_tls: c2s_tls.as_ref().and_then(|l| l.local_addr().ok()),
+        http: http.as_ref().and_then(|l| l.local_addr().ok()),
+        https: https.as_ref().and_then(|l| l.local_addr().ok()),
     };
     if let Some(l) = c2s {
         tracing::info!(addr = ?running.c2s, "listening for clients (STARTTLS)");
@@ -70,6 +90,21 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     if let Some(l) = c2s_tls {
         tracing::info!(addr = ?running.c2s_tls, "listening for clients (direct TLS)");
         tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, true));
+    }
+    for (listener, local, tls) in [
+        (http, running.http, None),
+        (https, running.https, Some(&server.tls)),
+    ] {
+        let (Some(l), Some(local)) = (listener, local) else {
+            continue;
+        };
+        let endpoint = roost_core::http::HttpEndpoint::new(cfg.http.clone(), tls, local);
+        tracing::info!(addr = %local, tls = endpoint.is_tls(), "listening for web clients (WebSocket at {})", roost_core::http::WEBSOCKET_PATH);
+        tokio::spawn(roost_core::listener::serve_http(
+            server.clone(),
+            l,
+            Arc::new(endpoint),
+        ));
     }
     spawn_archive_retention(&server);
     Ok(running)

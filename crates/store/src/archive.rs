@@ -51,9 +51,13 @@ pub trait ArchiveStore: Send + Sync {
     /// Append a message; the stamp should not go backwards.
     async fn archive(&self, owner: &BareJid, msg: &ArchivedMessage) -> Result<()>;
     /// A page, or `None` when `after_id`/`before_id` names no message.
-    async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery) -> Result<Option<ArchivePage>>;
+    async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery)
+        -> Result<Option<ArchivePage>>;
     /// The first and last messages (XEP-0313 §6 metadata).
-    async fn archive_bounds(&self, owner: &BareJid) -> Result<Option<(ArchivedMessage, ArchivedMessage)>>;
+    async fn archive_bounds(
+        &self,
+        owner: &BareJid,
+    ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>>;
     /// Delete every message older than `stamp_ms` (retention); returns how many.
     async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64>;
     /// Delete an owner's whole archive.

@@ -6,14 +6,28 @@
 //! store.
 
 use crate::{
-    ArchiveQuery, ArchiveStore, ArchivedMessage, AccountStore, OfflineStore, PrivateStore, RosterItem, RosterStore, ScramKeys,
-    StoredCredentials, Subscription,
+    AccountStore, ArchiveQuery, ArchiveStore, ArchivedMessage, OfflineStore, PrivateStore,
+    RosterItem, RosterStore, ScramKeys, StoredCredentials, Subscription,
 };
+use crate::{MucAffiliation, MucStore, StoredAffiliation, StoredSubject};
+use crate::{PubsubStore, StoredItem};
 use jid::BareJid;
 
 /// Everything a backend must implement.
-trait Backend: AccountStore + RosterStore + OfflineStore + PrivateStore + ArchiveStore {}
-impl<B: AccountStore + RosterStore + OfflineStore + PrivateStore + ArchiveStore> Backend for B {}
+trait Backend:
+    AccountStore + RosterStore + OfflineStore + PrivateStore + ArchiveStore + MucStore + PubsubStore
+{
+}
+impl<B> Backend for B where
+    B: AccountStore
+        + RosterStore
+        + OfflineStore
+        + PrivateStore
+        + ArchiveStore
+        + MucStore
+        + PubsubStore
+{
+}
 
 fn archived(i: usize, with: &str) -> ArchivedMessage {
     ArchivedMessage {
@@ -32,12 +46,21 @@ async fn archive_pages_both_ways_with_filters<B: Backend>(b: &B) {
     let owner = jid("owner@example.com");
     let other = jid("other@example.com");
     for i in 0..10 {
-        let with = if i % 2 == 0 { "a@example.com/phone" } else { "b@example.com" };
+        let with = if i % 2 == 0 {
+            "a@example.com/phone"
+        } else {
+            "b@example.com"
+        };
         b.archive(&owner, &archived(i, with)).await.unwrap();
     }
-    b.archive(&other, &archived(99, "a@example.com")).await.unwrap();
+    b.archive(&other, &archived(99, "a@example.com"))
+        .await
+        .unwrap();
     let q = |f: &dyn Fn(&mut ArchiveQuery)| {
-        let mut q = ArchiveQuery { max: 3, ..ArchiveQuery::default() };
+        let mut q = ArchiveQuery {
+            max: 3,
+            ..ArchiveQuery::default()
+        };
         f(&mut q);
         q
     };
@@ -50,43 +73,59 @@ async fn archive_pages_both_ways_with_filters<B: Backend>(b: &B) {
         .unwrap()
         .unwrap();
     assert_eq!(ids(&next), ["id3", "id4", "id5"]);
-    let last = b.query_archive(&owner, &q(&|q| q.from_end = true)).await.unwrap().unwrap();
+    let last = b
+        .query_archive(&owner, &q(&|q| q.from_end = true))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ids(&last), ["id7", "id8", "id9"]);
     assert!(!last.complete);
     let before = b
-        .query_archive(&owner, &q(&|q| {
-            q.from_end = true;
-            q.before_id = Some("id2".into());
-        }))
+        .query_archive(
+            &owner,
+            &q(&|q| {
+                q.from_end = true;
+                q.before_id = Some("id2".into());
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(ids(&before), ["id0", "id1"]);
     assert!(before.complete);
     let with_a = b
-        .query_archive(&owner, &q(&|q| {
-            q.with = Some("a@example.com".into());
-            q.max = 100;
-        }))
+        .query_archive(
+            &owner,
+            &q(&|q| {
+                q.with = Some("a@example.com".into());
+                q.max = 100;
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(ids(&with_a), ["id0", "id2", "id4", "id6", "id8"]);
     assert!(with_a.complete);
     let full = b
-        .query_archive(&owner, &q(&|q| {
-            q.with = Some("a@example.com/laptop".into());
-        }))
+        .query_archive(
+            &owner,
+            &q(&|q| {
+                q.with = Some("a@example.com/laptop".into());
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
     assert!(full.messages.is_empty());
     let window = b
-        .query_archive(&owner, &q(&|q| {
-            q.start_ms = Some(2_000);
-            q.end_ms = Some(4_000);
-            q.max = 100;
-        }))
+        .query_archive(
+            &owner,
+            &q(&|q| {
+                q.start_ms = Some(2_000);
+                q.end_ms = Some(4_000);
+                q.max = 100;
+            }),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -104,8 +143,12 @@ async fn archive_pages_both_ways_with_filters<B: Backend>(b: &B) {
         .is_none());
     let (lo, hi) = b.archive_bounds(&owner).await.unwrap().unwrap();
     assert_eq!((lo.id.as_str(), hi.id.as_str()), ("id0", "id9"));
-    assert_eq!(b.purge_archive_before(5_000).await.unwrap(), 5 + 0);
-    let rest = b.query_archive(&owner, &q(&|q| q.max = 100)).await.unwrap().unwrap();
+    assert_eq!(b.purge_archive_before(5_000).await.unwrap(), 5);
+    let rest = b
+        .query_archive(&owner, &q(&|q| q.max = 100))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rest.messages.len(), 5);
     b.remove_archive(&owner).await.unwrap();
     assert!(b.archive_bounds(&owner).await.unwrap().is_none());
@@ -552,6 +595,331 @@ async fn private_set_get_delete<B: Backend>(b: &B) {
     );
 }
 
+fn affiliation(who: &str, affiliation: MucAffiliation, nick: Option<&str>) -> StoredAffiliation {
+    StoredAffiliation {
+        jid: jid(who),
+        affiliation,
+        nick: nick.map(str::to_owned),
+        reason: None,
+    }
+}
+
+async fn muc_room_lifecycle<B: Backend>(b: &B) {
+    let room = jid("coven@chat.example");
+    assert_eq!(b.room(&room).await.unwrap(), None);
+    assert!(!b.remove_room(&room).await.unwrap());
+    assert!(!b
+        .set_room_subject(
+            &room,
+            Some(&StoredSubject {
+                text: "x".into(),
+                nick: String::new(),
+                stamp_ms: 1,
+            })
+        )
+        .await
+        .unwrap());
+
+    b.put_room(&room, false, "locked = true").await.unwrap();
+    let stored = b.room(&room).await.unwrap().expect("created");
+    assert_eq!(stored.jid, room);
+    assert!(!stored.persistent);
+    assert_eq!(stored.settings, "locked = true");
+    assert_eq!(stored.subject, None);
+
+    let subject = StoredSubject {
+        text: "Fire Burn and Cauldron Bubble! ☕".into(),
+        nick: "secondwitch".into(),
+        stamp_ms: 1_700_000_000_123,
+    };
+    assert!(b.set_room_subject(&room, Some(&subject)).await.unwrap());
+    // Replacing the settings keeps the subject and affiliations.
+    b.set_room_affiliation(
+        &room,
+        &affiliation("crone@a.example", MucAffiliation::Owner, None),
+    )
+    .await
+    .unwrap();
+    b.put_room(&room, true, "name = \"A Dark Cave\"")
+        .await
+        .unwrap();
+    let stored = b.room(&room).await.unwrap().expect("still there");
+    assert!(stored.persistent);
+    assert_eq!(stored.settings, "name = \"A Dark Cave\"");
+    assert_eq!(stored.subject, Some(subject));
+    assert_eq!(b.room_affiliations(&room).await.unwrap().len(), 1);
+
+    // An empty subject is a subject ("cleared"); None forgets it.
+    let cleared = StoredSubject {
+        text: String::new(),
+        nick: String::new(),
+        stamp_ms: 5,
+    };
+    assert!(b.set_room_subject(&room, Some(&cleared)).await.unwrap());
+    assert_eq!(b.room(&room).await.unwrap().unwrap().subject, Some(cleared));
+    assert!(b.set_room_subject(&room, None).await.unwrap());
+    assert_eq!(b.room(&room).await.unwrap().unwrap().subject, None);
+
+    // Removal takes the affiliations along; a new room starts empty.
+    assert!(b.remove_room(&room).await.unwrap());
+    assert_eq!(b.room(&room).await.unwrap(), None);
+    assert!(b.room_affiliations(&room).await.unwrap().is_empty());
+    b.put_room(&room, false, "").await.unwrap();
+    assert!(b.room_affiliations(&room).await.unwrap().is_empty());
+    assert_eq!(b.room(&room).await.unwrap().unwrap().subject, None);
+}
+
+async fn muc_rooms_by_service<B: Backend>(b: &B) {
+    for (name, persistent) in [
+        ("zeta@chat.example", true),
+        ("alpha@chat.example", false),
+        ("mid@chat.example", true),
+        ("other@chat.example.org", false),
+        ("kept@chat.example.org", true),
+    ] {
+        b.put_room(&jid(name), persistent, name).await.unwrap();
+    }
+    let names = |rooms: Vec<crate::StoredRoom>| -> Vec<String> {
+        rooms.iter().map(|r| r.jid.to_string()).collect()
+    };
+    assert_eq!(
+        names(b.rooms("chat.example").await.unwrap()),
+        [
+            "alpha@chat.example",
+            "mid@chat.example",
+            "zeta@chat.example"
+        ]
+    );
+    assert_eq!(b.count_rooms("chat.example").await.unwrap(), 3);
+    assert_eq!(b.count_rooms("chat.example.org").await.unwrap(), 2);
+    assert_eq!(b.count_rooms("none.example").await.unwrap(), 0);
+
+    // Only the temporary rooms of that one service go.
+    b.set_room_affiliation(
+        &jid("alpha@chat.example"),
+        &affiliation("crone@a.example", MucAffiliation::Owner, None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.remove_temporary_rooms("chat.example").await.unwrap(),
+        vec![jid("alpha@chat.example")]
+    );
+    assert!(b
+        .remove_temporary_rooms("chat.example")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        names(b.rooms("chat.example").await.unwrap()),
+        ["mid@chat.example", "zeta@chat.example"]
+    );
+    assert!(b
+        .room_affiliations(&jid("alpha@chat.example"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(b.count_rooms("chat.example.org").await.unwrap(), 2);
+}
+
+async fn muc_affiliations_set_replace_remove<B: Backend>(b: &B) {
+    let room = jid("coven@chat.example");
+    let other = jid("heath@chat.example");
+    let crone = affiliation("crone@a.example", MucAffiliation::Owner, Some("firstwitch"));
+    // No room: nothing is stored.
+    assert!(!b.set_room_affiliation(&room, &crone).await.unwrap());
+    assert!(!b.remove_room_affiliation(&room, &crone.jid).await.unwrap());
+    b.put_room(&room, true, "").await.unwrap();
+    b.put_room(&other, true, "").await.unwrap();
+
+    let hag = affiliation(
+        "hag@a.example",
+        MucAffiliation::Member,
+        Some("Thirdwitch ✓"),
+    );
+    let mut banned = affiliation("b.example", MucAffiliation::Outcast, None);
+    banned.reason = Some("Treason".into());
+    for a in [&crone, &hag, &banned] {
+        assert!(b.set_room_affiliation(&room, a).await.unwrap());
+    }
+    let mut all = b.room_affiliations(&room).await.unwrap();
+    all.sort_by(|x, y| x.jid.cmp(&y.jid));
+    let mut expected = vec![crone.clone(), hag.clone(), banned.clone()];
+    expected.sort_by(|x, y| x.jid.cmp(&y.jid));
+    assert_eq!(all, expected);
+    assert!(b.room_affiliations(&other).await.unwrap().is_empty());
+
+    // Replace: the nick goes with the new entry.
+    let promoted = affiliation("hag@a.example", MucAffiliation::Admin, None);
+    assert!(b.set_room_affiliation(&room, &promoted).await.unwrap());
+    let now = b.room_affiliations(&room).await.unwrap();
+    assert_eq!(now.iter().find(|a| a.jid == promoted.jid), Some(&promoted));
+    assert_eq!(now.len(), 3);
+
+    assert!(b.remove_room_affiliation(&room, &hag.jid).await.unwrap());
+    assert!(!b.remove_room_affiliation(&room, &hag.jid).await.unwrap());
+    assert_eq!(b.room_affiliations(&room).await.unwrap().len(), 2);
+}
+
+fn pub_item(id: &str, n: i64) -> StoredItem {
+    StoredItem {
+        id: id.to_string(),
+        publisher: "owner@a.example/phone".to_string(),
+        stamp_ms: n,
+        xml: format!("<x xmlns='urn:test'>{n}</x>"),
+    }
+}
+
+async fn pub_ids<B: Backend>(
+    b: &B,
+    owner: &BareJid,
+    node: &str,
+    max: Option<usize>,
+) -> Vec<String> {
+    b.items(owner, node, max)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
+async fn pubsub_nodes_create_configure_delete<B: Backend>(b: &B) {
+    let owner = jid("owner@a.example");
+    let other = jid("other@a.example");
+    assert!(b.node(&owner, "n").await.unwrap().is_none());
+    assert!(b.create_node(&owner, "zeta", "cfg-z").await.unwrap());
+    assert!(b.create_node(&owner, "alpha", "cfg-a").await.unwrap());
+    // A second create changes nothing.
+    assert!(!b.create_node(&owner, "alpha", "other").await.unwrap());
+    assert_eq!(
+        b.node(&owner, "alpha").await.unwrap().unwrap().config,
+        "cfg-a"
+    );
+    // Same name, other owner: another node.
+    assert!(b.create_node(&other, "alpha", "cfg-o").await.unwrap());
+    let names: Vec<String> = b
+        .nodes(&owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["alpha", "zeta"]);
+    assert!(b.set_node_config(&owner, "alpha", "cfg-2").await.unwrap());
+    assert!(!b.set_node_config(&owner, "missing", "x").await.unwrap());
+    assert_eq!(
+        b.node(&owner, "alpha").await.unwrap().unwrap().config,
+        "cfg-2"
+    );
+    assert_eq!(
+        b.node(&other, "alpha").await.unwrap().unwrap().config,
+        "cfg-o"
+    );
+    // Deleting a node deletes its items; a re-created node starts empty.
+    b.publish_item(&owner, "alpha", &pub_item("i1", 1), 10)
+        .await
+        .unwrap();
+    assert!(b.delete_node(&owner, "alpha").await.unwrap());
+    assert!(!b.delete_node(&owner, "alpha").await.unwrap());
+    assert!(b.node(&owner, "alpha").await.unwrap().is_none());
+    assert!(b.items(&owner, "alpha", None).await.unwrap().is_empty());
+    assert!(b.create_node(&owner, "alpha", "cfg-3").await.unwrap());
+    assert!(b.items(&owner, "alpha", None).await.unwrap().is_empty());
+    assert!(b.node(&other, "alpha").await.unwrap().is_some());
+}
+
+async fn pubsub_items_upsert_trim_retract<B: Backend>(b: &B) {
+    let owner = jid("owner@a.example");
+    // No node: nothing is stored.
+    assert_eq!(
+        b.publish_item(&owner, "n", &pub_item("a", 1), 10)
+            .await
+            .unwrap(),
+        None
+    );
+    b.create_node(&owner, "n", "").await.unwrap();
+    b.create_node(&owner, "m", "").await.unwrap();
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        let trimmed = b
+            .publish_item(&owner, "n", &pub_item(id, i as i64), 10)
+            .await
+            .unwrap();
+        assert_eq!(trimmed, Some(Vec::new()));
+    }
+    b.publish_item(&owner, "m", &pub_item("a", 99), 10)
+        .await
+        .unwrap();
+    assert_eq!(pub_ids(b, &owner, "n", None).await, ["c", "b", "a"]);
+    // Republishing an id replaces the item and makes it the newest.
+    b.publish_item(&owner, "n", &pub_item("a", 7), 10)
+        .await
+        .unwrap();
+    assert_eq!(pub_ids(b, &owner, "n", None).await, ["a", "c", "b"]);
+    let newest = b.items(&owner, "n", Some(1)).await.unwrap();
+    assert_eq!(newest, vec![pub_item("a", 7)]);
+    assert_eq!(pub_ids(b, &owner, "n", Some(2)).await, ["a", "c"]);
+    // Publishing past max_items deletes the oldest, newest of them first.
+    let trimmed = b
+        .publish_item(&owner, "n", &pub_item("d", 8), 2)
+        .await
+        .unwrap();
+    assert_eq!(trimmed, Some(vec!["c".to_string(), "b".to_string()]));
+    assert_eq!(pub_ids(b, &owner, "n", None).await, ["d", "a"]);
+    let picked = b
+        .items_by_id(&owner, "n", &["a".into(), "zz".into(), "d".into()])
+        .await
+        .unwrap();
+    assert_eq!(picked, vec![pub_item("d", 8), pub_item("a", 7)]);
+    assert!(b.items_by_id(&owner, "n", &[]).await.unwrap().is_empty());
+    assert!(b.retract_item(&owner, "n", "a").await.unwrap());
+    assert!(!b.retract_item(&owner, "n", "a").await.unwrap());
+    assert!(!b.retract_item(&owner, "missing", "a").await.unwrap());
+    assert_eq!(pub_ids(b, &owner, "n", None).await, ["d"]);
+    for (i, id) in ["e", "f", "g"].iter().enumerate() {
+        b.publish_item(&owner, "n", &pub_item(id, 10 + i as i64), 10)
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.trim_items(&owner, "n", 2).await.unwrap(), 2);
+    assert_eq!(pub_ids(b, &owner, "n", None).await, ["g", "f"]);
+    assert_eq!(b.trim_items(&owner, "missing", 0).await.unwrap(), 0);
+    // The other node was never touched.
+    assert_eq!(
+        b.items(&owner, "m", None).await.unwrap(),
+        vec![pub_item("a", 99)]
+    );
+}
+
+async fn pubsub_goes_with_the_account<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@a.example");
+    for user in [&alice, &bob] {
+        b.create_account(user, &creds(1)).await.unwrap();
+        b.create_node(user, "urn:xmpp:avatar:metadata", "")
+            .await
+            .unwrap();
+        b.publish_item(user, "urn:xmpp:avatar:metadata", &pub_item("x", 1), 1)
+            .await
+            .unwrap();
+    }
+    assert!(b.remove_account(&alice).await.unwrap());
+    assert!(b.nodes(&alice).await.unwrap().is_empty());
+    assert!(b
+        .items(&alice, "urn:xmpp:avatar:metadata", None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(b.nodes(&bob).await.unwrap().len(), 1);
+    b.remove_pubsub(&bob).await.unwrap();
+    assert!(b.nodes(&bob).await.unwrap().is_empty());
+    assert!(b
+        .items(&bob, "urn:xmpp:avatar:metadata", None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// One `#[tokio::test]` per check, each on a fresh store from the
 /// invoking module's `make()`, which returns a guard to keep alive and the
 /// store.
@@ -571,6 +939,12 @@ macro_rules! backend_tests {
             offline_limit_order_ack,
             private_set_get_delete,
             archive_pages_both_ways_with_filters,
+            muc_room_lifecycle,
+            muc_rooms_by_service,
+            muc_affiliations_set_replace_remove,
+            pubsub_nodes_create_configure_delete,
+            pubsub_items_upsert_trim_retract,
+            pubsub_goes_with_the_account,
         );
     };
     (@ $($check:ident),* $(,)?) => {
@@ -685,6 +1059,73 @@ mod sqlite {
         store.push_offline(&alice, "<message/>", 10).await.unwrap();
         let again = store.offline(&alice).await.unwrap();
         assert!(again[0].0 > offline[0].0, "{again:?} vs {offline:?}");
+    }
+
+    #[tokio::test]
+    async fn muc_rooms_survive_reopen() {
+        use crate::{MucAffiliation, MucStore, StoredAffiliation, StoredSubject};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db_path(&dir);
+        let room = jid("coven@chat.example");
+        let subject = StoredSubject {
+            text: "Spells".into(),
+            nick: "crone".into(),
+            stamp_ms: 42,
+        };
+        let owner = StoredAffiliation {
+            jid: jid("crone@a.example"),
+            affiliation: MucAffiliation::Owner,
+            nick: Some("crone".into()),
+            reason: None,
+        };
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.put_room(&room, true, "name = 'x'").await.unwrap();
+        store.set_room_subject(&room, Some(&subject)).await.unwrap();
+        store.set_room_affiliation(&room, &owner).await.unwrap();
+        drop(store);
+
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        let stored = store.room(&room).await.unwrap().expect("room kept");
+        assert!(stored.persistent);
+        assert_eq!(stored.settings, "name = 'x'");
+        assert_eq!(stored.subject, Some(subject));
+        assert_eq!(store.room_affiliations(&room).await.unwrap(), vec![owner]);
+    }
+
+    #[tokio::test]
+    async fn pubsub_items_survive_reopen() {
+        use crate::PubsubStore;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db_path(&dir);
+        let owner = jid("owner@a.example");
+        let node = "urn:xmpp:bookmarks:1";
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.create_node(&owner, node, "<x/>").await.unwrap();
+        for (i, id) in ["a", "b"].iter().enumerate() {
+            store
+                .publish_item(&owner, node, &super::pub_item(id, i as i64), 10)
+                .await
+                .unwrap();
+        }
+        drop(store);
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        assert_eq!(
+            store.node(&owner, node).await.unwrap().unwrap().config,
+            "<x/>"
+        );
+        // Publication order survives too: a new item is the newest.
+        store
+            .publish_item(&owner, node, &super::pub_item("c", 5), 10)
+            .await
+            .unwrap();
+        let ids: Vec<String> = store
+            .items(&owner, node, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(ids, ["c", "b", "a"]);
     }
 
     /// The CLI writes while the server holds the database open.

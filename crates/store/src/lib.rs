@@ -7,6 +7,8 @@
 
 pub mod archive;
 pub mod memory;
+pub mod muc;
+pub mod pubsub;
 pub mod sqlite;
 pub mod types;
 
@@ -19,6 +21,8 @@ use std::sync::Arc;
 
 pub use archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 pub use memory::MemoryStore;
+pub use muc::{MucAffiliation, MucStore, StoredAffiliation, StoredRoom, StoredSubject};
+pub use pubsub::{PubsubStore, StoredItem, StoredNode};
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -91,6 +95,8 @@ pub struct Stores {
     pub offline: Arc<dyn OfflineStore>,
     pub private: Arc<dyn PrivateStore>,
     pub archive: Arc<dyn ArchiveStore>,
+    pub muc: Arc<dyn MucStore>,
+    pub pubsub: Arc<dyn PubsubStore>,
 }
 
 impl Stores {
@@ -102,6 +108,8 @@ impl Stores {
             + OfflineStore
             + PrivateStore
             + ArchiveStore
+            + MucStore
+            + PubsubStore
             + 'static,
     {
         Stores {
@@ -109,7 +117,9 @@ impl Stores {
             roster: backend.clone(),
             offline: backend.clone(),
             private: backend.clone(),
-            archive: backend,
+            archive: backend.clone(),
+            muc: backend.clone(),
+            pubsub: backend,
         }
     }
 }

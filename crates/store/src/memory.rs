@@ -5,6 +5,8 @@
 //! real server.
 
 use crate::archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
+use crate::muc::{MucStore, StoredAffiliation, StoredRoom, StoredSubject};
+use crate::pubsub::{PubsubStore, StoredItem, StoredNode};
 use crate::{
     AccountStore, OfflineStore, PrivateStore, Result, RosterItem, RosterStore, StoreError,
     StoredCredentials,
@@ -32,6 +34,9 @@ struct Inner {
     last_offline_id: i64,
     private: HashMap<BareJid, HashMap<String, String>>,
     archives: HashMap<BareJid, Vec<ArchivedMessage>>,
+    muc_rooms: BTreeMap<BareJid, MemoryRoom>,
+    /// Owner -> node name -> node.
+    pubsub: HashMap<BareJid, BTreeMap<String, MemoryNode>>,
 }
 
 /// All storage traits over process memory. A single lock keeps multi-map
@@ -89,6 +94,7 @@ impl AccountStore for MemoryStore {
         inner.offline.remove(user);
         inner.private.remove(user);
         inner.archives.remove(user);
+        inner.pubsub.remove(user);
         Ok(existed)
     }
 
@@ -247,7 +253,11 @@ impl ArchiveStore for MemoryStore {
         Ok(())
     }
 
-    async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery) -> Result<Option<ArchivePage>> {
+    async fn query_archive(
+        &self,
+        owner: &BareJid,
+        q: &ArchiveQuery,
+    ) -> Result<Option<ArchivePage>> {
         let inner = self.lock()?;
         let empty = Vec::new();
         let all = inner.archives.get(owner).unwrap_or(&empty);
@@ -278,7 +288,11 @@ impl ArchiveStore for MemoryStore {
                 })
                 && (q.ids.is_empty() || q.ids.contains(&m.id))
         };
-        let range = if low < high { &all[low..high] } else { &all[0..0] };
+        let range = if low < high {
+            &all[low..high]
+        } else {
+            &all[0..0]
+        };
         let selected: Vec<&ArchivedMessage> = range.iter().filter(matches).collect();
         let complete = selected.len() <= q.max;
         let page: Vec<ArchivedMessage> = if q.from_end {
@@ -295,7 +309,10 @@ impl ArchiveStore for MemoryStore {
         }))
     }
 
-    async fn archive_bounds(&self, owner: &BareJid) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
+    async fn archive_bounds(
+        &self,
+        owner: &BareJid,
+    ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
         let inner = self.lock()?;
         Ok(inner
             .archives
@@ -316,6 +333,284 @@ impl ArchiveStore for MemoryStore {
 
     async fn remove_archive(&self, owner: &BareJid) -> Result<()> {
         self.lock()?.archives.remove(owner);
+        Ok(())
+    }
+}
+
+/// A room with its affiliations, like a `muc_rooms` row and its
+/// `muc_affiliations`.
+struct MemoryRoom {
+    room: StoredRoom,
+    affiliations: BTreeMap<BareJid, StoredAffiliation>,
+}
+
+#[async_trait]
+impl MucStore for MemoryStore {
+    async fn room(&self, room: &BareJid) -> Result<Option<StoredRoom>> {
+        Ok(self.lock()?.muc_rooms.get(room).map(|r| r.room.clone()))
+    }
+
+    async fn rooms(&self, service: &str) -> Result<Vec<StoredRoom>> {
+        Ok(self
+            .lock()?
+            .muc_rooms
+            .values()
+            .filter(|r| r.room.jid.domain().as_str() == service)
+            .map(|r| r.room.clone())
+            .collect())
+    }
+
+    async fn count_rooms(&self, service: &str) -> Result<usize> {
+        Ok(self
+            .lock()?
+            .muc_rooms
+            .keys()
+            .filter(|jid| jid.domain().as_str() == service)
+            .count())
+    }
+
+    async fn put_room(&self, room: &BareJid, persistent: bool, settings: &str) -> Result<()> {
+        let mut inner = self.lock()?;
+        let entry = inner
+            .muc_rooms
+            .entry(room.clone())
+            .or_insert_with(|| MemoryRoom {
+                room: StoredRoom {
+                    jid: room.clone(),
+                    persistent,
+                    settings: String::new(),
+                    subject: None,
+                },
+                affiliations: BTreeMap::new(),
+            });
+        entry.room.persistent = persistent;
+        entry.room.settings = settings.to_owned();
+        Ok(())
+    }
+
+    async fn set_room_subject(
+        &self,
+        room: &BareJid,
+        subject: Option<&StoredSubject>,
+    ) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(match inner.muc_rooms.get_mut(room) {
+            Some(r) => {
+                r.room.subject = subject.cloned();
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn remove_room(&self, room: &BareJid) -> Result<bool> {
+        Ok(self.lock()?.muc_rooms.remove(room).is_some())
+    }
+
+    async fn remove_temporary_rooms(&self, service: &str) -> Result<Vec<BareJid>> {
+        let mut inner = self.lock()?;
+        let gone: Vec<BareJid> = inner
+            .muc_rooms
+            .values()
+            .filter(|r| !r.room.persistent && r.room.jid.domain().as_str() == service)
+            .map(|r| r.room.jid.clone())
+            .collect();
+        for jid in &gone {
+            inner.muc_rooms.remove(jid);
+        }
+        Ok(gone)
+    }
+
+    async fn room_affiliations(&self, room: &BareJid) -> Result<Vec<StoredAffiliation>> {
+        Ok(self
+            .lock()?
+            .muc_rooms
+            .get(room)
+            .map(|r| r.affiliations.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn set_room_affiliation(
+        &self,
+        room: &BareJid,
+        entry: &StoredAffiliation,
+    ) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(match inner.muc_rooms.get_mut(room) {
+            Some(r) => {
+                r.affiliations.insert(entry.jid.clone(), entry.clone());
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn remove_room_affiliation(&self, room: &BareJid, jid: &BareJid) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .muc_rooms
+            .get_mut(room)
+            .is_some_and(|r| r.affiliations.remove(jid).is_some()))
+    }
+}
+
+/// A pubsub node with its items, oldest first (like `seq` order in SQLite).
+struct MemoryNode {
+    config: String,
+    items: Vec<StoredItem>,
+}
+
+impl MemoryNode {
+    /// Keep the newest `keep` items; the ids deleted.
+    fn trim(&mut self, keep: usize) -> Vec<String> {
+        let excess = self.items.len().saturating_sub(keep);
+        let mut gone: Vec<String> = self.items.drain(..excess).map(|i| i.id).collect();
+        gone.reverse();
+        gone
+    }
+}
+
+#[async_trait]
+impl PubsubStore for MemoryStore {
+    async fn create_node(&self, owner: &BareJid, node: &str, config: &str) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let nodes = inner.pubsub.entry(owner.clone()).or_default();
+        if nodes.contains_key(node) {
+            return Ok(false);
+        }
+        nodes.insert(
+            node.to_owned(),
+            MemoryNode {
+                config: config.to_owned(),
+                items: Vec::new(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn node(&self, owner: &BareJid, node: &str) -> Result<Option<StoredNode>> {
+        Ok(self
+            .lock()?
+            .pubsub
+            .get(owner)
+            .and_then(|n| n.get(node))
+            .map(|n| StoredNode {
+                name: node.to_owned(),
+                config: n.config.clone(),
+            }))
+    }
+
+    async fn nodes(&self, owner: &BareJid) -> Result<Vec<StoredNode>> {
+        Ok(self
+            .lock()?
+            .pubsub
+            .get(owner)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .map(|(name, n)| StoredNode {
+                        name: name.clone(),
+                        config: n.config.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn set_node_config(&self, owner: &BareJid, node: &str, config: &str) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(
+            match inner.pubsub.get_mut(owner).and_then(|n| n.get_mut(node)) {
+                Some(n) => {
+                    n.config = config.to_owned();
+                    true
+                }
+                None => false,
+            },
+        )
+    }
+
+    async fn delete_node(&self, owner: &BareJid, node: &str) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .pubsub
+            .get_mut(owner)
+            .is_some_and(|n| n.remove(node).is_some()))
+    }
+
+    async fn publish_item(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        item: &StoredItem,
+        max_items: usize,
+    ) -> Result<Option<Vec<String>>> {
+        let mut inner = self.lock()?;
+        let Some(n) = inner.pubsub.get_mut(owner).and_then(|n| n.get_mut(node)) else {
+            return Ok(None);
+        };
+        n.items.retain(|i| i.id != item.id);
+        n.items.push(item.clone());
+        Ok(Some(n.trim(max_items)))
+    }
+
+    async fn retract_item(&self, owner: &BareJid, node: &str, id: &str) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let Some(n) = inner.pubsub.get_mut(owner).and_then(|n| n.get_mut(node)) else {
+            return Ok(false);
+        };
+        let before = n.items.len();
+        n.items.retain(|i| i.id != id);
+        Ok(n.items.len() != before)
+    }
+
+    async fn trim_items(&self, owner: &BareJid, node: &str, keep: usize) -> Result<u64> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .pubsub
+            .get_mut(owner)
+            .and_then(|n| n.get_mut(node))
+            .map_or(0, |n| n.trim(keep).len() as u64))
+    }
+
+    async fn items(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        max: Option<usize>,
+    ) -> Result<Vec<StoredItem>> {
+        let inner = self.lock()?;
+        let Some(n) = inner.pubsub.get(owner).and_then(|n| n.get(node)) else {
+            return Ok(Vec::new());
+        };
+        Ok(n.items
+            .iter()
+            .rev()
+            .take(max.unwrap_or(usize::MAX))
+            .cloned()
+            .collect())
+    }
+
+    async fn items_by_id(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredItem>> {
+        let inner = self.lock()?;
+        let Some(n) = inner.pubsub.get(owner).and_then(|n| n.get(node)) else {
+            return Ok(Vec::new());
+        };
+        Ok(n.items
+            .iter()
+            .rev()
+            .filter(|i| ids.contains(&i.id))
+            .cloned()
+            .collect())
+    }
+
+    async fn remove_pubsub(&self, owner: &BareJid) -> Result<()> {
+        self.lock()?.pubsub.remove(owner);
         Ok(())
     }
 }

@@ -87,6 +87,38 @@ impl XmlReader {
         *self = XmlReader::new(self.limits);
     }
 
+    /// Parse one top-level element that stands alone (RFC 7395 §3.3.3:
+    /// every WebSocket message is one complete element), with the same
+    /// restrictions and limits as inside a stream. It is read as if it
+    /// followed a stream header, so `jabber:client` is the default
+    /// namespace and the `stream` prefix is declared: senders must declare
+    /// both (§3.3.3), and we forgive one that relies on them. `None` for
+    /// input that is only whitespace.
+    pub fn read_document(data: &[u8], limits: Limits) -> Result<Option<Element>, StreamError> {
+        const CONTEXT: &[u8] = b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+        let data = strip_xml_declaration(data);
+        if data.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let mut r = XmlReader::new(limits);
+        let mut out = Vec::new();
+        r.feed(CONTEXT, &mut out)?;
+        out.clear();
+        r.feed(data, &mut out)?;
+        if !r.stack.is_empty() {
+            // Truncated: the element did not end within the message.
+            return Err(StreamError::NotWellFormed);
+        }
+        // Closing the context flushes text rxml still holds back.
+        r.feed(b"</stream:stream>", &mut out)?;
+        let mut events = out.into_iter();
+        match (events.next(), events.next(), events.next()) {
+            (Some(StreamEvent::Element(el)), Some(StreamEvent::End), None) => Ok(Some(el)),
+            // Several elements, or the stream's closing tag.
+            _ => Err(StreamError::NotWellFormed),
+        }
+    }
+
     /// Feed bytes; complete events are appended to `out`. An error is final:
     /// the caller sends it as a stream error and closes.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamError> {
@@ -231,6 +263,21 @@ impl XmlReader {
     }
 }
 
+/// Skip leading whitespace and an XML declaration, which may open a
+/// standalone document but not the content of a stream.
+fn strip_xml_declaration(data: &[u8]) -> &[u8] {
+    let trimmed = match data.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(i) => &data[i..],
+        None => return data,
+    };
+    if trimmed.starts_with(b"<?xml ") {
+        if let Some(end) = trimmed.windows(2).position(|w| w == b"?>") {
+            return &trimmed[end + 2..];
+        }
+    }
+    trimmed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +398,73 @@ mod tests {
         assert_eq!(
             feed_all(&mut r, &[doc.as_bytes()]).unwrap_err(),
             StreamError::InvalidNamespace
+        );
+    }
+
+    #[test]
+    fn a_document_is_one_complete_element() {
+        let el = XmlReader::read_document(
+            b"<message xmlns='jabber:client' to='a@b'><body>x</body></message>",
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(el.name(), "message");
+        assert_eq!(el.ns(), "jabber:client");
+        let el = XmlReader::read_document(
+            b"<?xml version='1.0'?> <presence><show>away</show></presence>",
+            Limits::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(el.ns(), "jabber:client");
+        assert!(el.has_child("show", "jabber:client"));
+        assert!(XmlReader::read_document(b"  \n", Limits::default())
+            .unwrap()
+            .is_none());
+        for bad in [
+            &b"<message xmlns='jabber:client'>"[..],
+            b"<a xmlns='x'/><b xmlns='x'/>",
+            b"not xml",
+            b"<a xmlns='x'/>trailing",
+            b"</stream:stream>",
+            b"<stream:stream>",
+        ] {
+            assert_eq!(
+                XmlReader::read_document(bad, Limits::default()).unwrap_err(),
+                StreamError::NotWellFormed,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            XmlReader::read_document(b"<a xmlns='x'><!-- c --></a>", Limits::default())
+                .unwrap_err(),
+            StreamError::RestrictedXml
+        );
+        let deep = "<a xmlns='x'>".repeat(20);
+        assert_eq!(
+            XmlReader::read_document(
+                deep.as_bytes(),
+                Limits {
+                    max_stanza_bytes: 1 << 20,
+                    max_depth: 8
+                }
+            )
+            .unwrap_err(),
+            StreamError::PolicyViolation
+        );
+        let big = format!("<a xmlns='x'>{}</a>", "b".repeat(4096));
+        assert_eq!(
+            XmlReader::read_document(
+                big.as_bytes(),
+                Limits {
+                    max_stanza_bytes: 2048,
+                    max_depth: 8
+                }
+            )
+            .unwrap_err(),
+            StreamError::PolicyViolation
         );
     }
 

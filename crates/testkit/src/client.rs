@@ -1,6 +1,8 @@
 //! A minimal XMPP client for tests: STARTTLS or direct TLS, SCRAM or PLAIN,
 //! resource binding, then raw stanzas in and parsed elements out. Every
 //! wait is bounded so that a broken server fails a test instead of hanging.
+//! A `Conn` can also run over WebSocket (RFC 7395, `Conn::websocket`): one
+//! element per message, `<open/>` and `<close/>` for the stream's ends.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -110,6 +112,11 @@ impl ServerCertVerifier for AcceptAnyCert {
 }
 
 fn tls_connector() -> tokio_rustls::TlsConnector {
+    tls_connector_alpn(b"xmpp-client")
+}
+
+/// A connector that accepts any certificate and offers one ALPN protocol.
+pub(crate) fn tls_connector_alpn(alpn: &[u8]) -> tokio_rustls::TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -117,11 +124,12 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     tokio_rustls::TlsConnector::from(Arc::new(cfg))
 }
 
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+/// A byte stream under a connection (TCP, TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A connection at any stage of negotiation.
@@ -135,6 +143,8 @@ pub struct Conn {
     /// The last `<stream:features/>` received.
     pub features: Option<Element>,
     pub closed: bool,
+    /// Set for RFC 7395 framing.
+    ws: Option<crate::web::WsStream>,
 }
 
 impl Conn {
@@ -154,6 +164,7 @@ impl Conn {
             domain: "localhost".into(),
             features: None,
             closed: false,
+            ws: None,
         };
         if direct_tls {
             let name = ServerName::try_from("localhost").expect("name");
@@ -165,7 +176,73 @@ impl Conn {
         Ok(conn)
     }
 
+    /// RFC 7395: a WebSocket to `/xmpp-websocket` asking for the `xmpp`
+    /// subprotocol, `wss` when `tls`.
+    pub async fn websocket(addr: SocketAddr, tls: bool) -> Conn {
+        let ws = crate::web::websocket(addr, tls, &crate::web::Handshake::default())
+            .await
+            .unwrap_or_else(|status| panic!("WebSocket handshake refused with HTTP {status}"));
+        Conn::over_websocket(ws)
+    }
+
+    /// A connection over an established WebSocket.
+    pub fn over_websocket(ws: crate::web::WsStream) -> Conn {
+        Conn {
+            io: Box::new(tokio::io::empty()),
+            tcp_only: None,
+            reader: XmlReader::new(Limits::default()),
+            queue: VecDeque::new(),
+            buf: Vec::new(),
+            domain: "localhost".into(),
+            features: None,
+            closed: false,
+            ws: Some(ws),
+        }
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// The next WebSocket message as sent, for framing checks; `None` when
+    /// the connection closed.
+    pub async fn next_message(&mut self) -> Option<String> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let ws = self.ws.as_mut().expect("a WebSocket connection");
+        loop {
+            let msg = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("timed out waiting for the server");
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    self.closed = true;
+                    return None;
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Close the stream: `</stream:stream>`, or `<close/>` over WebSocket.
+    pub async fn send_stream_end(&mut self) {
+        if self.ws.is_some() {
+            self.send(&roost_stream::websocket::close()).await;
+        } else {
+            self.send_raw(writer::STREAM_END).await;
+        }
+    }
+
     async fn write_bytes(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some(ws) = self.ws.as_mut() {
+            use futures_util::SinkExt;
+            let text = String::from_utf8_lossy(data).into_owned();
+            return ws
+                .send(tokio_tungstenite::tungstenite::Message::text(text))
+                .await
+                .map_err(std::io::Error::other);
+        }
         if let Some(tcp) = self.tcp_only.as_mut() {
             tcp.write_all(data).await?;
             return tcp.flush().await;
@@ -200,6 +277,19 @@ impl Conn {
             }
             if self.closed {
                 return None;
+            }
+            if self.ws.is_some() {
+                let text = self.next_message().await?;
+                let limits = Limits {
+                    max_stanza_bytes: 16 << 20,
+                    max_depth: 256,
+                };
+                match roost_stream::websocket::read_message(&text, limits) {
+                    Ok(Some(ev)) => self.queue.push_back(ev),
+                    Ok(None) => {}
+                    Err(e) => panic!("server sent bad XML ({e}): {text}"),
+                }
+                continue;
             }
             let n = tokio::time::timeout(WAIT, self.read_some())
                 .await
@@ -254,10 +344,17 @@ impl Conn {
     /// Open (or restart) the stream and read the features.
     pub async fn open_stream(&mut self) -> Element {
         self.reader.reset();
-        let header = format!(
+        let header = if self.ws.is_some() {
+            format!(
+                "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='{}' version='1.0' xml:lang='en'/>",
+                self.domain
+            )
+        } else {
+            format!(
             "<?xml version='1.0'?><stream:stream to='{}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>",
             self.domain
-        );
+        )
+        };
         self.send(&header).await;
         loop {
             match self
@@ -428,6 +525,23 @@ impl Client {
         })
     }
 
+    /// Log in over WebSocket (RFC 7395; `wss` when `tls`) and bind.
+    pub async fn login_ws(addr: SocketAddr, tls: bool, login: Login) -> Result<Client, String> {
+        let mut conn = Conn::websocket(addr, tls).await;
+        conn.domain = login.domain.clone();
+        conn.open_stream().await;
+        conn.authenticate(&login.user, &login.password, login.mech)
+            .await?;
+        conn.open_stream().await;
+        let jid = conn.bind(login.resource.as_deref()).await;
+        Ok(Client {
+            conn,
+            jid,
+            held: VecDeque::new(),
+            next_id: 1,
+        })
+    }
+
     pub fn bare(&self) -> String {
         self.jid.split('/').next().unwrap_or_default().to_string()
     }
@@ -556,7 +670,7 @@ impl Client {
 
     /// Close the stream politely and wait for the server's close.
     pub async fn close(mut self) {
-        self.conn.send_raw(writer::STREAM_END).await;
+        self.conn.send_stream_end().await;
         let _ = tokio::time::timeout(WAIT, async {
             while self.conn.next_event().await.is_some() {}
         })

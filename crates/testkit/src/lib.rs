@@ -2,10 +2,12 @@
 //! data folder, and a small XMPP client (our own, over real sockets and
 //! TLS) that tests drive stanza by stanza with bounded waits.
 
+pub mod caps;
 pub mod client;
 pub mod fake_room;
 pub mod muc;
 pub mod server;
+pub mod web;
 
 pub use client::{Client, Conn, Login, Mech};
 pub use server::TestServer;

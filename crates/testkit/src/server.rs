@@ -29,6 +29,8 @@ impl TestServer {
         };
         config.listen.c2s = "127.0.0.1:0".into();
         config.listen.c2s_tls = "127.0.0.1:0".into();
+        config.listen.http = "127.0.0.1:0".into();
+        config.listen.https = "127.0.0.1:0".into();
         tweak(&mut config);
         let running = roost_server::start(&config).await.expect("server starts");
         TestServer {
@@ -46,6 +48,8 @@ impl TestServer {
         } = self;
         config.listen.c2s = "127.0.0.1:0".into();
         config.listen.c2s_tls = "127.0.0.1:0".into();
+        config.listen.http = "127.0.0.1:0".into();
+        config.listen.https = "127.0.0.1:0".into();
         let running = roost_server::start(&config).await.expect("server restarts");
         TestServer {
             running,
@@ -60,6 +64,16 @@ impl TestServer {
 
     pub fn c2s_tls(&self) -> SocketAddr {
         self.running.c2s_tls.expect("c2s_tls listener")
+    }
+
+    /// The HTTP listener (RFC 7395 WebSocket, XEP-0156 host-meta).
+    pub fn http(&self) -> SocketAddr {
+        self.running.http.expect("http listener")
+    }
+
+    /// The HTTPS listener.
+    pub fn https(&self) -> SocketAddr {
+        self.running.https.expect("https listener")
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -94,6 +108,18 @@ impl TestServer {
         )
         .await
         .expect("login")
+    }
+
+    /// Log in `name` with password "pw-<name>" over WebSocket (plain `ws`
+    /// on loopback) and bind `resource`.
+    pub async fn login_ws(&self, name: &str, resource: &str) -> crate::Client {
+        crate::Client::login_ws(
+            self.http(),
+            false,
+            crate::Login::new(name, &format!("pw-{name}")).resource(resource),
+        )
+        .await
+        .expect("login over WebSocket")
     }
 
     /// Create `name` with password "pw-<name>".

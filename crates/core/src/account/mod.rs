@@ -18,6 +18,7 @@ mod subscription;
 
 pub use resources::{SessionHandle, SessionMsg};
 pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
+pub use rooms::{BookmarkNicks, RoomBookmark};
 
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub enum AccountMsg {
     FromSession { resource: String, stanza: Stanza },
     /// A stanza addressed to the account's bare JID or one of its resources.
     Deliver(Stanza),
+    /// The account's bookmarked rooms, whole (rule 13).
+    Bookmarks(Vec<RoomBookmark>),
     /// A resource's XEP-0115 caps were looked up.
     CapsResolved {
         resource: String,
@@ -171,6 +174,7 @@ impl Account {
                 self.handle_own_stanza(&resource, stanza).await;
             }
             AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
+            AccountMsg::Bookmarks(list) => self.sync_bookmarks(list),
             AccountMsg::CapsResolved {
                 resource,
                 session_id,

@@ -41,6 +41,8 @@ impl SessionHandle {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
+                crate::counters::SESSION_QUEUE_OVERFLOWS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.close(StreamError::PolicyViolation, "too many stanzas queued");
             }
         }

@@ -1,12 +1,25 @@
-//! The byte stream under a c2s connection: plain TCP until STARTTLS, TLS
-//! after it or from the start (XEP-0368).
+//! The connection under a c2s stream, whatever its framing: an XML stream
+//! over plain TCP (until STARTTLS) or TLS (after it, or from the start,
+//! XEP-0368), or one element per message over WebSocket (RFC 7395). The
+//! negotiation and the session read stream events from it and queue what
+//! they write; only this file knows how either is framed on the wire.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use minidom::Element;
+use roost_proto::StreamError;
+use roost_stream::{writer, Limits, StreamEvent, XmlReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use super::websocket::WebSocket;
+
+/// Bytes read from a TCP or TLS socket at a time.
+const READ_BUF: usize = 16 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),
@@ -70,6 +83,222 @@ impl AsyncWrite for Transport {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Transport::Detached => Poll::Ready(Err(detached())),
+        }
+    }
+}
+
+/// RFC 6120 framing: one XML document per stream, read incrementally.
+pub struct XmlFraming {
+    transport: Transport,
+    reader: XmlReader,
+    buf: Box<[u8]>,
+    out: Vec<u8>,
+}
+
+enum Framing {
+    Xml(Box<XmlFraming>),
+    WebSocket(Box<WebSocket>),
+    /// Moved out (hand-over to a resumed session).
+    Detached,
+}
+
+/// A client connection: reads stream events, queues and flushes output.
+pub struct Connection {
+    peer: SocketAddr,
+    framing: Framing,
+}
+
+impl Connection {
+    /// An XML stream over TCP or TLS.
+    pub fn xml(transport: Transport, peer: SocketAddr, limits: Limits) -> Connection {
+        Connection {
+            peer,
+            framing: Framing::Xml(Box::new(XmlFraming {
+                transport,
+                reader: XmlReader::new(limits),
+                buf: vec![0u8; READ_BUF].into_boxed_slice(),
+                out: Vec::with_capacity(4096),
+            })),
+        }
+    }
+
+    /// An RFC 7395 stream over an upgraded HTTP connection.
+    pub fn websocket(ws: WebSocket, peer: SocketAddr) -> Connection {
+        Connection {
+            peer,
+            framing: Framing::WebSocket(Box::new(ws)),
+        }
+    }
+
+    /// What is left after the connection was handed over.
+    pub fn detached(peer: SocketAddr) -> Connection {
+        Connection {
+            peer,
+            framing: Framing::Detached,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.framing, Framing::WebSocket(_))
+    }
+
+    /// Encrypted: TLS on the socket (STARTTLS, direct TLS or `wss`).
+    pub fn is_tls(&self) -> bool {
+        match &self.framing {
+            Framing::Xml(x) => x.transport.is_tls(),
+            Framing::WebSocket(ws) => ws.is_tls(),
+            Framing::Detached => false,
+        }
+    }
+
+    /// Good enough for credentials: TLS, or a plain WebSocket from a
+    /// loopback address (a browser on this machine, or a local reverse
+    /// proxy that terminates TLS). A plain TCP stream is never secure,
+    /// since it can still negotiate STARTTLS.
+    pub fn is_secure(&self) -> bool {
+        self.is_tls() || (self.is_websocket() && self.peer.ip().to_canonical().is_loopback())
+    }
+
+    /// STARTTLS (RFC 6120 §5) is possible on plain TCP only.
+    pub fn can_starttls(&self) -> bool {
+        match &self.framing {
+            Framing::Xml(x) => matches!(x.transport, Transport::Plain(_)),
+            _ => false,
+        }
+    }
+
+    /// Run the TLS handshake on a plain TCP stream; the XML stream starts
+    /// over. On failure the connection is left detached.
+    pub async fn starttls(&mut self, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+        let Framing::Xml(x) = &mut self.framing else {
+            return Err(detached());
+        };
+        let Transport::Plain(tcp) = std::mem::replace(&mut x.transport, Transport::Detached) else {
+            return Err(detached());
+        };
+        let tls = acceptor.accept(tcp).await?;
+        x.transport = Transport::Tls(Box::new(tls));
+        x.reader.reset();
+        x.out.clear();
+        Ok(())
+    }
+
+    /// A new stream starts on this connection (after STARTTLS or SASL):
+    /// the XML reader expects a new header. Over WebSocket every message
+    /// stands alone, so there is nothing to forget.
+    pub fn restart(&mut self) {
+        if let Framing::Xml(x) = &mut self.framing {
+            x.reader.reset();
+        }
+    }
+
+    /// Wait for input and append the stream events it completes (maybe
+    /// none) to `out`. `Ok(false)`: the connection closed, failed, or was
+    /// silent for `idle`. `Err`: bad input, to be sent as a stream error.
+    /// Cancel-safe: nothing read is lost when the future is dropped.
+    pub async fn read(
+        &mut self,
+        idle: Duration,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<bool, StreamError> {
+        match &mut self.framing {
+            Framing::Xml(x) => {
+                let n = match tokio::time::timeout(idle, x.transport.read(&mut x.buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(false),
+                    Ok(Ok(n)) => n,
+                };
+                x.reader.feed(&x.buf[..n], out)?;
+                Ok(true)
+            }
+            Framing::WebSocket(ws) => ws.read(idle, out).await,
+            Framing::Detached => Ok(false),
+        }
+    }
+
+    /// Queue our stream header (RFC 6120 §4.7, RFC 7395 §3.4).
+    pub fn queue_header(&mut self, from: &str, id: &str, lang: &str) {
+        match &mut self.framing {
+            Framing::Xml(x) => x.out.extend(writer::stream_header(from, id, None, lang)),
+            Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::open(from, id, lang)),
+            Framing::Detached => {}
+        }
+    }
+
+    pub fn queue_features(&mut self, features: &[Element]) {
+        match &mut self.framing {
+            Framing::Xml(x) => x.out.extend(writer::features(features)),
+            Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::features(features)),
+            Framing::Detached => {}
+        }
+    }
+
+    /// Queue a stanza or nonza.
+    pub fn queue_element(&mut self, el: &Element) {
+        match &mut self.framing {
+            Framing::Xml(x) => x.out.extend(writer::element(el)),
+            Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::element(el)),
+            Framing::Detached => {}
+        }
+    }
+
+    /// Queue a stream error and the end of the stream (RFC 6120 §4.9.1.1,
+    /// RFC 7395 §3.6).
+    pub fn queue_stream_error(&mut self, err: StreamError, text: Option<&str>) {
+        match &mut self.framing {
+            Framing::Xml(x) => x.out.extend(writer::stream_error(err, text)),
+            Framing::WebSocket(ws) => {
+                ws.queue(roost_stream::websocket::stream_error(err, text));
+                ws.queue(roost_stream::websocket::close());
+            }
+            Framing::Detached => {}
+        }
+    }
+
+    /// Queue the end of the stream.
+    pub fn queue_end(&mut self) {
+        match &mut self.framing {
+            Framing::Xml(x) => x.out.extend_from_slice(writer::STREAM_END),
+            Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::close()),
+            Framing::Detached => {}
+        }
+    }
+
+    /// Write what was queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.framing {
+            Framing::Xml(x) => {
+                if x.out.is_empty() {
+                    return Ok(());
+                }
+                let r = x.transport.send(&x.out).await;
+                x.out.clear();
+                r
+            }
+            Framing::WebSocket(ws) => ws.flush().await,
+            Framing::Detached => Err(detached()),
+        }
+    }
+
+    /// Queue one element and write it with everything queued before.
+    pub async fn send_element(&mut self, el: &Element) -> std::io::Result<()> {
+        self.queue_element(el);
+        self.flush().await
+    }
+
+    /// Flush and close the connection (TLS close_notify, WebSocket close
+    /// handshake, bounded).
+    pub async fn shutdown(&mut self) {
+        let _ = self.flush().await;
+        match &mut self.framing {
+            Framing::Xml(x) => {
+                let _ = x.transport.shutdown().await;
+            }
+            Framing::WebSocket(ws) => ws.shutdown().await,
+            Framing::Detached => {}
         }
     }
 }

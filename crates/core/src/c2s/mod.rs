@@ -1,5 +1,7 @@
 //! Client-to-server streams (RFC 6120): one task per connection that first
-//! negotiates (TLS, SASL, resource binding) and then runs the session.
+//! negotiates (TLS, SASL, resource binding) and then runs the session. The
+//! connection is an XML stream over TCP/TLS or RFC 7395 over WebSocket
+//! (`conn.rs`); the negotiation and the session do not care which.
 
 pub mod conn;
 pub mod csi;
@@ -7,17 +9,27 @@ pub mod negotiation;
 pub mod session;
 pub mod stream_management;
 pub mod throttle;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use roost_stream::Limits;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::Server;
-use conn::Transport;
+use conn::{Connection, Transport};
 
-/// Serve one accepted connection until it ends. `direct_tls` is XEP-0368.
+/// The parsing limits of every client stream.
+pub fn limits(server: &Server) -> Limits {
+    Limits {
+        max_stanza_bytes: server.config.limits.max_stanza_size,
+        ..Limits::default()
+    }
+}
+
+/// Serve one accepted TCP connection until it ends. `direct_tls` is XEP-0368.
 pub async fn serve_connection(
     server: Arc<Server>,
     tcp: TcpStream,
@@ -44,12 +56,24 @@ pub async fn serve_connection(
     } else {
         Transport::Plain(tcp)
     };
+    let conn = Connection::xml(transport, peer, limits(&server));
+    run(server, conn).await;
+}
+
+/// Negotiate and run a session on a connection of any framing.
+pub async fn run(server: Arc<Server>, conn: Connection) {
     use tracing::Instrument;
+    let peer = conn.peer();
+    let span = if conn.is_websocket() {
+        tracing::info_span!("c2s", %peer, framing = "websocket")
+    } else {
+        tracing::info_span!("c2s", %peer)
+    };
     async move {
-        if let Some(negotiated) = negotiation::negotiate(&server, transport, peer).await {
+        if let Some(negotiated) = negotiation::negotiate(&server, conn).await {
             session::run(server, negotiated).await;
         }
     }
-    .instrument(tracing::info_span!("c2s", %peer))
+    .instrument(span)
     .await;
 }

@@ -2,6 +2,8 @@
 //! STARTTLS (§5), SASL (§6) with SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN (over
 //! TLS only), XEP-0077 registration before authentication, and resource
 //! binding (§7). Everything before binding runs under `auth_timeout`.
+//! Over WebSocket (RFC 7395) there is no STARTTLS: the connection is secure
+//! when it is `wss`, or plain `ws` from a loopback address.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,19 +14,17 @@ use jid::{BareJid, FullJid};
 use minidom::Element;
 use roost_proto::{ns, Elem, Stanza, StanzaError, StreamError};
 use roost_sasl::{Hash, SaslError, ScramServer};
-use roost_stream::{writer, Limits, StreamEvent, XmlReader};
-use tokio::io::AsyncReadExt;
+use roost_stream::StreamEvent;
 use tokio::sync::{mpsc, oneshot};
 
-use super::conn::Transport;
+use super::conn::Connection;
 use crate::account::{AccountMsg, SessionHandle, SessionMsg};
 use crate::module::Scope;
 use crate::server::{iq_reply, Server};
 
 /// A bound session, ready to run.
 pub struct Negotiated {
-    pub transport: Transport,
-    pub reader: XmlReader,
+    pub conn: Connection,
     pub jid: FullJid,
     pub handle: SessionHandle,
     pub rx: mpsc::Receiver<SessionMsg>,
@@ -43,8 +43,7 @@ enum Sasl {
 struct Negotiation<'a> {
     server: &'a Arc<Server>,
     peer: SocketAddr,
-    transport: Transport,
-    reader: XmlReader,
+    conn: Connection,
     user: Option<BareJid>,
     sasl: Option<Sasl>,
     failures: u32,
@@ -61,20 +60,11 @@ enum Outcome {
     Close,
 }
 
-pub async fn negotiate(
-    server: &Arc<Server>,
-    transport: Transport,
-    peer: SocketAddr,
-) -> Option<Negotiated> {
-    let limits = Limits {
-        max_stanza_bytes: server.config.limits.max_stanza_size,
-        ..Limits::default()
-    };
+pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotiated> {
     let mut n = Negotiation {
         server,
-        peer,
-        transport,
-        reader: XmlReader::new(limits),
+        peer: conn.peer(),
+        conn,
         user: None,
         sasl: None,
         failures: 0,
@@ -106,16 +96,17 @@ pub async fn negotiate(
 
 impl<'a> Negotiation<'a> {
     async fn run(&mut self) -> Option<Negotiated> {
-        let mut buf = vec![0u8; 8192];
+        // The whole negotiation runs under `auth_timeout` anyway.
+        let idle = Duration::from_secs(self.server.config.limits.auth_timeout);
         let mut events = Vec::new();
         loop {
-            let n = match self.transport.read(&mut buf).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => n,
-            };
-            if let Err(e) = self.reader.feed(&buf[..n], &mut events) {
-                self.close(e, None).await;
-                return None;
+            match self.conn.read(idle, &mut events).await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.close(e, None).await;
+                    return None;
+                }
             }
             let mut drained = std::mem::take(&mut events).into_iter();
             while let Some(ev) = drained.next() {
@@ -136,35 +127,30 @@ impl<'a> Negotiation<'a> {
         }
     }
 
-    async fn write(&mut self, data: &[u8]) -> bool {
-        self.transport.send(data).await.is_ok()
-    }
-
     async fn write_el(&mut self, el: &Element) -> bool {
-        self.write(&writer::element(el)).await
+        self.conn.send_element(el).await.is_ok()
     }
 
     async fn close(&mut self, err: StreamError, text: Option<&str>) {
         tracing::debug!(error = %err, "closing stream during negotiation");
         // RFC 6120 §4.9.1.1: an error before our header still opens the stream.
         if !self.header_sent {
-            let header = writer::stream_header(
-                &self.server.config.domain.clone(),
+            self.conn.queue_header(
+                &self.server.config.domain,
                 &roost_proto::id::stream_id(),
-                None,
-                &self.lang.clone(),
+                &self.lang,
             );
-            let _ = self.write(&header).await;
         }
-        let _ = self.write(&writer::stream_error(err, text)).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.transport).await;
+        self.conn.queue_stream_error(err, text);
+        self.conn.shutdown().await;
     }
 
     async fn event(&mut self, ev: StreamEvent) -> Outcome {
         match ev {
             StreamEvent::Header(h) => self.header(h).await,
             StreamEvent::End => {
-                let _ = self.write(writer::STREAM_END).await;
+                self.conn.queue_end();
+                self.conn.shutdown().await;
                 Outcome::Close
             }
             StreamEvent::Element(el) => self.element(el).await,
@@ -178,10 +164,7 @@ impl<'a> Negotiation<'a> {
         }
         let id = roost_proto::id::stream_id();
         let domain = self.server.config.domain.clone();
-        let header = writer::stream_header(&domain, &id, None, &self.lang.clone());
-        if !self.write(&header).await {
-            return Outcome::Close;
-        }
+        self.conn.queue_header(&domain, &id, &self.lang);
         self.header_sent = true;
         let to_ok =
             h.to.as_deref()
@@ -201,7 +184,8 @@ impl<'a> Negotiation<'a> {
             return Outcome::Close;
         }
         let features = self.features();
-        if self.write(&writer::features(&features)).await {
+        self.conn.queue_features(&features);
+        if self.conn.flush().await.is_ok() {
             Outcome::Continue
         } else {
             Outcome::Close
@@ -209,7 +193,7 @@ impl<'a> Negotiation<'a> {
     }
 
     fn tls_required_and_missing(&self) -> bool {
-        self.server.config.tls.required && !self.transport.is_tls()
+        self.server.config.tls.required && !self.conn.is_secure()
     }
 
     fn features(&self) -> Vec<Element> {
@@ -226,7 +210,7 @@ impl<'a> Negotiation<'a> {
             f.push(Element::bare("csi", ns::CSI));
             return f;
         }
-        if !self.transport.is_tls() {
+        if self.conn.can_starttls() {
             let mut starttls = Element::bare("starttls", ns::TLS);
             if self.server.config.tls.required {
                 starttls.append_child(Element::bare("required", ns::TLS));
@@ -236,7 +220,7 @@ impl<'a> Negotiation<'a> {
         if !self.tls_required_and_missing() {
             let mut mechs = Element::bare("mechanisms", ns::SASL);
             let mut names = vec!["SCRAM-SHA-256", "SCRAM-SHA-1"];
-            if self.transport.is_tls() {
+            if self.conn.is_secure() {
                 names.push("PLAIN");
             }
             for m in names {
@@ -290,7 +274,15 @@ impl<'a> Negotiation<'a> {
     }
 
     async fn starttls(&mut self) -> Outcome {
-        if self.transport.is_tls() || self.user.is_some() {
+        if self.conn.is_websocket() {
+            // RFC 7395: TLS comes from `wss`; RFC 6120 §5.4.2.2: <failure/>
+            // and the end of the stream.
+            self.conn.queue_element(&Element::bare("failure", ns::TLS));
+            self.conn.queue_end();
+            self.conn.shutdown().await;
+            return Outcome::Close;
+        }
+        if self.conn.is_tls() || self.user.is_some() {
             self.close(
                 StreamError::PolicyViolation,
                 Some("TLS is already negotiated"),
@@ -301,15 +293,9 @@ impl<'a> Negotiation<'a> {
         if !self.write_el(&Element::bare("proceed", ns::TLS)).await {
             return Outcome::Close;
         }
-        let tcp = match std::mem::replace(&mut self.transport, Transport::Detached) {
-            Transport::Plain(tcp) => tcp,
-            _ => return Outcome::Close,
-        };
         let acceptor = tokio_rustls::TlsAcceptor::from(self.server.tls.clone());
-        match acceptor.accept(tcp).await {
-            Ok(tls) => {
-                self.transport = Transport::Tls(Box::new(tls));
-                self.reader.reset();
+        match self.conn.starttls(acceptor).await {
+            Ok(()) => {
                 self.restarted = true;
                 self.header_sent = false;
                 Outcome::Continue
@@ -341,7 +327,7 @@ impl<'a> Negotiation<'a> {
         match el.attr("mechanism") {
             Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, &data).await,
             Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, &data).await,
-            Some("PLAIN") if self.transport.is_tls() => self.plain(&data).await,
+            Some("PLAIN") if self.conn.is_secure() => self.plain(&data).await,
             _ => self.sasl_failure(SaslError::InvalidMechanism).await,
         }
     }
@@ -470,7 +456,7 @@ impl<'a> Negotiation<'a> {
             el.append_text_node(encode(&d));
         }
         self.user = Some(user);
-        self.reader.reset();
+        self.conn.restart();
         self.restarted = true;
         self.header_sent = false;
         if self.write_el(&el).await {
@@ -566,16 +552,12 @@ impl<'a> Negotiation<'a> {
         };
         if let Some((tx, h)) = found {
             let r = super::stream_management::Resumption {
-                transport: std::mem::replace(&mut self.transport, Transport::Detached),
-                reader: std::mem::replace(&mut self.reader, XmlReader::new(Limits::default())),
+                conn: std::mem::replace(&mut self.conn, Connection::detached(self.peer)),
                 h,
             };
             match tx.send(r).await {
                 Ok(()) => return Outcome::Close,
-                Err(mpsc::error::SendError(r)) => {
-                    self.transport = r.transport;
-                    self.reader = r.reader;
-                }
+                Err(mpsc::error::SendError(r)) => self.conn = r.conn,
             }
         }
         let f = super::stream_management::failed("item-not-found", None);
@@ -636,11 +618,9 @@ impl<'a> Negotiation<'a> {
             return Outcome::Close;
         }
         tracing::info!(session = %jid, "bound");
-        let transport = std::mem::replace(&mut self.transport, Transport::Detached);
-        let reader = std::mem::replace(&mut self.reader, XmlReader::new(Limits::default()));
+        let conn = std::mem::replace(&mut self.conn, Connection::detached(self.peer));
         Outcome::Bound(Box::new(Negotiated {
-            transport,
-            reader,
+            conn,
             jid,
             handle,
             rx,

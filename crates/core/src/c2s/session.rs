@@ -16,12 +16,11 @@ use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
 use roost_proto::stanza::EnvelopeError;
 use roost_proto::{ns, Elem, ElementExt, Stanza, StanzaError, StanzaKind, StreamError};
-use roost_stream::{writer, StreamEvent, XmlReader};
-use tokio::io::AsyncReadExt;
+use roost_stream::StreamEvent;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::conn::Transport;
+use super::conn::Connection;
 use super::csi::{self, Csi, Outgoing};
 use super::negotiation::Negotiated;
 use super::stream_management::{self as sm, Resumption, StreamManagement};
@@ -48,40 +47,35 @@ struct Session {
     jid: FullJid,
     bare: BareJid,
     /// `None` while hibernating (socket lost, resumption possible).
-    transport: Option<Transport>,
-    reader: XmlReader,
+    conn: Option<Connection>,
     sm: Option<StreamManagement>,
     resume_rx: Option<mpsc::Receiver<Resumption>>,
     csi: Csi,
-    out: Vec<u8>,
 }
 
 pub async fn run(server: Arc<Server>, n: Negotiated) {
     let Negotiated {
-        transport,
-        reader,
+        conn,
         jid,
         handle,
         mut rx,
         mut kill,
         pending,
     } = n;
+    server.counters.session_started();
     let mut s = Session {
         bare: jid.to_bare(),
         jid,
         server: server.clone(),
-        transport: Some(transport),
-        reader,
+        conn: Some(conn),
         sm: None,
         resume_rx: None,
         csi: Csi::default(),
-        out: Vec::with_capacity(4096),
     };
     let mut shutdown = server.shutdown_signal();
     let idle = Duration::from_secs(server.config.limits.idle_timeout.max(1));
     let window = Duration::from_secs(server.config.stream_management.resume_timeout);
     let max_unacked = server.config.stream_management.max_unacked;
-    let mut buf = vec![0u8; 16 * 1024];
     let mut events = pending;
     let mut hibernate_until: Option<Instant> = None;
     let reason: Option<(StreamError, String)> = 'session: loop {
@@ -98,7 +92,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                 "too many unacknowledged stanzas".into(),
             ));
         }
-        let connected = s.transport.is_some();
+        let connected = s.conn.is_some();
         tokio::select! {
             biased;
             k = kill.recv() => break 'session k,
@@ -121,20 +115,17 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                 }
                 s.request_ack();
             }
-            r = read_some(&mut s.transport, &mut buf, idle), if connected => {
+            r = read_events(&mut s.conn, idle, &mut events), if connected => {
                 match r {
-                    Some(n) => {
-                        if let Err(e) = s.reader.feed(&buf[..n], &mut events) {
-                            break 'session Some((e, String::new()));
-                        }
-                    }
+                    Ok(true) => {}
+                    Err(e) => break 'session Some((e, String::new())),
                     // Socket lost or silent: hibernate if the client can resume.
-                    None if s.resumable() => {
+                    Ok(false) if s.resumable() => {
                         tracing::info!(session = %s.jid, "connection lost; waiting for resumption");
-                        s.transport = None;
+                        s.conn = None;
                         hibernate_until = Some(Instant::now() + window);
                     }
-                    None => break 'session None,
+                    Ok(false) => break 'session None,
                 }
             }
             _ = sleep_until(hibernate_until), if hibernate_until.is_some() => {
@@ -156,6 +147,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         },
     );
     s.reroute_unacked();
+    server.counters.session_ended();
 }
 
 async fn recv_resumption(rx: &mut Option<mpsc::Receiver<Resumption>>) -> Option<Resumption> {
@@ -172,12 +164,16 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Read once; `None` when the socket closed, failed or stayed silent too long.
-async fn read_some(t: &mut Option<Transport>, buf: &mut [u8], idle: Duration) -> Option<usize> {
-    let t = t.as_mut()?;
-    match tokio::time::timeout(idle, t.read(buf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) | Err(_) => None,
-        Ok(Ok(n)) => Some(n),
+/// Read once (see `Connection::read`); `Ok(false)` when the connection
+/// closed, failed or stayed silent too long.
+async fn read_events(
+    conn: &mut Option<Connection>,
+    idle: Duration,
+    out: &mut Vec<StreamEvent>,
+) -> Result<bool, StreamError> {
+    match conn {
+        Some(c) => c.read(idle, out).await,
+        None => Ok(false),
     }
 }
 
@@ -200,8 +196,12 @@ impl Session {
     }
 
     fn write_counted(&mut self, el: Element) {
-        if self.transport.is_some() {
-            self.out.extend(writer::element(&el));
+        self.server
+            .counters
+            .stanzas_out
+            .bump(crate::counters::Kind::of(el.name()));
+        if let Some(c) = self.conn.as_mut() {
+            c.queue_element(&el);
         }
         if let Some(m) = self.sm.as_mut() {
             m.sent(el);
@@ -210,50 +210,46 @@ impl Session {
 
     /// A nonza or reply that is not counted by stream management.
     fn write_uncounted(&mut self, el: &Element) {
-        if self.transport.is_some() {
-            self.out.extend(writer::element(el));
+        if let Some(c) = self.conn.as_mut() {
+            c.queue_element(el);
         }
     }
 
     async fn flush(&mut self) {
-        if self.out.is_empty() {
-            return;
-        }
-        let Some(t) = self.transport.as_mut() else {
-            self.out.clear();
+        let Some(c) = self.conn.as_mut() else {
             return;
         };
-        if t.send(&self.out).await.is_err() {
+        if c.flush().await.is_err() {
             // The read side will notice and hibernate or end the session.
             tracing::debug!(session = %self.jid, "write failed");
         }
-        self.out.clear();
     }
 
     /// Ask for an acknowledgement when something is outstanding.
     fn request_ack(&mut self) {
-        let connected = self.transport.is_some();
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
         if let Some(m) = self.sm.as_mut() {
-            if connected && !m.requested && m.unacked_len() > 0 {
+            if !m.requested && m.unacked_len() > 0 {
                 m.requested = true;
-                self.out.extend(writer::element(&sm::request()));
+                c.queue_element(&sm::request());
             }
         }
     }
 
     async fn close(&mut self, reason: Option<(StreamError, String)>) {
         self.flush().await;
-        let Some(t) = self.transport.as_mut() else {
+        let Some(c) = self.conn.as_mut() else {
             return;
         };
-        let bytes = match &reason {
+        match &reason {
             Some((err, text)) => {
-                writer::stream_error(*err, (!text.is_empty()).then_some(text.as_str()))
+                c.queue_stream_error(*err, (!text.is_empty()).then_some(text.as_str()))
             }
-            None => writer::STREAM_END.to_vec(),
-        };
-        let _ = t.send(&bytes).await;
-        let _ = tokio::io::AsyncWriteExt::shutdown(t).await;
+            None => c.queue_end(),
+        }
+        c.shutdown().await;
     }
 
     /// Messages the client never acknowledged go back to the router: they
@@ -278,40 +274,34 @@ impl Session {
 
     /// Take over a new connection (XEP-0198 §5).
     async fn resume(&mut self, r: Resumption) -> bool {
-        let Resumption {
-            mut transport,
-            reader,
-            h,
-        } = r;
+        let Resumption { mut conn, h } = r;
         let Some(m) = self.sm.as_mut() else {
             return false;
         };
         let previd = m.id.clone().unwrap_or_default();
         if m.ack(h).is_err() {
-            let mut bytes = writer::element(&sm::failed("unexpected-request", Some(m.handled_in)));
-            bytes.extend(writer::stream_error(
+            conn.queue_element(&sm::failed("unexpected-request", Some(m.handled_in)));
+            conn.queue_stream_error(
                 StreamError::UndefinedCondition,
                 Some("handled count too high"),
-            ));
-            let _ = transport.send(&bytes).await;
+            );
+            tokio::spawn(async move { conn.shutdown().await });
             return false;
         }
-        // The old socket, if the server had not noticed it die, is dropped.
-        if let Some(mut old) = self.transport.take() {
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut old).await;
+        // The old connection, if the server had not noticed it die, is
+        // closed aside: a dead WebSocket peer must not stall the session.
+        if let Some(mut old) = self.conn.take() {
+            tokio::spawn(async move { old.shutdown().await });
         }
         let resumed = Element::bare("resumed", sm::NS)
             .attr_set("previd", previd)
             .attr_set("h", m.handled_in.to_string());
-        let mut bytes = writer::element(&resumed);
+        conn.queue_element(&resumed);
         for el in m.unacked() {
-            bytes.extend(writer::element(el));
+            conn.queue_element(el);
         }
         m.requested = false;
-        self.transport = Some(transport);
-        self.reader = reader;
-        self.out.clear();
-        self.out.extend(bytes);
+        self.conn = Some(conn);
         for el in self.csi.activate() {
             self.write_counted(el);
         }
@@ -433,6 +423,10 @@ impl Session {
                 return Next::Continue;
             }
         };
+        self.server
+            .counters
+            .stanzas_in
+            .bump(crate::counters::Kind::of(stanza.el.name()));
         match stanza.kind {
             StanzaKind::Presence => self.to_account(stanza),
             StanzaKind::Iq => self.iq(stanza).await,

@@ -8,17 +8,16 @@ use std::sync::Mutex;
 use jid::BareJid;
 use minidom::Element;
 use roost_proto::Elem;
-use roost_stream::XmlReader;
 use tokio::sync::mpsc;
 
-use super::conn::Transport;
+use super::conn::Connection;
 
 pub const NS: &str = "urn:xmpp:sm:3";
 
-/// What a resuming connection hands to the hibernating session.
+/// What a resuming connection hands to the hibernating session: the
+/// connection itself, TCP or WebSocket, whatever the session had before.
 pub struct Resumption {
-    pub transport: Transport,
-    pub reader: XmlReader,
+    pub conn: Connection,
     /// Stanzas the client says it handled (`<resume h=.../>`).
     pub h: u32,
 }

@@ -1,16 +1,45 @@
 //! Accept loops for client connections: STARTTLS on `listen.c2s`, direct
-//! TLS on `listen.c2s_tls` (XEP-0368). A listener takes an already bound
-//! socket, so tests bind port 0; connections beyond `max_connections` are
-//! refused at once.
+//! TLS on `listen.c2s_tls` (XEP-0368), HTTP and HTTPS for web clients on
+//! `listen.http` and `listen.https` (RFC 7395 WebSocket, XEP-0156). A
+//! listener takes an already bound socket, so tests bind port 0; every
+//! connection takes one of the `max_connections` permits, shared by all
+//! listeners, and connections beyond it are refused at once.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::c2s;
+use crate::http::{self, HttpEndpoint};
 use crate::server::Server;
 
 pub async fn serve_c2s(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
+    accept_loop(server, listener, move |server, tcp, peer, permit| {
+        tokio::spawn(c2s::serve_connection(server, tcp, peer, direct_tls, permit));
+    })
+    .await
+}
+
+pub async fn serve_http(server: Arc<Server>, listener: TcpListener, endpoint: Arc<HttpEndpoint>) {
+    accept_loop(server, listener, move |server, tcp, peer, permit| {
+        tokio::spawn(http::serve_connection(
+            server,
+            endpoint.clone(),
+            tcp,
+            peer,
+            permit,
+        ));
+    })
+    .await
+}
+
+async fn accept_loop(
+    server: Arc<Server>,
+    listener: TcpListener,
+    spawn: impl Fn(Arc<Server>, TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
     let mut shutdown = server.shutdown_signal();
     loop {
         let accepted = tokio::select! {
@@ -31,12 +60,6 @@ pub async fn serve_c2s(server: Arc<Server>, listener: TcpListener, direct_tls: b
             drop(tcp);
             continue;
         };
-        tokio::spawn(c2s::serve_connection(
-            server.clone(),
-            tcp,
-            peer,
-            direct_tls,
-            permit,
-        ));
+        spawn(server.clone(), tcp, peer, permit);
     }
 }

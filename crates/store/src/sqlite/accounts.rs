@@ -142,6 +142,7 @@ impl AccountStore for SqliteStore {
             }
             tx.execute("DELETE FROM archive WHERE owner = ?1", [user])
                 .db()?;
+            super::pubsub::remove_owner(tx, user)?;
             let removed = tx
                 .execute("DELETE FROM accounts WHERE jid = ?1", [user])
                 .db()?;

@@ -73,7 +73,8 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
     let mut sql = String::from(
         "SELECT stanza_id, with_jid, stamp, xml FROM archive WHERE owner = ?1 AND seq BETWEEN ?2 AND ?3",
     );
-    let mut args: Vec<rusqlite::types::Value> = vec![owner.to_string().into(), low.into(), high.into()];
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![owner.to_string().into(), low.into(), high.into()];
     if let Some(with) = &q.with {
         if with.contains('/') {
             sql.push_str(" AND with_jid = ?4");
@@ -84,7 +85,9 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
     }
     if !q.ids.is_empty() {
         let first = args.len() + 1;
-        let marks: Vec<String> = (0..q.ids.len()).map(|i| format!("?{}", first + i)).collect();
+        let marks: Vec<String> = (0..q.ids.len())
+            .map(|i| format!("?{}", first + i))
+            .collect();
         sql.push_str(&format!(" AND stanza_id IN ({})", marks.join(",")));
         args.extend(q.ids.iter().map(|i| i.clone().into()));
     }
@@ -123,13 +126,21 @@ impl ArchiveStore for SqliteStore {
         .await
     }
 
-    async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery) -> Result<Option<ArchivePage>> {
+    async fn query_archive(
+        &self,
+        owner: &BareJid,
+        q: &ArchiveQuery,
+    ) -> Result<Option<ArchivePage>> {
         let owner = owner.clone();
         let q = q.clone();
-        self.call(move |conn| query(conn, jid_text(&owner), &q)).await
+        self.call(move |conn| query(conn, jid_text(&owner), &q))
+            .await
     }
 
-    async fn archive_bounds(&self, owner: &BareJid) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
+    async fn archive_bounds(
+        &self,
+        owner: &BareJid,
+    ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
         let owner = owner.clone();
         self.call(move |conn| {
             let one = |order: &str| {

@@ -123,6 +123,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (room, jid)
     );
     ",
+    // 4: XEP-0060 nodes of the accounts' PEP services (XEP-0163). `seq` is
+    // the publication order; a republished item is deleted and inserted
+    // again, so it becomes the newest.
+    "
+    CREATE TABLE pubsub_nodes (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        UNIQUE (owner, name)
+    );
+
+    CREATE TABLE pubsub_items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        node INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+        item_id TEXT NOT NULL,
+        publisher TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        xml TEXT NOT NULL,
+        UNIQUE (node, item_id)
+    );
+    CREATE INDEX pubsub_items_node_seq ON pubsub_items (node, seq);
+    ",
 ];
 
 pub(crate) fn current_version(conn: &Connection) -> Result<usize> {

@@ -13,6 +13,7 @@ pub(crate) mod migrations;
 mod muc;
 mod offline;
 mod private;
+mod pubsub;
 mod roster;
 
 use crate::{Result, StoreError};

@@ -120,6 +120,11 @@ impl Account {
                 .and_then(|i| i.attr("nick"))
             {
                 state.nick = new.to_string();
+                state.nick_change = None;
+                self.fork(room, &el);
+                // Rule 13: the bookmark follows the nick.
+                self.write_back_nick(room, new);
+                return;
             }
             state.nick_change = None;
             self.fork(room, &el);

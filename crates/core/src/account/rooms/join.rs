@@ -20,6 +20,10 @@ impl Account {
     ) {
         let unavailable = stanza.type_attr() == Some("unavailable");
         if unavailable {
+            // The status text goes with the account if it leaves for real.
+            if let Some(state) = self.rooms.map.get_mut(room) {
+                state.leave_status = stanza.el.child_text("status", ns::CLIENT);
+            }
             self.session_leaves(room, resource, true);
             return;
         }
@@ -50,6 +54,17 @@ impl Account {
             }
             if nick != current {
                 self.change_nick(resource, room, nick);
+            } else if stanza.el.has_child("x", MUC) {
+                // A join from a joined session asks for the room again
+                // (XEP-0045 §7.2): answered from state.
+                let history = stanza
+                    .el
+                    .get_child("x", MUC)
+                    .and_then(|x| x.get_child("history", MUC))
+                    .cloned();
+                self.answer_join_locally(resource, room, &nick, history.as_ref())
+                    .await;
+                self.update_room_presence(room);
             } else {
                 // A plain presence update (rule 7).
                 self.update_room_presence(room);

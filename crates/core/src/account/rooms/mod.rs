@@ -7,6 +7,7 @@
 //! Nothing here assumes the room is on this server: everything goes through
 //! the router and follows XEP-0045 on the wire.
 
+mod bookmarks;
 mod history;
 mod inbound;
 mod join;
@@ -21,6 +22,8 @@ use minidom::Element;
 use roost_proto::{ns, Elem, ElementExt, Stanza};
 
 use super::Account;
+
+pub use bookmarks::{BookmarkNicks, RoomBookmark};
 
 pub const MUC: &str = "http://jabber.org/protocol/muc";
 pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";
@@ -82,6 +85,8 @@ pub(super) struct RoomState {
     pub rejoining: bool,
     /// The presence each joined session last sent to the room (rule 7).
     pub session_presence: BTreeMap<String, Element>,
+    /// Status text of the last session that left, for the account's leave.
+    pub leave_status: Option<String>,
 }
 
 impl RoomState {
@@ -105,6 +110,7 @@ impl RoomState {
             last_message_ms: None,
             rejoining: false,
             session_presence: BTreeMap::new(),
+            leave_status: None,
         }
     }
 }

@@ -1,0 +1,139 @@
+//! XEP-0156: Discovering Alternative XMPP Connection Methods, HTTP lookup
+//! (RFC 6415 host-meta): the WebSocket endpoint as an XRD document and as
+//! JRD (JSON). The URL is built from the request's Host when it looks like
+//! `host[:port]`, else from the listener's address, and uses `wss` on the
+//! https listener. Readable from any origin (XEP-0156 implementation notes: CORS).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+
+use super::{origin, Body, ConnInfo, WEBSOCKET_PATH};
+
+pub const XRD_PATH: &str = "/.well-known/host-meta";
+pub const JRD_PATH: &str = "/.well-known/host-meta.json";
+/// XEP-0156 link relation for RFC 7395.
+pub const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Xrd,
+    Jrd,
+}
+
+/// The `host[:port]` clients reach this listener at, as the request says.
+pub(crate) fn request_authority(info: &ConnInfo, req: &Request<Incoming>) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match host {
+        Some(h) if origin::valid_authority(h) => h.to_string(),
+        _ => fallback_authority(info),
+    }
+}
+
+fn fallback_authority(info: &ConnInfo) -> String {
+    let local = info.endpoint.local;
+    if local.ip().is_unspecified() {
+        // Bound to every address: the domain is the best guess.
+        format!("{}:{}", info.server.config.domain, local.port())
+    } else {
+        local.to_string()
+    }
+}
+
+/// The WebSocket URL for this request.
+pub fn websocket_url(tls: bool, authority: &str) -> String {
+    let scheme = if tls { "wss" } else { "ws" };
+    format!("{scheme}://{authority}{WEBSOCKET_PATH}")
+}
+
+pub fn xrd(url: &str) -> String {
+    format!(
+        "<?xml version='1.0' encoding='utf-8'?>\n\
+         <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
+         <Link rel='{REL_WEBSOCKET}' href='{url}'/>\n\
+         </XRD>\n"
+    )
+}
+
+pub fn jrd(url: &str) -> String {
+    // `url` holds only URL-safe characters (validated authority), so no
+    // JSON escaping is needed.
+    format!("{{\"links\":[{{\"rel\":\"{REL_WEBSOCKET}\",\"href\":\"{url}\"}}]}}\n")
+}
+
+pub(crate) fn respond(info: &ConnInfo, req: &Request<Incoming>, format: Format) -> Response<Body> {
+    let url = websocket_url(info.endpoint.is_tls(), &request_authority(info, req));
+    let (body, content_type) = match format {
+        Format::Xrd => (xrd(&url), "application/xrd+xml; charset=utf-8"),
+        Format::Jrd => (jrd(&url), "application/json"),
+    };
+    let body = if req.method() == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from(body)
+    };
+    let mut r = Response::new(Full::new(body));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("max-age=300"),
+    );
+    r
+}
+
+/// CORS preflight for the host-meta documents.
+pub(crate) fn preflight() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        header::HeaderValue::from_static("86400"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_carry_the_websocket_link() {
+        let url = websocket_url(true, "chat.example.org:5281");
+        assert_eq!(url, "wss://chat.example.org:5281/xmpp-websocket");
+        let x: minidom::Element = xrd(&url)
+            .trim_start_matches("<?xml version='1.0' encoding='utf-8'?>\n")
+            .parse()
+            .unwrap();
+        let link = x
+            .get_child("Link", "http://docs.oasis-open.org/ns/xri/xrd-1.0")
+            .unwrap();
+        assert_eq!(link.attr("rel"), Some(REL_WEBSOCKET));
+        assert_eq!(link.attr("href"), Some(url.as_str()));
+        assert_eq!(
+            jrd("ws://localhost:5280/xmpp-websocket"),
+            "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"ws://localhost:5280/xmpp-websocket\"}]}\n"
+        );
+    }
+}

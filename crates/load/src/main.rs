@@ -1,0 +1,328 @@
+//! roost-load: drives any XMPP server over c2s (loopback benchmarks) and
+//! prints one JSON line per result on stdout and a human summary on
+//! stderr. See `bench/README.md` and `docs/benchmarks.md`.
+
+mod json;
+mod scenario;
+mod stats;
+mod sys;
+mod xmpp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::time::Instant;
+
+use scenario::Ctx;
+use xmpp::{Mech, Target, TlsMode};
+
+#[derive(Parser)]
+#[command(
+    name = "roost-load",
+    version,
+    about = "Load generator for XMPP servers (c2s): logins, idle sessions, chat, MUC fan-out, MUC joins"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct Common {
+    /// Server's client port (loopback).
+    #[arg(long, global = true, default_value = "127.0.0.1:5222")]
+    server: SocketAddr,
+    /// The XMPP domain the accounts live on.
+    #[arg(long, global = true, default_value = "localhost")]
+    domain: String,
+    /// The MUC service's domain (default: conference.<domain>).
+    #[arg(long, global = true)]
+    muc: Option<String>,
+    #[arg(long, global = true, value_enum, default_value = "starttls")]
+    tls: TlsMode,
+    #[arg(long, global = true, value_enum, default_value = "SCRAM-SHA-1")]
+    mech: Mech,
+    /// User name pattern; `{n}` is the account number.
+    #[arg(long, global = true, default_value = "load{n}")]
+    user: String,
+    /// Password pattern; `{n}` is the account number.
+    #[arg(long, global = true, default_value = "pw-{n}")]
+    password: String,
+    /// Number of the first account.
+    #[arg(long, global = true, default_value_t = 1)]
+    first: u64,
+    /// Create the accounts a scenario needs with XEP-0077 first.
+    #[arg(long, global = true)]
+    register: bool,
+    /// The server's pid, for memory (VmRSS) and CPU (utime+stime) from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Prometheus endpoint with Roost's counters: host:port[/path].
+    #[arg(long, global = true)]
+    metrics: Option<String>,
+    /// Name of the server in the results.
+    #[arg(long, global = true, default_value = "server")]
+    label: String,
+    /// Seconds any single step (connect, login, join) may take.
+    #[arg(long, global = true, default_value_t = 30)]
+    timeout: u64,
+    /// Logins or registrations in flight during setup.
+    #[arg(long, global = true, default_value_t = 32)]
+    setup_concurrency: usize,
+    /// Worker threads of the load generator.
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create accounts 0..n with XEP-0077 in-band registration.
+    Register {
+        #[arg(short, default_value_t = 100)]
+        n: u64,
+    },
+    /// N logins at concurrency C: connect, TLS, SASL, bind, initial presence.
+    Login {
+        #[arg(short, default_value_t = 1000)]
+        n: u64,
+        #[arg(short, long, default_value_t = 50)]
+        concurrency: usize,
+        /// Accounts cycled through (default: n).
+        #[arg(long)]
+        accounts: Option<u64>,
+    },
+    /// Hold N authenticated sessions; server memory per session.
+    Idle {
+        #[arg(short, default_value_t = 1000)]
+        n: u64,
+        #[arg(short, long, default_value_t = 100)]
+        concurrency: usize,
+        /// Seconds to hold the sessions.
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+        /// Seconds to let the server settle before sampling memory.
+        #[arg(long, default_value_t = 2)]
+        settle: u64,
+    },
+    /// One-to-one messages between pairs at a target rate.
+    Chat {
+        #[arg(long, default_value_t = 50)]
+        pairs: u64,
+        /// Messages per second in total.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 5)]
+        drain: u64,
+    },
+    /// Groupchat fan-out: R rooms x U accounts x K sessions, S senders.
+    Muc {
+        #[arg(long, default_value_t = 5)]
+        rooms: u64,
+        #[arg(long, default_value_t = 10)]
+        users: u64,
+        #[arg(long, default_value_t = 2)]
+        sessions: u64,
+        #[arg(long, default_value_t = 5)]
+        senders: u64,
+        /// Messages per second, all senders together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long, default_value_t = 5)]
+        drain: u64,
+        #[arg(long, default_value = "loadroom")]
+        room_prefix: String,
+    },
+    /// Join latency of a first and a later session of the same account.
+    Join {
+        #[arg(long, default_value_t = 30)]
+        samples: u64,
+        /// Occupants already in the room besides the owner.
+        #[arg(long, default_value_t = 10)]
+        background: u64,
+        #[arg(long, default_value = "joinbench")]
+        room: String,
+    },
+}
+
+impl Cmd {
+    /// Accounts (numbered from 0) the scenario uses.
+    fn accounts(&self) -> u64 {
+        match self {
+            Cmd::Register { n } => *n,
+            Cmd::Login { n, accounts, .. } => accounts.unwrap_or(*n),
+            Cmd::Idle { n, .. } => *n,
+            Cmd::Chat { pairs, .. } => pairs * 2,
+            Cmd::Muc { rooms, users, .. } => rooms * users,
+            Cmd::Join {
+                samples,
+                background,
+                ..
+            } => 1 + background + samples,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.common.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("roost-load: {e:#}");
+            std::process::exit(1);
+        }
+    }
+    // Connections still open are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = cli.common;
+    sys::raise_nofile();
+    let ctx = Arc::new(Ctx {
+        target: Target::new(
+            c.server,
+            &c.domain,
+            c.tls,
+            c.mech,
+            Duration::from_secs(c.timeout),
+        ),
+        user: c.user,
+        password: c.password,
+        first: c.first,
+        muc_domain: c.muc.unwrap_or_else(|| format!("conference.{}", c.domain)),
+        label: c.label,
+        server_pid: c.server_pid,
+        metrics: c.metrics,
+        setup_concurrency: c.setup_concurrency,
+        base: Instant::now(),
+    });
+    if c.register || matches!(cli.cmd, Cmd::Register { .. }) {
+        let n = cli.cmd.accounts();
+        let t = Instant::now();
+        let (created, existed) = ctx.register(n).await?;
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "register [{}]: {created} created, {existed} existed in {secs:.1} s",
+            ctx.label
+        );
+        if matches!(cli.cmd, Cmd::Register { .. }) {
+            println!(
+                "{}",
+                ctx.line("register")
+                    .int("created", created)
+                    .int("existed", existed)
+                    .num("seconds", secs)
+                    .finish()
+            );
+            return Ok(());
+        }
+    }
+    let (line, human) = match cli.cmd {
+        Cmd::Register { .. } => unreachable!("handled above"),
+        Cmd::Login {
+            n,
+            concurrency,
+            accounts,
+        } => {
+            scenario::login::run(
+                ctx,
+                scenario::login::Params {
+                    n,
+                    concurrency,
+                    accounts: accounts.unwrap_or(n),
+                },
+            )
+            .await?
+        }
+        Cmd::Idle {
+            n,
+            concurrency,
+            hold,
+            settle,
+        } => {
+            scenario::idle::run(
+                ctx,
+                scenario::idle::Params {
+                    n,
+                    concurrency,
+                    hold,
+                    settle,
+                },
+            )
+            .await?
+        }
+        Cmd::Chat {
+            pairs,
+            rate,
+            duration,
+            drain,
+        } => {
+            scenario::chat::run(
+                ctx,
+                scenario::chat::Params {
+                    pairs,
+                    rate,
+                    duration,
+                    drain,
+                },
+            )
+            .await?
+        }
+        Cmd::Muc {
+            rooms,
+            users,
+            sessions,
+            senders,
+            rate,
+            duration,
+            drain,
+            room_prefix,
+        } => {
+            scenario::muc::run(
+                ctx,
+                scenario::muc::Params {
+                    rooms,
+                    users,
+                    sessions,
+                    senders,
+                    rate,
+                    duration,
+                    drain,
+                    room_prefix,
+                },
+            )
+            .await?
+        }
+        Cmd::Join {
+            samples,
+            background,
+            room,
+        } => {
+            scenario::join::run(
+                ctx,
+                scenario::join::Params {
+                    samples,
+                    background,
+                    room,
+                },
+            )
+            .await?
+        }
+    };
+    println!("{line}");
+    eprintln!("{human}");
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! XEP-0045 §7.2.2–§7.2.4, §7.7, §17.3: occupants, and the presence the
+//! room sends about them (extended `muc#user` information, real JIDs only
+//! to those allowed to see them, status codes), with XEP-0421 occupant ids.
+//!
+//! An occupant's real JID is the one it joined with, full or bare: the room
+//! sends everything for it to exactly that address.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use jid::{BareJid, Jid};
+use minidom::Element;
+use roost_proto::{Elem, ElementExt};
+use sha2::{Digest, Sha256};
+
+use super::affiliation::Role;
+use super::Room;
+use crate::ns;
+
+/// One occupant of the room.
+#[derive(Debug, Clone)]
+pub(crate) struct Occupant {
+    pub nick: String,
+    /// The real JID exactly as it joined (full or bare).
+    pub jid: Jid,
+    pub bare: BareJid,
+    pub role: Role,
+    /// The last available presence it sent, cleaned (`clean_presence`).
+    pub presence: Element,
+    /// XEP-0421, stable per real bare JID.
+    pub occupant_id: String,
+}
+
+/// The occupants by nick and by real JID.
+#[derive(Debug, Default)]
+pub(crate) struct Occupants {
+    by_nick: BTreeMap<String, Occupant>,
+    by_jid: HashMap<Jid, String>,
+}
+
+impl Occupants {
+    pub fn len(&self) -> usize {
+        self.by_nick.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_nick.is_empty()
+    }
+
+    pub fn get(&self, nick: &str) -> Option<&Occupant> {
+        self.by_nick.get(nick)
+    }
+
+    pub fn get_mut(&mut self, nick: &str) -> Option<&mut Occupant> {
+        self.by_nick.get_mut(nick)
+    }
+
+    /// The occupant a real JID is in the room as.
+    pub fn by_jid(&self, jid: &Jid) -> Option<&Occupant> {
+        self.by_jid.get(jid).and_then(|n| self.by_nick.get(n))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Occupant> {
+        self.by_nick.values()
+    }
+
+    /// Nicks of the occupants with this real bare JID.
+    pub fn nicks_of(&self, bare: &BareJid) -> Vec<String> {
+        self.iter()
+            .filter(|o| &o.bare == bare)
+            .map(|o| o.nick.clone())
+            .collect()
+    }
+
+    pub fn insert(&mut self, occ: Occupant) {
+        self.by_jid.insert(occ.jid.clone(), occ.nick.clone());
+        self.by_nick.insert(occ.nick.clone(), occ);
+    }
+
+    pub fn remove(&mut self, nick: &str) -> Option<Occupant> {
+        let occ = self.by_nick.remove(nick)?;
+        self.by_jid.remove(&occ.jid);
+        Some(occ)
+    }
+
+    pub fn rename(&mut self, old: &str, new: &str) {
+        if let Some(mut occ) = self.remove(old) {
+            occ.nick = new.to_string();
+            self.insert(occ);
+        }
+    }
+
+    pub fn into_occupants(self) -> impl Iterator<Item = Occupant> {
+        self.by_nick.into_values()
+    }
+}
+
+/// What a presence about an occupant says besides its role and affiliation.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Notice {
+    pub unavailable: bool,
+    /// Children of an unavailable presence (the occupant's `<status/>`).
+    pub status: Vec<Element>,
+    /// Status codes for every recipient.
+    pub codes: Vec<u16>,
+    /// Status codes for the occupant itself (110 is always added).
+    pub self_codes: Vec<u16>,
+    /// §7.6: the new nick (with 303).
+    pub new_nick: Option<String>,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// §10.9.
+    pub destroy: Option<Element>,
+    /// The `id` of the stanza that caused it, reflected in self-presence.
+    pub self_id: Option<String>,
+}
+
+impl Notice {
+    pub fn unavailable() -> Notice {
+        Notice {
+            unavailable: true,
+            ..Notice::default()
+        }
+    }
+}
+
+/// `<status code='…'/>` (§15.6 registry).
+pub(crate) fn status(code: u16) -> Element {
+    Element::bare("status", ns::MUC_USER).attr_set("code", code.to_string())
+}
+
+/// §17.3 #6: an occupant's presence without what only the room may say
+/// (`muc` and `muc#user` extensions, occupant ids) and without addresses.
+pub(crate) fn clean_presence(el: &Element) -> Element {
+    let mut p = Element::bare("presence", ns::CLIENT);
+    for c in el.children() {
+        let room_only =
+            c.is("x", ns::MUC) || c.is("x", ns::MUC_USER) || c.is("occupant-id", ns::OCCUPANT_ID);
+        if !room_only {
+            p.append_child(c.clone());
+        }
+    }
+    p
+}
+
+impl Room {
+    pub(super) fn occupant_jid(&self, nick: &str) -> String {
+        format!("{}/{}", self.jid, nick)
+    }
+
+    /// XEP-0421 §4: stable per room and real bare JID, and not reversible.
+    pub(super) fn occupant_id(&self, bare: &BareJid) -> String {
+        let mut h = Sha256::new();
+        h.update(self.salt.as_bytes());
+        h.update([0]);
+        h.update(self.jid.as_str().as_bytes());
+        h.update([0]);
+        h.update(bare.as_str().as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    }
+
+    /// The presence of `occ` as the occupant at `to` (of role
+    /// `recipient_role`) receives it.
+    pub(super) fn presence_of(
+        &self,
+        occ: &Occupant,
+        to: &Jid,
+        recipient_role: Role,
+        is_self: bool,
+        n: &Notice,
+    ) -> Element {
+        let mut p = if n.unavailable {
+            let mut p = Element::bare("presence", ns::CLIENT).attr_set("type", "unavailable");
+            for s in &n.status {
+                p.append_child(s.clone());
+            }
+            p
+        } else {
+            occ.presence.clone()
+        };
+        p.set("from", self.occupant_jid(&occ.nick));
+        p.set("to", to.as_str());
+        if let (true, Some(id)) = (is_self, n.self_id.as_deref()) {
+            p.set("id", id);
+        }
+        let mut item = Element::bare("item", ns::MUC_USER)
+            .attr_set("affiliation", self.affiliation_of(&occ.bare).as_str())
+            .attr_set("role", occ.role.as_str());
+        // §7.2.3 / §7.2.4: real JIDs to everyone, or to moderators only.
+        if is_self || self.config.non_anonymous() || recipient_role == Role::Moderator {
+            item.set("jid", occ.jid.as_str());
+        }
+        if let Some(nick) = &n.new_nick {
+            item.set("nick", nick.as_str());
+        }
+        if let Some(actor) = &n.actor {
+            item.append_child(
+                Element::bare("actor", ns::MUC_USER).attr_set("nick", actor.as_str()),
+            );
+        }
+        if let Some(reason) = &n.reason {
+            item.append_child(Element::bare("reason", ns::MUC_USER).text_node(reason.as_str()));
+        }
+        let mut x = Element::bare("x", ns::MUC_USER).child(item);
+        if let Some(d) = &n.destroy {
+            x.append_child(d.clone());
+        }
+        let mut codes = n.codes.clone();
+        if is_self {
+            codes.push(110);
+            codes.extend(&n.self_codes);
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        for code in codes {
+            x.append_child(status(code));
+        }
+        p.append_child(x);
+        p.append_child(
+            Element::bare("occupant-id", ns::OCCUPANT_ID).attr_set("id", occ.occupant_id.as_str()),
+        );
+        p
+    }
+
+    /// `occ`'s own copy (with 110).
+    pub(super) fn send_self_presence(&self, occ: &Occupant, n: &Notice) {
+        self.send(self.presence_of(occ, &occ.jid, occ.role, true, n));
+    }
+
+    /// Everyone else's copy.
+    pub(super) fn send_presence_to_others(&self, occ: &Occupant, n: &Notice) {
+        for other in self.occupants.iter().filter(|o| o.jid != occ.jid) {
+            self.send(self.presence_of(occ, &other.jid, other.role, false, n));
+        }
+    }
+
+    /// Everyone's copy, the occupant's own last.
+    pub(super) fn broadcast_presence(&self, occ: &Occupant, n: &Notice) {
+        self.send_presence_to_others(occ, n);
+        self.send_self_presence(occ, n);
+    }
+
+    /// Take an occupant out of the room (kick, ban, affiliation change,
+    /// shutdown, error): it hears first, then everyone else.
+    pub(super) fn remove_occupant(&mut self, nick: &str, n: &Notice) -> Option<Occupant> {
+        let mut occ = self.occupants.remove(nick)?;
+        occ.role = Role::None;
+        self.send_self_presence(&occ, n);
+        self.send_presence_to_others(&occ, n);
+        Some(occ)
+    }
+
+    /// Every current occupant's presence to `to` (§7.2.2), for a newcomer or
+    /// a new moderator of a semi-anonymous room.
+    pub(super) fn send_occupants_to(&self, to: &Occupant) {
+        for other in self.occupants.iter().filter(|o| o.jid != to.jid) {
+            self.send(self.presence_of(other, &to.jid, to.role, false, &Notice::default()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occ(nick: &str, jid: &str) -> Occupant {
+        let jid = Jid::new(jid).unwrap();
+        Occupant {
+            nick: nick.into(),
+            bare: jid.to_bare(),
+            jid,
+            role: Role::Participant,
+            presence: Element::bare("presence", ns::CLIENT),
+            occupant_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn occupants_are_found_by_nick_and_by_real_jid() {
+        let mut o = Occupants::default();
+        o.insert(occ("hag", "hag@a.example/pda"));
+        o.insert(occ("crone", "crone@a.example"));
+        let bare = Jid::new("crone@a.example").unwrap();
+        assert_eq!(o.by_jid(&bare).map(|x| x.nick.as_str()), Some("crone"));
+        // A bare JID occupant is not the same as one of its full JIDs.
+        assert!(o.by_jid(&Jid::new("crone@a.example/x").unwrap()).is_none());
+        o.rename("hag", "oldhag");
+        assert!(o.get("hag").is_none());
+        let full = Jid::new("hag@a.example/pda").unwrap();
+        assert_eq!(o.by_jid(&full).map(|x| x.nick.as_str()), Some("oldhag"));
+        assert_eq!(o.remove("oldhag").map(|x| x.nick), Some("oldhag".into()));
+        assert!(o.by_jid(&full).is_none());
+        assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn cleaned_presence_keeps_show_and_drops_room_extensions() {
+        let p: Element = "<presence xmlns='jabber:client' to='r@s/n' id='1'>\
+            <show>away</show>\
+            <x xmlns='http://jabber.org/protocol/muc'><password>pw</password></x>\
+            <x xmlns='http://jabber.org/protocol/muc#user'><status code='110'/></x>\
+            <occupant-id xmlns='urn:xmpp:occupant-id:0' id='forged'/>\
+            </presence>"
+            .parse()
+            .unwrap();
+        let c = clean_presence(&p);
+        assert_eq!(c.attr("to"), None);
+        assert_eq!(c.attr("id"), None);
+        assert_eq!(c.children().count(), 1);
+        assert_eq!(c.child_text("show", ns::CLIENT).as_deref(), Some("away"));
+    }
+}
