@@ -218,16 +218,14 @@ impl Account {
             return;
         }
         match kind {
-            None => {
-                if !self.contact_resources.contains(&full) {
-                    let allowed = self
-                        .roster_item(&full.to_bare())
-                        .await
-                        .is_some_and(|i| i.subscription.has_from());
-                    if allowed && self.contact_resources.len() < 10_000 {
-                        self.contact_resources.insert(full.clone());
-                        self.contact_available(full);
-                    }
+            None if !self.contact_resources.contains(&full) => {
+                let allowed = self
+                    .roster_item(&full.to_bare())
+                    .await
+                    .is_some_and(|i| i.subscription.has_from());
+                if allowed && self.contact_resources.len() < 10_000 {
+                    self.contact_resources.insert(full.clone());
+                    self.contact_available(full);
                 }
             }
             Some("unavailable") => {

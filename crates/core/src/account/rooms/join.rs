@@ -35,6 +35,14 @@ impl Account {
         let Some(nick) = nick_of(to) else {
             return;
         };
+        // The nick as the client wrote it, before resourceprep: a room that
+        // normalises it must be reported with 210 (XEP-0045 §7.2.10).
+        let asked = stanza
+            .el
+            .attr("to")
+            .and_then(|t| t.split_once('/'))
+            .map(|(_, r)| r.to_string())
+            .unwrap_or_else(|| nick.clone());
         let joined = self
             .rooms
             .map
@@ -62,7 +70,7 @@ impl Account {
                     .get_child("x", MUC)
                     .and_then(|x| x.get_child("history", MUC))
                     .cloned();
-                self.answer_join_locally(resource, room, &nick, history.as_ref())
+                self.answer_join_locally(resource, room, &asked, history.as_ref())
                     .await;
                 self.update_room_presence(room);
             } else {
@@ -71,10 +79,17 @@ impl Account {
             }
             return;
         }
-        self.join(resource, room, nick, &stanza.el).await;
+        self.join(resource, room, nick, &asked, &stanza.el).await;
     }
 
-    async fn join(&mut self, resource: &str, room: &BareJid, nick: String, request: &Element) {
+    async fn join(
+        &mut self,
+        resource: &str,
+        room: &BareJid,
+        nick: String,
+        asked: &str,
+        request: &Element,
+    ) {
         let muc_x = request.get_child("x", MUC);
         let phase = self.rooms.map.get(room).map(|s| s.phase);
         match phase {
@@ -90,7 +105,7 @@ impl Account {
                 state.counting_history = true;
                 state.pending.push(PendingJoin {
                     resource: resource.to_string(),
-                    requested_nick: nick.clone(),
+                    requested_nick: asked.to_string(),
                 });
                 self.rooms.map.insert(room.clone(), state);
                 let mut join = Element::bare("presence", ns::CLIENT)
@@ -112,14 +127,14 @@ impl Account {
                     state.leave_when_joined = false;
                     state.pending.push(PendingJoin {
                         resource: resource.to_string(),
-                        requested_nick: nick,
+                        requested_nick: asked.to_string(),
                     });
                 }
             }
             Some(Phase::Joined) => {
                 // Rule 2: answered from state, nothing sent to the room.
                 let history = muc_x.and_then(|x| x.get_child("history", MUC)).cloned();
-                self.answer_join_locally(resource, room, &nick, history.as_ref())
+                self.answer_join_locally(resource, room, &asked, history.as_ref())
                     .await;
                 if let Some(state) = self.rooms.map.get_mut(room) {
                     state.joined.insert(resource.to_string());
@@ -266,7 +281,12 @@ impl Account {
         let p = Element::bare("presence", ns::CLIENT)
             .attr_set("type", "unavailable")
             .attr_set("from", self.jid.as_str())
-            .attr_set("to", from_room(room, &state.nick));
+            .attr_set("to", from_room(room, &state.nick))
+            .children_from(
+                state
+                    .leave_status
+                    .map(|t| Element::bare("status", ns::CLIENT).text_node(t)),
+            );
         self.server.route_element(p);
     }
 }
