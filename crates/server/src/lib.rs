@@ -3,6 +3,7 @@
 
 pub mod bookmark_rooms;
 pub mod config;
+pub mod counters_log;
 pub mod modules;
 pub mod start;
 

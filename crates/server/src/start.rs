@@ -72,6 +72,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
+    crate::counters_log::spawn(&server);
     let c2s = bind(&cfg.listen.c2s).await?;
     let c2s_tls = bind(&cfg.listen.c2s_tls).await?;
     let http = bind(&cfg.listen.http).await?;
