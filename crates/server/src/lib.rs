@@ -6,6 +6,7 @@ pub mod config;
 pub mod counters_log;
 pub mod modules;
 pub mod start;
+pub mod xeps;
 
 pub use config::Config;
 pub use start::{start, Running};
