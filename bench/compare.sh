@@ -60,17 +60,17 @@ trap 'exit 130' INT TERM
 
 # --- sizes ---------------------------------------------------------------
 if [ $MODE = quick ]; then
-    LOGIN_N=300; LOGIN_C=20
+    LOGIN_N=200; LOGIN_C=20
     IDLE_N=1000
-    CHAT_PAIRS=20; CHAT_RATES="500 2000"; CHAT_T=5
-    MUC_ROOMS=4; MUC_USERS=10; MUC_KS="1 3"; MUC_SENDERS=4; MUC_RATES="40 160"; MUC_T=5
-    JOIN_SAMPLES=20; JOIN_BG=5
+    CHAT_PAIRS=10; CHAT_RATES="200 800"; CHAT_T=3
+    MUC_ROOMS=4; MUC_USERS=10; MUC_KS="1 3"; MUC_SENDERS=4; MUC_RATES="20 80"; MUC_T=3
+    JOIN_SAMPLES=10; JOIN_BG=5; DRAIN=3
 else
     LOGIN_N=3000; LOGIN_C=50
     IDLE_N=10000
     CHAT_PAIRS=50; CHAT_RATES="1000 4000 8000"; CHAT_T=10
     MUC_ROOMS=10; MUC_USERS=20; MUC_KS="1 3"; MUC_SENDERS=10; MUC_RATES="50 200 400"; MUC_T=10
-    JOIN_SAMPLES=50; JOIN_BG=20
+    JOIN_SAMPLES=50; JOIN_BG=20; DRAIN=5
 fi
 ACCOUNTS=$IDLE_N
 for n in $((CHAT_PAIRS * 2)) $((MUC_ROOMS * MUC_USERS)) $((1 + JOIN_BG + JOIN_SAMPLES)); do
@@ -157,8 +157,13 @@ start_roost() {
 start_prosody() {
     as_prosody prosody --config "$WORK/prosody/prosody.cfg.lua" -F \
         > "$WORK/prosody/stdout.log" 2>&1 &
-    PID[prosody]=$!   # setpriv execs, so this is prosody itself
+    WRAPPER[prosody]=$!   # the subshell running the function; prosody writes its pid
     wait_port prosody 25222
+    for _ in $(seq 1 100); do
+        [ -s "$WORK/prosody/prosody.pid" ] && break
+        sleep 0.1
+    done
+    PID[prosody]=$(cat "$WORK/prosody/prosody.pid")
     as_prosody prosodyctl --config "$WORK/prosody/prosody.cfg.lua" \
         register bench-admin localhost bench-admin >&2
 }
@@ -181,6 +186,11 @@ HUMAN=$WORK/summary.txt
 : > "$HUMAN"
 
 for s in $SERVERS; do
+    # A server left over from an earlier run would answer in place of ours.
+    if (exec 3<>"/dev/tcp/127.0.0.1/${PORT[$s]}") 2>/dev/null; then
+        echo "port ${PORT[$s]} for $s is already in use; stop what listens there first" >&2
+        exit 1
+    fi
     log "starting $s"
     "start_$s"
     echo "$s pid ${PID[$s]}" >&2
@@ -200,7 +210,7 @@ run() {
         cat "$HUMAN.tmp" >&2
         cat "$HUMAN.tmp" >> "$HUMAN"
         : > "$HUMAN.tmp"
-        sleep 1
+        sleep 0.5
     done
 }
 
@@ -211,14 +221,14 @@ done
 
 T0=$(date +%s)
 run login -n "$LOGIN_N" -c "$LOGIN_C"
-run idle -n "$IDLE_N" -c 100 --hold 3
+run idle -n "$IDLE_N" -c 100 --hold 2
 for rate in $CHAT_RATES; do
-    run chat --pairs "$CHAT_PAIRS" --rate "$rate" --duration "$CHAT_T" --drain 5
+    run chat --pairs "$CHAT_PAIRS" --rate "$rate" --duration "$CHAT_T" --drain "$DRAIN"
 done
 for k in $MUC_KS; do
     for rate in $MUC_RATES; do
         run muc --rooms "$MUC_ROOMS" --users "$MUC_USERS" --sessions "$k" \
-            --senders "$MUC_SENDERS" --rate "$rate" --duration "$MUC_T" --drain 5 \
+            --senders "$MUC_SENDERS" --rate "$rate" --duration "$MUC_T" --drain "$DRAIN" \
             --room-prefix "k${k}r${rate}-"
     done
 done

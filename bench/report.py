@@ -215,7 +215,8 @@ def build(rows, meta, svg_dir, svg_rel):
     if idle:
         ro = one(idle, "roost")
         pv = [one(idle, p) for p in peers]
-        pv = [p["server_kib_per_session"] for p in pv if p and p.get("server_kib_per_session") is not None]
+        # A peer whose memory did not grow was not measured (wrong pid).
+        pv = [p["server_kib_per_session"] for p in pv if p and (p.get("server_kib_per_session") or 0) > 0]
         if ro and ro.get("server_kib_per_session") is not None and pv:
             better = min(pv)
             trows.append(["memory per idle session ≤ ¼ of the better peer",

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from xmpp_client import Client
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = "localhost"
 PASSWORD = "correct horse battery staple"
@@ -51,6 +53,18 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML for {v!r}")
+
+
 @dataclass(frozen=True)
 class Account:
     jid: str
@@ -66,7 +80,8 @@ class RoostServer:
 
     def __init__(self, workdir: Path, *, registration_open: bool = False,
                  registration_loopback: bool | None = False,
-                 log_filter: str = "debug"):
+                 log_filter: str = "debug",
+                 extra_config: dict[str, dict] | None = None):
         self.bin = roost_bin()
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -81,6 +96,8 @@ class RoostServer:
         self.registration_open = registration_open
         self.registration_loopback = registration_loopback
         self.log_filter = log_filter
+        # More TOML sections, e.g. {"account_muc": {"enabled": False}}.
+        self.extra_config = extra_config or {}
         self.proc: subprocess.Popen | None = None
         self.log_mark = 0  # log offset at the start of the current test
         self._write_config()
@@ -113,6 +130,10 @@ class RoostServer:
             "max_stanza_size = 262144",
             "",
         ]
+        for section, keys in self.extra_config.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
+            lines.append("")
         self.config.write_text("\n".join(lines))
 
     def log_text(self, since: int = 0) -> str:
@@ -259,6 +280,24 @@ def open_server(tmp_path_factory) -> RoostServer:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture
+async def connect():
+    """connect(server, account, presence=False, **Client kwargs) -> Client.
+
+    Every client made here is disconnected at teardown, pass or fail."""
+    made: list[Client] = []
+
+    async def _connect(server, account=None, *, presence: bool = False, **kw) -> Client:
+        c = Client(server, account, **kw)
+        made.append(c)
+        await c.connect(initial_presence=presence)
+        return c
+
+    yield _connect
+    for c in made:
+        await c.close()
 
 
 # -- server log on failure -----------------------------------------------

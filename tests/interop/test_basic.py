@@ -1,6 +1,6 @@
 """Interop tests: slixmpp (a real third-party client) against `roost serve`.
 
-Every test bounds its waits (see xmpp_client.STEP_TIMEOUT and TEST_TIMEOUT);
+Every test bounds its waits (see xmpp_client.STEP_TIMEOUT and bounded);
 pytest-timeout in pytest.ini is only a backstop.
 """
 
@@ -8,48 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 
 import pytest
 from slixmpp.exceptions import IqError
 
 from conftest import PASSWORD
-from xmpp_client import STEP_TIMEOUT, Client, LoginFailed, wait_until
+from xmpp_client import STEP_TIMEOUT, Client, LoginFailed, bounded, wait_until
 
-TEST_TIMEOUT = 45.0
 NS_DELAY = "urn:xmpp:delay"
 NS_REGISTER_FEATURE = "http://jabber.org/features/iq-register"
-
-
-def bounded(fn):
-    """Fail (instead of hanging) when the whole test takes too long."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):
-        try:
-            return await asyncio.wait_for(fn(*args, **kwargs), TEST_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"test did not finish within {TEST_TIMEOUT}s") from None
-
-    return wrapper
-
-
-@pytest.fixture
-async def connect():
-    """connect(server, account, presence=False, **Client kwargs) -> Client.
-
-    Every client made here is disconnected at teardown, pass or fail."""
-    made: list[Client] = []
-
-    async def _connect(server, account=None, *, presence: bool = False, **kw) -> Client:
-        c = Client(server, account, **kw)
-        made.append(c)
-        await c.connect(initial_presence=presence)
-        return c
-
-    yield _connect
-    for c in made:
-        await c.close()
 
 
 def from_bare(jid):

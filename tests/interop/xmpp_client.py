@@ -6,16 +6,23 @@ Every wait is bounded: nothing here can hang a test.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
+import socket
 import ssl
+import struct
 from typing import Callable
 
 import slixmpp
-from slixmpp.stanza import Iq
+from slixmpp import JID
+from slixmpp.stanza import Iq, Message, Presence
 
 log = logging.getLogger("interop")
 
 STEP_TIMEOUT = 10.0  # one network round or event
+TEST_TIMEOUT = 45.0  # one whole test
+QUIET = 1.0  # a window in which something must NOT arrive
 DEFAULT_PLUGINS = ("xep_0030", "xep_0054", "xep_0092", "xep_0199", "xep_0203")
 
 
@@ -54,6 +61,13 @@ class Client:
 
         self.messages = Inbox("message")
         self.presences = Inbox("presence")
+        # Every message, presence and IQ slixmpp received, in order, as
+        # parsed, before any plugin handled it (groupchat presences and
+        # subjects included, and stanzas re-sent on stream resumption).
+        self.inbox = Inbox("stanza")
+        self.resumptions = 0
+        self.sent_ids: set[str] = set()  # ids of the stanzas slixmpp sent
+        self._sm_enabled: asyncio.Future = asyncio.get_running_loop().create_future()
         self.features: list[str] = []
         self.auth_failures: list[str] = []
         self.tls_version: str | None = None
@@ -69,6 +83,9 @@ class Client:
         x.add_event_handler("message", self.messages.put)
         x.add_event_handler("presence", self.presences.put)
         x.add_filter("in", self._record_features)
+        x.add_filter("in", self._record_stanza)
+        x.add_event_handler("sm_enabled", self._on_sm_enabled)
+        x.add_filter("out", self._record_sent)
 
     # -- events --------------------------------------------------------
 
@@ -99,9 +116,35 @@ class Client:
     def _on_stream_error(self, err) -> None:
         self._settle(ConnectionError(f"stream error: {err}"))
 
+    def _record_sent(self, stanza):
+        if isinstance(stanza, (Message, Presence, Iq)) and stanza["id"]:
+            self.sent_ids.add(stanza["id"])
+        return stanza
+
+    def answers_to_me(self, stanza) -> bool:
+        """An IQ result or error answering an IQ this client sent."""
+        return (stanza.name == "iq" and stanza["type"] in ("result", "error")
+                and stanza["id"] in self.sent_ids)
+
+    def _on_sm_enabled(self, enabled) -> None:
+        if not self._sm_enabled.done():
+            self._sm_enabled.set_result(enabled)
+
+    async def sm_enabled(self, timeout: float = STEP_TIMEOUT):
+        """The server's <enabled/> (xep_0198 must be loaded)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._sm_enabled), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"stream management not enabled within {timeout}s") from None
+
     def _record_features(self, stanza):
         if stanza.name == "features":
             self.features.append(str(stanza))
+        return stanza
+
+    def _record_stanza(self, stanza):
+        if isinstance(stanza, (Message, Presence, Iq)):
+            self.inbox.put(stanza)
         return stanza
 
     # -- connection ----------------------------------------------------
@@ -127,6 +170,55 @@ class Client:
         if initial_presence:
             self.xmpp.send_presence()
         return self
+
+    def drop(self) -> None:
+        """Kill the TCP connection abruptly: no stream close, no TLS
+        close_notify, a RST (SO_LINGER 0) as when a phone loses its network.
+        slixmpp keeps its stream management state (sm_id, handled count)."""
+        x = self.xmpp
+        transport = x.transport
+        assert transport is not None, "not connected"
+        raw = transport.get_extra_info("socket")
+        if raw is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+    async def resume(self, timeout: float = 15.0) -> str:
+        """Reconnect after drop(); slixmpp's xep_0198 asks to resume the
+        stream when it holds a resumable sm_id.  Returns 'resumed', or
+        raises when the server refused (<failed/>) or nothing happened."""
+        x = self.xmpp
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future = loop.create_future()
+
+        def settle(value):
+            if not outcome.done():
+                outcome.set_result(value)
+
+        handlers = {
+            "session_resumed": lambda _e: settle("resumed"),
+            "sm_failed": lambda e: settle(f"failed: {e}"),
+            "session_start": lambda _e: settle("new session instead of resumption"),
+            "stream_error": lambda e: settle(f"stream error: {e}"),
+        }
+        for name, h in handlers.items():
+            x.add_event_handler(name, h)
+        try:
+            if x.transport is not None:  # the abort has not been noticed yet
+                await asyncio.wait_for(x.disconnected, STEP_TIMEOUT)
+            port = self.server.c2s_tls_port if self.direct_tls else self.server.c2s_port
+            x.connect(self.server.host, port)
+            try:
+                result = await asyncio.wait_for(outcome, timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"no resumption within {timeout}s") from None
+        finally:
+            for name, h in handlers.items():
+                x.del_event_handler(name, h)
+        if result != "resumed":
+            raise AssertionError(f"stream not resumed: {result}")
+        self.resumptions += 1
+        return result
 
     async def close(self) -> None:
         x = self.xmpp
@@ -164,6 +256,22 @@ class Client:
         return await self.presences.take(pred, timeout)
 
 
+def bounded(fn=None, *, timeout: float = TEST_TIMEOUT):
+    """Fail (instead of hanging) when the whole test takes too long."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            try:
+                return await asyncio.wait_for(fn(*args, **kwargs), timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"test did not finish within {timeout}s") from None
+
+        return wrapper
+
+    return deco(fn) if fn is not None else deco
+
+
 class Inbox:
     """Received stanzas of one kind, in order; take() consumes the first
     one matching a predicate, waiting (bounded) for it to arrive."""
@@ -181,6 +289,29 @@ class Inbox:
     def pending(self, pred: Callable = lambda s: True) -> list:
         return [s for i, s in enumerate(self.items)
                 if i not in self.taken and pred(s)]
+
+    def all(self, pred: Callable = lambda s: True) -> list:
+        """Every stanza received so far that matches, taken or not."""
+        return [s for s in self.items if pred(s)]
+
+    def mark(self) -> int:
+        """A position: since(mark) is what arrived after it."""
+        return len(self.items)
+
+    def since(self, mark: int, pred: Callable = lambda s: True) -> list:
+        return [s for s in self.items[mark:] if pred(s)]
+
+    async def none_within(self, pred: Callable, window: float = QUIET,
+                          what: str = "stanza", since: int | None = None) -> None:
+        """Assert that no unconsumed stanza matching pred arrived since the
+        mark `since` (default: now), waiting window seconds first."""
+        start = len(self.items) if since is None else since
+        await asyncio.sleep(window)
+        got = [s for i, s in enumerate(self.items[start:], start)
+               if i not in self.taken and pred(s)]
+        if got:
+            raise AssertionError(
+                f"unexpected {what} ({len(got)}): " + "; ".join(str(s) for s in got))
 
     async def take(self, pred: Callable = lambda s: True,
                    timeout: float = STEP_TIMEOUT):
@@ -217,3 +348,100 @@ async def wait_until(check, timeout: float = STEP_TIMEOUT, interval: float = 0.2
         if loop.time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
         await asyncio.sleep(interval)
+
+
+# -- MUC (XEP-0045) helpers ------------------------------------------------------
+
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+MUC_PLUGINS = DEFAULT_PLUGINS + ("xep_0004", "xep_0045")
+
+_room_counter = itertools.count(1)
+
+
+def new_room(server, prefix: str = "room") -> str:
+    """A room JID on the server's MUC service that no other test uses."""
+    return f"{prefix}{next(_room_counter)}@conference.{server.domain}"
+
+
+async def create_instant_room(client, room: str, nick: str):
+    """Join a new room and accept the default configuration (an instant
+    room: the empty muc#owner form); the owner's self-presence."""
+    muc = client.xmpp.plugin["xep_0045"]
+    pres, _subject, occupants, _history = await muc.join_muc_wait(
+        JID(room), nick, maxstanzas=0, timeout=STEP_TIMEOUT)
+    codes = muc_codes(pres)
+    assert {110, 201} <= codes, f"not a new room (codes {codes}): {pres}"
+    assert pres["muc"]["affiliation"] == "owner" and pres["muc"]["role"] == "moderator", str(pres)
+    # slixmpp lists every presence that arrived while joining, its own too.
+    others = [p for p in occupants if 110 not in muc_codes(p)]
+    assert others == [], f"a new room with occupants: {others}"
+    form = client.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    await muc.set_room_config(room, form, timeout=STEP_TIMEOUT)
+    return pres
+
+
+def muc_codes(stanza) -> set[int]:
+    """The muc#user status codes of a stanza, read from the XML."""
+    return {int(s.get("code")) for s in
+            stanza.xml.findall(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}status")}
+
+
+def muc_item(stanza):
+    """The muc#user <item/> of a presence (an Element) or None."""
+    return stanza.xml.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}item")
+
+
+def ptype_of(presence) -> str:
+    """The presence's type attribute, 'available' when absent (slixmpp's
+    presence['type'] gives the <show/> instead)."""
+    return presence.xml.get("type") or "available"
+
+
+def show_of(presence) -> str | None:
+    el = presence.xml.find("{jabber:client}show")
+    return el.text if el is not None else None
+
+
+def from_room(room: str):
+    """Anything from the room or one of its occupants."""
+    return lambda s: s["from"].bare == room
+
+
+def occupant(room: str, nick: str | None = None, ptype: str | None = None,
+             codes: set[int] = frozenset()):
+    """A presence from room/nick (any nick when None), of type ptype
+    ('available', 'unavailable', 'error'; any when None), carrying at least
+    these status codes."""
+    def pred(s):
+        if s.name != "presence" or s["from"].bare != room:
+            return False
+        if nick is not None and s["from"].resource != nick:
+            return False
+        if ptype is not None and ptype_of(s) != ptype:
+            return False
+        return codes <= muc_codes(s)
+    return pred
+
+
+def groupchat(room: str, body: str | None = None, nick: str | None = None):
+    """A groupchat message with a body from the room."""
+    def pred(s):
+        if s.name != "message" or s["type"] != "groupchat" or s["from"].bare != room:
+            return False
+        if nick is not None and s["from"].resource != nick:
+            return False
+        return bool(s["body"]) and (body is None or s["body"] == body)
+    return pred
+
+
+def subject_from(room: str, text: str | None = None):
+    """A subject message (no body) from the room, with this text if given
+    ('' for the empty subject)."""
+    def pred(s):
+        if (s.name != "message" or s["type"] != "groupchat"
+                or s["from"].bare != room or s["body"]):
+            return False
+        el = s.xml.find("{jabber:client}subject")
+        return el is not None and (text is None or (el.text or "") == text)
+    return pred

@@ -87,6 +87,25 @@ impl Router {
         }
     }
 
+    /// Wait until every account task has handled what was queued before.
+    pub async fn flush_accounts(&self) {
+        let handles: Vec<AccountHandle> = self
+            .accounts
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let mut waits = Vec::new();
+        for h in handles {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if h.tx.send(AccountMsg::Flush(tx)).await.is_ok() {
+                waits.push(rx);
+            }
+        }
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+
     /// Number of account tasks alive (for logs and metrics).
     pub fn account_tasks(&self) -> usize {
         self.accounts.lock().map(|m| m.len()).unwrap_or(0)

@@ -88,6 +88,13 @@ impl Server {
             }
         };
         let _ = tokio::time::timeout(grace, wait).await;
+        // What sessions handed to account tasks just before closing (a
+        // message for an offline contact, say) must reach storage before
+        // the process ends. A stanza may cross two accounts (sender, then
+        // recipient) and a room, so drain a few rounds.
+        for _ in 0..3 {
+            let _ = tokio::time::timeout(grace, self.router.flush_accounts()).await;
+        }
     }
 
     pub fn is_local_domain(&self, domain: &str) -> bool {

@@ -33,7 +33,10 @@ impl Module for Kernel {
             Protocol::new("XEP-0313: Message Archive Management", "1.1.1"),
             Protocol::new("XEP-0352: Client State Indication", "1.0.0"),
             Protocol::new("XEP-0359: Unique and Stable Stanza IDs", "0.7.0"),
-            Protocol::new("XEP-0334: Message Processing Hints (no-copy, no-store)", "0.3.0"),
+            Protocol::new(
+                "XEP-0334: Message Processing Hints (no-copy, no-store)",
+                "0.3.0",
+            ),
             Protocol::new("XEP-0368: SRV records for XMPP over TLS", "1.1.0"),
             Protocol::new("Account-based MUC joining (urn:roost:account-muc:0)", "0"),
         ]

@@ -7,10 +7,19 @@ use crate::modules;
 /// The MUC service is not a module (it is a routed service); its specs are
 /// declared here.
 const SERVICES: &[(&str, &str)] = &[
-    ("XEP-0045: Multi-User Chat", "built-in service at `conference.<domain>`"),
+    (
+        "XEP-0045: Multi-User Chat",
+        "built-in service at `conference.<domain>`",
+    ),
     ("XEP-0249: Direct MUC Invitations", "passed through"),
-    ("XEP-0410: MUC Self-Ping (Schrödinger's Chat)", "answered by rooms; used by account-based joining"),
-    ("XEP-0421: Anonymous unique occupant identifiers for MUCs", "occupant-id on room messages"),
+    (
+        "XEP-0410: MUC Self-Ping (Schrödinger's Chat)",
+        "answered by rooms; used by account-based joining",
+    ),
+    (
+        "XEP-0421: Anonymous unique occupant identifiers for MUCs",
+        "occupant-id on room messages",
+    ),
 ];
 
 pub fn render() -> String {
@@ -18,7 +27,11 @@ pub fn render() -> String {
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for m in modules::all(&crate::Config::default(), &pep) {
         for p in m.protocols() {
-            rows.push((p.spec.to_string(), p.version.to_string(), format!("module `{}`", m.name())));
+            rows.push((
+                p.spec.to_string(),
+                p.version.to_string(),
+                format!("module `{}`", m.name()),
+            ));
         }
     }
     for (spec, note) in SERVICES {
@@ -48,6 +61,9 @@ mod tests {
             std::fs::write(path, &want).unwrap();
         }
         let have = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(have, want, "docs/xeps.md is stale: run ROOST_WRITE_DOCS=1 cargo test -p roost-server xeps");
+        assert_eq!(
+            have, want,
+            "docs/xeps.md is stale: run ROOST_WRITE_DOCS=1 cargo test -p roost-server xeps"
+        );
     }
 }

@@ -302,3 +302,46 @@ async fn a_nick_change_in_a_bookmarked_room_is_written_back() {
     }
     assert_eq!(nick.as_deref(), Some("Alicia"));
 }
+
+#[tokio::test]
+async fn a_later_session_gets_the_rooms_lasting_codes_but_not_201() {
+    let s = TestServer::start().await;
+    people(&s).await;
+    let lobby = room("fresh");
+    let mut a1 = session(&s, "alice", "one").await;
+    let first = a1.join_room(&lobby, "Al").await;
+    assert!(has_status(&first, 201));
+    let mut a2 = session(&s, "alice", "two").await;
+    let later = a2.join_room(&lobby, "Al").await;
+    assert!(has_status(&later, 110));
+    assert!(!has_status(&later, 201), "{}", String::from(&later));
+}
+
+#[tokio::test]
+async fn a_disco_of_the_occupants_caps_node_is_answered_by_a_joined_session() {
+    let s = TestServer::start().await;
+    people(&s).await;
+    let lobby = room("lobby");
+    let mut b = session(&s, "bob", "desk").await;
+    b.create_room(&lobby, "Bob").await;
+    let mut a1 = session(&s, "alice", "one").await;
+    a1.join_room(&lobby, "Al").await;
+    b.send(&format!(
+        "<iq type='get' id='caps' to='{lobby}/Al'><query xmlns='http://jabber.org/protocol/disco#info' node='http://client.example#abc'/></iq>"
+    ))
+    .await;
+    let q = a1
+        .expect("forwarded disco", |e| {
+            e.name() == "iq" && e.attr("type") == Some("get")
+        })
+        .await;
+    a1.send(&format!(
+        "<iq type='result' id='{}' to='{}'><query xmlns='http://jabber.org/protocol/disco#info' node='http://client.example#abc'><feature var='urn:example:x'/></query></iq>",
+        q.attr("id").unwrap(),
+        q.attr("from").unwrap()
+    ))
+    .await;
+    let r = b.expect("answer", |e| e.attr("id") == Some("caps")).await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    assert!(String::from(&r).contains("urn:example:x"));
+}

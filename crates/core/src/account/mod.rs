@@ -46,6 +46,8 @@ pub enum AccountMsg {
     FromSession { resource: String, stanza: Stanza },
     /// A stanza addressed to the account's bare JID or one of its resources.
     Deliver(Stanza),
+    /// Answered once everything queued before it was handled (shutdown).
+    Flush(oneshot::Sender<()>),
     /// The account's bookmarked rooms, whole (rule 13).
     Bookmarks(Vec<RoomBookmark>),
     /// A resource's XEP-0115 caps were looked up.
@@ -175,6 +177,9 @@ impl Account {
             }
             AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
             AccountMsg::Bookmarks(list) => self.sync_bookmarks(list),
+            AccountMsg::Flush(done) => {
+                let _ = done.send(());
+            }
             AccountMsg::CapsResolved {
                 resource,
                 session_id,

@@ -96,8 +96,9 @@ pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotia
 
 impl<'a> Negotiation<'a> {
     async fn run(&mut self) -> Option<Negotiated> {
-        // The whole negotiation runs under `auth_timeout` anyway.
-        let idle = Duration::from_secs(self.server.config.limits.auth_timeout);
+        // The whole negotiation runs under `auth_timeout`, which answers
+        // with `connection-timeout`; a read must not time out first.
+        let idle = Duration::from_secs(self.server.config.limits.auth_timeout.saturating_mul(2));
         let mut events = Vec::new();
         loop {
             match self.conn.read(idle, &mut events).await {

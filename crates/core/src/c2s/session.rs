@@ -28,6 +28,8 @@ use crate::account::{AccountMsg, SessionMsg};
 use crate::module::Scope;
 use crate::server::{iq_reply, Server};
 
+/// How long a closing session waits for input already on its way.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(50);
 /// Stanzas written per wake-up before the socket is flushed.
 const WRITE_BATCH: usize = 64;
 /// `<r/>`s in a row without a stanza before the client counts as abusive.
@@ -97,6 +99,15 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             biased;
             k = kill.recv() => break 'session k,
             _ = crate::server::until_shutdown(&mut shutdown) => {
+                // What the client sent before it could know is still taken:
+                // read what is already on its way, then close.
+                let mut last = Vec::new();
+                while let Ok(true) = read_events(&mut s.conn, SHUTDOWN_DRAIN, &mut last).await {}
+                for ev in last {
+                    if let Next::Close(r) = s.event(ev).await {
+                        break 'session r;
+                    }
+                }
                 break 'session Some((StreamError::SystemShutdown, "the server is shutting down".into()));
             }
             Some(r) = recv_resumption(&mut s.resume_rx) => {
@@ -122,7 +133,10 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                     // Socket lost or silent: hibernate if the client can resume.
                     Ok(false) if s.resumable() => {
                         tracing::info!(session = %s.jid, "connection lost; waiting for resumption");
-                        s.conn = None;
+                        // Closed aside: a WebSocket may still owe its peer a close frame.
+                        if let Some(mut lost) = s.conn.take() {
+                            tokio::spawn(async move { lost.shutdown().await });
+                        }
                         hibernate_until = Some(Instant::now() + window);
                     }
                     Ok(false) => break 'session None,

@@ -157,7 +157,7 @@ mod tests {
         // RFC 6455 §1.3 example.
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzpvGPoWzk+o="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }

@@ -239,11 +239,12 @@ impl Account {
             return;
         }
         let payload = stanza.el.children().next();
-        // XEP-0410 pings and disco are answered by the server itself.
+        // XEP-0410 pings and disco of the account are answered by the
+        // server itself; disco of a node (a client's caps) only the client knows.
         let server_answers = payload.is_some_and(|p| {
             p.is("ping", ns::PING)
-                || p.is("query", ns::DISCO_INFO)
-                || p.is("query", ns::DISCO_ITEMS)
+                || ((p.is("query", ns::DISCO_INFO) || p.is("query", ns::DISCO_ITEMS))
+                    && p.attr("node").is_none())
         });
         if server_answers {
             let result = if payload.is_some_and(|p| p.is("ping", ns::PING)) {

@@ -134,7 +134,7 @@ impl Account {
             Some(Phase::Joined) => {
                 // Rule 2: answered from state, nothing sent to the room.
                 let history = muc_x.and_then(|x| x.get_child("history", MUC)).cloned();
-                self.answer_join_locally(resource, room, &asked, history.as_ref())
+                self.answer_join_locally(resource, room, asked, history.as_ref())
                     .await;
                 if let Some(state) = self.rooms.map.get_mut(room) {
                     state.joined.insert(resource.to_string());
@@ -166,7 +166,14 @@ impl Account {
             .clone()
             .unwrap_or_else(|| Element::bare("presence", ns::CLIENT));
         let nick = state.nick.clone();
-        let mut codes: Vec<String> = state.join_codes.clone();
+        // The room's lasting codes (100 non-anonymous, 170 logged, ...);
+        // 201 "room created" and 110/210 belong to the first join only.
+        let mut codes: Vec<String> = state
+            .join_codes
+            .iter()
+            .filter(|c| !matches!(c.as_str(), "201" | "110" | "210"))
+            .cloned()
+            .collect();
         if requested != nick && !codes.iter().any(|c| c == "210") {
             codes.push("210".into());
         }
