@@ -99,6 +99,31 @@ impl FakeRooms {
         }
     }
 
+    /// Shut the room down (status 332): everyone is out.
+    pub fn shutdown(&self, server: &Arc<Server>, room: &str) {
+        let out = {
+            let mut st = self.state.lock().unwrap();
+            let Some(r) = st.rooms.remove(room) else {
+                return;
+            };
+            r.iter()
+                .map(|(nick, real)| {
+                    (
+                        real.clone(),
+                        presence(
+                            format!("{room}/{nick}"),
+                            real,
+                            None,
+                            &["332", "110"],
+                            Some("unavailable"),
+                        ),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        self.send(server, out);
+    }
+
     /// Kick an occupant (status 307).
     pub fn kick(&self, server: &Arc<Server>, room: &str, nick: &str) {
         let out = {

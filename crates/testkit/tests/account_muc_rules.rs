@@ -555,3 +555,55 @@ async fn another_account_never_sees_this_accounts_room_state() {
         .await
         .is_none());
 }
+
+async fn bookmark(c: &mut Client, room: &str, nick: &str) {
+    let r = c
+        .iq(
+            "set",
+            None,
+            &format!(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='{room}'>\
+                 <conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>{nick}</nick></conference></item></publish></pubsub>"
+            ),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+}
+
+async fn wait_for(rooms: &FakeRooms, present: bool) -> bool {
+    for _ in 0..40 {
+        if rooms.occupants(ROOM).contains_key("Al") == present {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_bookmarked_room_that_shut_down_is_joined_again_later() {
+    let (s, rooms) = setup_with(|c| c.account_muc.self_ping_interval = 1).await;
+    let mut a1 = session(&s, "alice", "one").await;
+    bookmark(&mut a1, ROOM, "Al").await;
+    assert!(wait_for(&rooms, true).await, "the bookmark did not join");
+    rooms.shutdown(&s.running.server, ROOM);
+    assert!(rooms.occupants(ROOM).is_empty());
+    assert!(
+        wait_for(&rooms, true).await,
+        "not rejoined after the shutdown"
+    );
+}
+
+#[tokio::test]
+async fn a_kick_from_a_bookmarked_room_is_not_undone() {
+    let (s, rooms) = setup_with(|c| c.account_muc.self_ping_interval = 1).await;
+    let mut a1 = session(&s, "alice", "one").await;
+    bookmark(&mut a1, ROOM, "Al").await;
+    assert!(wait_for(&rooms, true).await, "the bookmark did not join");
+    rooms.kick(&s.running.server, ROOM, "Al");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !rooms.occupants(ROOM).contains_key("Al"),
+        "rejoined after a kick"
+    );
+}

@@ -46,6 +46,8 @@ pub enum AccountMsg {
     FromSession { resource: String, stanza: Stanza },
     /// A stanza addressed to the account's bare JID or one of its resources.
     Deliver(Stanza),
+    /// Retry joining a bookmarked room the account was disconnected from.
+    RejoinBookmarked(BareJid),
     /// Answered once everything queued before it was handled (shutdown).
     Flush(oneshot::Sender<()>),
     /// The account's bookmarked rooms, whole (rule 13).
@@ -177,6 +179,7 @@ impl Account {
             }
             AccountMsg::Deliver(stanza) => self.deliver(stanza).await,
             AccountMsg::Bookmarks(list) => self.sync_bookmarks(list),
+            AccountMsg::RejoinBookmarked(room) => self.rejoin_bookmarked(&room),
             AccountMsg::Flush(done) => {
                 let _ = done.send(());
             }

@@ -44,6 +44,7 @@ impl Account {
             .filter(|b| b.autojoin)
             .map(|b| (b.room.clone(), b))
             .collect();
+        self.rooms.bookmarked = wanted.clone();
         // Memberships whose bookmark went away end once no session holds them.
         let dropped: Vec<BareJid> = self
             .rooms
@@ -104,6 +105,34 @@ impl Account {
             .child(x);
         tracing::info!(account = %self.jid, %room, "joining a bookmarked room");
         self.server.route_element(join);
+    }
+
+    /// A bookmarked room dropped the account for a reason that is not a
+    /// removal (shutdown 332, technical 333): try again later (rule 13).
+    pub(super) fn schedule_rejoin(&self, room: &BareJid) {
+        if !self.rooms.bookmarked.contains_key(room) {
+            return;
+        }
+        let delay = std::time::Duration::from_secs(
+            self.server.config.account_muc.self_ping_interval.max(1),
+        );
+        let server = self.server.clone();
+        let account = self.jid.clone();
+        let room = room.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            server.send_to_account(&account, crate::account::AccountMsg::RejoinBookmarked(room));
+        });
+    }
+
+    /// The delayed retry: join again if still bookmarked and not in.
+    pub(in crate::account) fn rejoin_bookmarked(&mut self, room: &BareJid) {
+        if self.rooms.map.contains_key(room) {
+            return;
+        }
+        if let Some(bm) = self.rooms.bookmarked.get(room).cloned() {
+            self.join_persistently(room, &bm);
+        }
     }
 
     /// The account's nick in a bookmarked room changed: keep the bookmark in step.

@@ -110,6 +110,11 @@ impl Account {
             for r in targets {
                 self.to_session(&r, el.clone());
             }
+            // Rule 13: a disconnection that is not a removal (shutdown,
+            // technical reasons) brings a bookmarked room back later.
+            if codes.iter().any(|c| c == "332" || c == "333") {
+                self.schedule_rejoin(room);
+            }
             return;
         }
         if codes.iter().any(|c| c == "303") {

@@ -123,12 +123,15 @@ pub struct Rooms {
     pub(super) iqs: HashMap<String, (String, String)>,
     /// Self-pings in flight: IQ id -> room (rule 15).
     pub(super) pings: HashMap<String, BareJid>,
+    /// The autojoin bookmarks last synchronised (rule 13), so the account
+    /// can rejoin a bookmarked room it was disconnected from on its own.
+    pub(super) bookmarked: BTreeMap<BareJid, bookmarks::RoomBookmark>,
 }
 
 impl Rooms {
     /// Rooms kept without any session (persistent memberships).
     pub fn has_persistent(&self) -> bool {
-        self.map.values().any(|r| r.persistent)
+        self.map.values().any(|r| r.persistent) || !self.bookmarked.is_empty()
     }
 }
 
