@@ -7,8 +7,8 @@
 # and its plots. Every server started here is stopped by PID at the end,
 # also on failure or Ctrl-C.
 #
-#   bench/compare.sh            # full sizes, about 15 minutes on 2 cores
-#   bench/compare.sh --quick    # small sizes, 1-2 minutes of scenarios
+#   bench/compare.sh            # full sizes, sized for about 15 minutes on 2 cores
+#   bench/compare.sh --quick    # small sizes, about 2.5 minutes of scenarios
 #
 # Environment: BENCH_WORK (scratch folder, default a new /tmp/roost-bench.*),
 # BENCH_SERVERS (default "roost prosody ejabberd").

@@ -55,6 +55,8 @@ def fmt(v, digits=None):
         return "–"
     if isinstance(v, str):
         return v
+    if digits is None and float(v).is_integer():
+        return f"{v:,.0f}"
     if digits is None:
         a = abs(v)
         digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 else 3

@@ -387,11 +387,12 @@ impl Conn {
             .map(|m| m.children().map(|c| c.text().trim().to_string()).collect())
             .unwrap_or_default();
         if !offered.iter().any(|m| m == mech.name()) {
-            bail!(
-                "{} not offered (offered: {})",
-                mech.name(),
+            let offered = if offered.is_empty() {
+                "none; TLS first?".to_string()
+            } else {
                 offered.join(" ")
-            );
+            };
+            bail!("{} not offered (offered: {offered})", mech.name());
         }
         let b64 = base64::engine::general_purpose::STANDARD;
         let hash = match mech {

@@ -118,6 +118,9 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
     };
+    if held == 0 && p.n > 0 {
+        anyhow::bail!("no session could log in: {error}");
+    }
     let line = ctx
         .line("idle")
         .int("n", p.n)

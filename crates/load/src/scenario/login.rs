@@ -71,6 +71,9 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
         .unwrap_or_else(|p| p.into_inner())
         .clone()
         .unwrap_or_default();
+    if s.count == 0 && p.n > 0 {
+        anyhow::bail!("no login succeeded: {error}");
+    }
     let line = ctx
         .line("login")
         .int("n", p.n)
