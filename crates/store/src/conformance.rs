@@ -42,6 +42,72 @@ fn ids(page: &crate::ArchivePage) -> Vec<String> {
     page.messages.iter().map(|m| m.id.clone()).collect()
 }
 
+async fn archive_keeps_a_stanza_id_once_and_takes_concurrent_writers<B: Backend>(b: &B) {
+    let owner = jid("owner@example.com");
+    b.archive(&owner, &archived(1, "a@example.com"))
+        .await
+        .unwrap();
+    b.archive(&owner, &archived(1, "a@example.com"))
+        .await
+        .unwrap();
+    let q = ArchiveQuery {
+        max: 1000,
+        ..ArchiveQuery::default()
+    };
+    assert_eq!(
+        b.query_archive(&owner, &q)
+            .await
+            .unwrap()
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+    // Many writers at once, as when a room message reaches many accounts.
+    let writes = (0..200).map(|i| {
+        let owner = jid(&format!("user{}@example.com", i % 20));
+        async move {
+            b.archive(&owner, &archived(1000 + i, "room@muc.example.com/x"))
+                .await
+        }
+    });
+    for r in futures_join(writes).await {
+        r.unwrap();
+    }
+    for u in 0..20 {
+        let page = b
+            .query_archive(&jid(&format!("user{u}@example.com")), &q)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.messages.len(), 10);
+    }
+}
+
+/// Run futures concurrently on the current task (no extra dependency).
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
 async fn archive_pages_both_ways_with_filters<B: Backend>(b: &B) {
     let owner = jid("owner@example.com");
     let other = jid("other@example.com");
@@ -939,6 +1005,7 @@ macro_rules! backend_tests {
             offline_limit_order_ack,
             private_set_get_delete,
             archive_pages_both_ways_with_filters,
+            archive_keeps_a_stanza_id_once_and_takes_concurrent_writers,
             muc_room_lifecycle,
             muc_rooms_by_service,
             muc_affiliations_set_replace_remove,

@@ -245,11 +245,12 @@ impl PrivateStore for MemoryStore {
 #[async_trait]
 impl ArchiveStore for MemoryStore {
     async fn archive(&self, owner: &BareJid, msg: &ArchivedMessage) -> Result<()> {
-        self.lock()?
-            .archives
-            .entry(owner.clone())
-            .or_default()
-            .push(msg.clone());
+        let mut inner = self.lock()?;
+        let archive = inner.archives.entry(owner.clone()).or_default();
+        // A stanza-id seen before is kept once, as in SQLite.
+        if !archive.iter().any(|m| m.id == msg.id) {
+            archive.push(msg.clone());
+        }
         Ok(())
     }
 

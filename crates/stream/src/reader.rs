@@ -60,11 +60,16 @@ pub struct XmlReader {
     recent: Vec<u8>,
 }
 
+/// Longest element name, attribute value or text chunk handed over at once.
+const MAX_TOKEN: usize = 8 * 1024;
+
 fn new_parser(limits: &Limits) -> Parser {
     // Names and attribute values are single tokens; text longer than this
     // is split by rxml, so the size limit still sees every byte.
     Parser::with_options(rxml::parser::Options {
-        max_token_length: limits.max_stanza_bytes.clamp(1024, 64 * 1024),
+        // rxml reserves this much per parser up front, so keep it to what
+        // a name or attribute value may reasonably need.
+        max_token_length: limits.max_stanza_bytes.clamp(1024, MAX_TOKEN),
         ..Default::default()
     })
 }

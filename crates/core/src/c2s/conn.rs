@@ -18,8 +18,10 @@ use tokio_rustls::server::TlsStream;
 
 use super::websocket::WebSocket;
 
-/// Bytes read from a TCP or TLS socket at a time.
-const READ_BUF: usize = 16 * 1024;
+/// Bytes read from a TCP or TLS socket at a time. Small on purpose: it is
+/// held by every connection, idle ones included, and a larger burst is
+/// simply read in several turns.
+const READ_BUF: usize = 4 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),

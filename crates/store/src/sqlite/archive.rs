@@ -9,10 +9,6 @@ use async_trait::async_trait;
 use jid::BareJid;
 use rusqlite::{params, Connection, OptionalExtension};
 
-fn bare_of(jid: &str) -> &str {
-    jid.split('/').next().unwrap_or(jid)
-}
-
 fn row_of(conn: &Connection, owner: &str, id: &str) -> Result<Option<i64>> {
     conn.query_row(
         "SELECT seq FROM archive WHERE owner = ?1 AND stanza_id = ?2",
@@ -113,17 +109,10 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
 #[async_trait]
 impl ArchiveStore for SqliteStore {
     async fn archive(&self, owner: &BareJid, msg: &ArchivedMessage) -> Result<()> {
-        let owner = owner.clone();
-        let msg = msg.clone();
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO archive (owner, stanza_id, with_jid, with_bare, stamp, xml) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![jid_text(&owner), msg.id, msg.with, bare_of(&msg.with), msg.stamp_ms, msg.xml],
-            )
-            .db()?;
-            Ok(())
-        })
-        .await
+        // Batched with other writers' rows: see group_commit.rs.
+        self.archive_writer
+            .archive(jid_text(owner).to_string(), msg.clone())
+            .await
     }
 
     async fn query_archive(

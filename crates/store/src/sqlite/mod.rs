@@ -9,6 +9,7 @@
 
 mod accounts;
 mod archive;
+mod group_commit;
 pub(crate) mod migrations;
 mod muc;
 mod offline;
@@ -31,6 +32,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    archive_writer: group_commit::ArchiveWriter,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -84,8 +86,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         conn.pragma_update(None, "foreign_keys", true).db()?;
         migrations::migrate(&mut conn)?;
+        let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            archive_writer: group_commit::ArchiveWriter::start(conn.clone())?,
+            conn,
         })
     }
 

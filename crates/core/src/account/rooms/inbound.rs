@@ -208,10 +208,11 @@ impl Account {
                 state.default_history += 1;
             }
         }
+        // Forwarded first: the sessions need not wait for the archive write.
+        self.fork(room, &el);
         if groupchat && el.has_child("body", ns::CLIENT) {
             self.archive_groupchat(room, &mut el).await;
         }
-        self.fork(room, &el);
     }
 
     /// Rule 14: stored once, under the room's stanza-id, so history replays
