@@ -9,15 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jid::Jid;
 use minidom::Element;
 use roost_proto::{datetime, ns, Condition, Elem, ElementExt, Stanza, StanzaError};
-use roost_store::{ArchiveQuery, ArchivedMessage};
+use roost_store::ArchivedMessage;
 
 use super::Account;
 
 const PREFS_KEY: &str = "mam-prefs";
-/// Page size when the client gives none, and the most we return at once.
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 250;
-
 /// XEP-0313 §5.2 preferences.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefs {
@@ -86,14 +82,6 @@ pub fn archivable(msg: &Element) -> bool {
     matches!(msg.attr("type"), None | Some("chat") | Some("normal"))
         && msg.has_child("body", ns::CLIENT)
         && !msg.has_child("no-store", ns::HINTS)
-}
-
-fn ms_of(value: &str) -> Result<i64, StanzaError> {
-    let t = datetime::parse_xep82(value)
-        .ok_or_else(|| StanzaError::bad_request("invalid timestamp"))?;
-    Ok(t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0))
 }
 
 impl Account {
@@ -198,7 +186,7 @@ impl Account {
                 self.mam_prefs = Some(prefs);
                 Ok(Some(answer))
             }
-            (Some("get"), "query") => Ok(Some(query_form())),
+            (Some("get"), "query") => Ok(Some(crate::mam_query::form())),
             (Some("get"), "metadata") => self.metadata().await,
             (Some("set"), "query") => self.query(resource, payload).await,
             _ => Err(StanzaError::new(Condition::FeatureNotImplemented)),
@@ -231,61 +219,7 @@ impl Account {
         resource: &str,
         query: &Element,
     ) -> Result<Option<Element>, StanzaError> {
-        let mut q = ArchiveQuery {
-            max: DEFAULT_PAGE,
-            ..ArchiveQuery::default()
-        };
-        if let Some(form) = query.get_child("x", ns::DATA_FORMS) {
-            for field in form.children().filter(|f| f.name() == "field") {
-                let values: Vec<String> = field
-                    .children()
-                    .filter(|v| v.name() == "value")
-                    .map(|v| v.text().trim().to_string())
-                    .collect();
-                let value = values.first().cloned().unwrap_or_default();
-                match field.attr("var").unwrap_or_default() {
-                    "FORM_TYPE" => {
-                        if value != ns::MAM {
-                            return Err(StanzaError::bad_request("unknown FORM_TYPE"));
-                        }
-                    }
-                    "with" => {
-                        let j = Jid::new(&value)
-                            .map_err(|_| StanzaError::new(Condition::JidMalformed))?;
-                        q.with = Some(j.to_string());
-                    }
-                    "start" => q.start_ms = Some(ms_of(&value)?),
-                    "end" => q.end_ms = Some(ms_of(&value)?),
-                    "after-id" => q.after_id = Some(value),
-                    "before-id" => q.before_id = Some(value),
-                    "ids" => q.ids = values,
-                    other => {
-                        return Err(StanzaError::new(Condition::FeatureNotImplemented)
-                            .with_text(format!("unsupported field {other}")))
-                    }
-                }
-            }
-        }
-        if let Some(set) = query.get_child("set", ns::RSM) {
-            if let Some(max) = set.get_child("max", ns::RSM) {
-                q.max = max
-                    .text()
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|_| StanzaError::bad_request("max is not a number"))?;
-            }
-            if let Some(after) = set.get_child("after", ns::RSM) {
-                q.after_id = Some(after.text().trim().to_string());
-            }
-            if let Some(before) = set.get_child("before", ns::RSM) {
-                let id = before.text().trim().to_string();
-                q.from_end = true;
-                if !id.is_empty() {
-                    q.before_id = Some(id);
-                }
-            }
-        }
-        q.max = q.max.min(MAX_PAGE);
+        let q = crate::mam_query::parse(query, |_| Ok(()))?;
         let flip = query.has_child("flip-page", ns::MAM);
         let page = self
             .server
@@ -342,26 +276,4 @@ impl Account {
         }
         Ok(Some(fin))
     }
-}
-
-fn query_form() -> Element {
-    let field = |var: &str, kind: &str| {
-        Element::bare("field", ns::DATA_FORMS)
-            .attr_set("var", var)
-            .attr_set("type", kind)
-    };
-    Element::bare("query", ns::MAM).child(
-        Element::bare("x", ns::DATA_FORMS)
-            .attr_set("type", "form")
-            .child(
-                field("FORM_TYPE", "hidden")
-                    .child(Element::bare("value", ns::DATA_FORMS).text_node(ns::MAM)),
-            )
-            .child(field("with", "jid-single"))
-            .child(field("start", "text-single"))
-            .child(field("end", "text-single"))
-            .child(field("before-id", "text-single"))
-            .child(field("after-id", "text-single"))
-            .child(field("ids", "text-multi")),
-    )
 }

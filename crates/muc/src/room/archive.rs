@@ -9,99 +9,20 @@ use roost_proto::{datetime, Condition, Elem, Stanza, StanzaError};
 use roost_store::ArchiveQuery;
 
 use super::affiliation::Affiliation;
-use super::{millis, time_of, IqResult, Room};
-use crate::forms::{self, Form};
+use super::{time_of, IqResult, Room};
 use crate::ns;
 
-/// Page size when the client gives none, and the most returned at once.
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 250;
-
-fn ms_of(value: &str) -> Result<i64, StanzaError> {
-    datetime::parse_xep82(value)
-        .map(millis)
-        .ok_or_else(|| StanzaError::bad_request("invalid timestamp"))
-}
-
-/// The query a `<query xmlns='urn:xmpp:mam:2'/>` asks for.
+/// The query a `<query xmlns='urn:xmpp:mam:2'/>` asks for; in a room
+/// archive `with` must be an occupant JID of this room.
 fn parse_query(query: &Element, room: &str) -> Result<ArchiveQuery, StanzaError> {
-    let mut q = ArchiveQuery {
-        max: DEFAULT_PAGE,
-        ..ArchiveQuery::default()
-    };
-    if let Some(x) = query.get_child("x", ns::DATA_FORMS) {
-        let form = Form::parse(x);
-        for (var, values) in &form.fields {
-            let value = values.first().map(|v| v.trim()).unwrap_or_default();
-            match var.as_str() {
-                "FORM_TYPE" => {
-                    if value != ns::MAM {
-                        return Err(StanzaError::bad_request("unknown FORM_TYPE"));
-                    }
-                }
-                // In a room archive, `with` is an occupant JID.
-                "with" => {
-                    let j =
-                        Jid::new(value).map_err(|_| StanzaError::new(Condition::JidMalformed))?;
-                    if j.to_bare().as_str() != room || j.resource().is_none() {
-                        return Err(StanzaError::bad_request(
-                            "with must be an occupant JID of this room",
-                        ));
-                    }
-                    q.with = Some(j.to_string());
-                }
-                "start" => q.start_ms = Some(ms_of(value)?),
-                "end" => q.end_ms = Some(ms_of(value)?),
-                "after-id" => q.after_id = Some(value.to_string()),
-                "before-id" => q.before_id = Some(value.to_string()),
-                "ids" => q.ids = values.iter().map(|v| v.trim().to_string()).collect(),
-                other => {
-                    return Err(StanzaError::new(Condition::FeatureNotImplemented)
-                        .with_text(format!("unsupported field {other}")))
-                }
-            }
+    roost_core::mam_query::parse(query, |j: &Jid| {
+        if j.to_bare().as_str() != room || j.resource().is_none() {
+            return Err(StanzaError::bad_request(
+                "with must be an occupant JID of this room",
+            ));
         }
-    }
-    if let Some(set) = query.get_child("set", ns::RSM) {
-        if let Some(max) = set.get_child("max", ns::RSM) {
-            q.max = max
-                .text()
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| StanzaError::bad_request("max is not a number"))?;
-        }
-        if let Some(after) = set.get_child("after", ns::RSM) {
-            q.after_id = Some(after.text().trim().to_string());
-        }
-        if let Some(before) = set.get_child("before", ns::RSM) {
-            // XEP-0059 §2.5: an empty <before/> asks for the last page.
-            let id = before.text().trim().to_string();
-            q.from_end = true;
-            if !id.is_empty() {
-                q.before_id = Some(id);
-            }
-        }
-    }
-    if q.before_id.is_some() {
-        q.from_end = true;
-    }
-    q.max = q.max.min(MAX_PAGE);
-    Ok(q)
-}
-
-/// XEP-0313 §4.1.1: the fields a client may use.
-fn query_form() -> Element {
-    Element::bare("query", ns::MAM).child(
-        Element::bare("x", ns::DATA_FORMS)
-            .attr_set("type", "form")
-            .child(forms::form_type(ns::MAM))
-            .child(forms::field("with", "jid-single", "", []))
-            .child(forms::field("start", "text-single", "", []))
-            .child(forms::field("end", "text-single", "", []))
-            .child(forms::field("before-id", "text-single", "", []))
-            .child(forms::field("after-id", "text-single", "", []))
-            .child(forms::field("ids", "text-multi", "", [])),
-    )
+        Ok(())
+    })
 }
 
 impl Room {
@@ -127,7 +48,7 @@ impl Room {
                 .with_text("you may not read this room's archive"));
         }
         match stanza.type_attr() {
-            Some("get") => Ok(Some(query_form())),
+            Some("get") => Ok(Some(roost_core::mam_query::form())),
             Some("set") => self.archive_query(from, query).await,
             _ => Err(StanzaError::bad_request("get or set")),
         }
@@ -217,7 +138,7 @@ mod tests {
         .unwrap();
         assert!(q.from_end);
         assert_eq!(q.before_id.as_deref(), Some("abc"));
-        assert_eq!(q.max, DEFAULT_PAGE);
+        assert_eq!(q.max, roost_core::mam_query::DEFAULT_PAGE);
     }
 
     #[test]
@@ -232,7 +153,7 @@ mod tests {
         .unwrap();
         assert_eq!(q.start_ms, Some(1_000_000_000_000));
         assert_eq!(q.with.as_deref(), Some("room@muc.example/crone"));
-        assert_eq!(q.max, MAX_PAGE);
+        assert_eq!(q.max, roost_core::mam_query::MAX_PAGE);
         let bad_date = query(
             "<query xmlns='urn:xmpp:mam:2'><x xmlns='jabber:x:data' type='submit'>\
              <field var='end'><value>yesterday</value></field></x></query>",
