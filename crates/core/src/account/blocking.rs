@@ -22,6 +22,19 @@ pub fn blocks(item: &Jid, other: &Jid) -> bool {
     }
 }
 
+/// The block list as stored, for other components (PEP notifications)
+/// that must honour it outside the account task.
+pub async fn stored_blocklist(server: &crate::server::Server, owner: &jid::BareJid) -> Vec<Jid> {
+    match server.stores.private.get_private(owner, KEY).await {
+        Ok(Some(text)) => text.lines().filter_map(|l| Jid::new(l).ok()).collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            tracing::error!(account = %owner, error = %e, "block list unreadable");
+            Vec::new()
+        }
+    }
+}
+
 pub fn blocked_error() -> StanzaError {
     StanzaError::new(Condition::NotAcceptable)
         .with_app(Element::bare("blocked", ns::BLOCKING_ERRORS))

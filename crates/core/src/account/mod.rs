@@ -6,7 +6,7 @@
 //! must be serialised with each other.
 
 mod archive;
-mod blocking;
+pub mod blocking;
 mod carbons;
 mod delivery;
 mod notify;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use jid::{BareJid, FullJid, Jid};
 use minidom::Element;
+use roost_core::account::blocking::blocks;
 use roost_core::Server;
 use roost_proto::{ns, Elem};
 
@@ -53,7 +54,10 @@ pub async fn recipients(server: &Server, owner: &BareJid, cfg: &NodeConfig) -> V
             .into_iter()
             .filter(|i| i.subscription.has_from())
             .map(|i| i.jid)
-            .filter(|j| j != owner && !blocklist.iter().any(|b| blocks(b, j))),
+            .filter(|j| {
+                let jid = Jid::from(j.clone());
+                j != owner && !blocklist.iter().any(|b| blocks(b, &jid))
+            }),
     );
     to
 }
@@ -157,36 +161,17 @@ pub async fn send_last_items(
     }
 }
 
-/// Whether the owner's XEP-0191 block list (kept by roost-core in the
-/// private store under "blocklist", one JID per line) blocks `who`.
+/// Whether the owner's XEP-0191 block list blocks `who`.
 pub async fn blocked(server: &Server, owner: &BareJid, who: &BareJid) -> bool {
+    let who = Jid::from(who.clone());
     blocklist(server, owner)
         .await
         .iter()
-        .any(|b| blocks(b, who))
+        .any(|b| blocks(b, &who))
 }
 
 async fn blocklist(server: &Server, owner: &BareJid) -> Vec<Jid> {
-    match server.stores.private.get_private(owner, "blocklist").await {
-        Ok(Some(text)) => text.lines().filter_map(|l| Jid::new(l).ok()).collect(),
-        Ok(None) => Vec::new(),
-        Err(e) => {
-            tracing::error!(account = %owner, error = %e, "block list unreadable");
-            Vec::new()
-        }
-    }
-}
-
-/// XEP-0191 §3.2 matching for a bare JID: blocked by its own bare JID or
-/// by its whole domain.
-fn blocks(item: &Jid, who: &BareJid) -> bool {
-    if item.resource().is_some() {
-        return false;
-    }
-    match item.node() {
-        Some(_) => item.to_bare() == *who,
-        None => item.domain() == who.domain(),
-    }
+    roost_core::account::blocking::stored_blocklist(server, owner).await
 }
 
 #[cfg(test)]
@@ -195,7 +180,7 @@ mod tests {
 
     #[test]
     fn blocking_matches_bare_jids_and_domains_only() {
-        let who = BareJid::new("bob@example.org").unwrap();
+        let who = Jid::new("bob@example.org").unwrap();
         assert!(blocks(&Jid::new("bob@example.org").unwrap(), &who));
         assert!(blocks(&Jid::new("example.org").unwrap(), &who));
         assert!(!blocks(&Jid::new("bob@example.org/phone").unwrap(), &who));
