@@ -345,3 +345,35 @@ async fn a_disco_of_the_occupants_caps_node_is_answered_by_a_joined_session() {
     assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
     assert!(String::from(&r).contains("urn:example:x"));
 }
+
+#[tokio::test]
+async fn room_destruction_reaches_every_joined_session_and_clears_the_state() {
+    let s = TestServer::start().await;
+    people(&s).await;
+    let lobby = room("doomed");
+    let mut b = session(&s, "bob", "desk").await;
+    b.create_room(&lobby, "Bob").await;
+    let mut a1 = session(&s, "alice", "one").await;
+    let mut a2 = session(&s, "alice", "two").await;
+    a1.join_room(&lobby, "Al").await;
+    a2.join_room(&lobby, "Al").await;
+    let r = b
+        .iq(
+            "set",
+            Some(&lobby),
+            "<query xmlns='http://jabber.org/protocol/muc#owner'><destroy><reason>closing</reason></destroy></query>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    for a in [&mut a1, &mut a2] {
+        let p = a
+            .expect("destroyed", |e| {
+                e.attr("type") == Some("unavailable") && String::from(e).contains("destroy")
+            })
+            .await;
+        assert_eq!(p.attr("from"), Some(format!("{lobby}/Al").as_str()));
+    }
+    // The account's state is gone: joining again really creates the room anew.
+    let again = a1.join_room(&lobby, "Al").await;
+    assert!(has_status(&again, 201), "{}", String::from(&again));
+}

@@ -43,10 +43,12 @@ impl Account {
             return self.room_presence_error(room, nick.as_deref(), el);
         }
         let own_nick = self.rooms.map.get(room).map(|s| s.nick.clone());
-        // Our own nick is us, even when a room leaves out status 110.
-        if is_self_presence(&el)
-            || (nick.is_some() && nick == own_nick && el.attr("type").is_none())
-        {
+        // Our own nick is us, even when a room leaves out status 110 (as
+        // XEP-0045 §10.9 does when the room is destroyed).
+        let ours = nick.is_some()
+            && nick == own_nick
+            && matches!(el.attr("type"), None | Some("unavailable"));
+        if is_self_presence(&el) || ours {
             return self.room_self_presence(room, el).await;
         }
         let Some(nick) = nick else { return };
