@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jid::{BareJid, Jid};
+use jid::BareJid;
 use minidom::Element;
 use roost_proto::{ns, Elem, Stanza, StanzaError};
 use roost_store::Stores;
@@ -197,15 +197,6 @@ pub fn iq_reply(request: &Element, result: IqResult) -> Element {
 /// The current time as an XEP-0082 timestamp.
 pub fn now_stamp() -> String {
     roost_proto::datetime::to_xep82(std::time::SystemTime::now())
-}
-
-/// The account a JID belongs to, if it is one of ours.
-pub fn local_account(server: &Server, jid: &Jid) -> Option<BareJid> {
-    if jid.node().is_some() && server.is_local_domain(jid.domain().as_str()) {
-        Some(jid.to_bare())
-    } else {
-        None
-    }
 }
 
 /// Resolves once shutdown has been requested (the `watch` guard is not

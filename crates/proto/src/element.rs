@@ -51,8 +51,6 @@ pub trait ElementExt {
     fn set(&mut self, name: &str, value: impl Into<String>);
     /// Remove an attribute without a namespace; returns its old value.
     fn unset(&mut self, name: &str) -> Option<String>;
-    /// The first child element, whatever its name.
-    fn first_child(&self) -> Option<&Element>;
     /// The `xml:lang` attribute.
     fn lang(&self) -> Option<&str>;
     /// Text of the named child in the given namespace.
@@ -76,9 +74,6 @@ impl ElementExt for Element {
     }
     fn unset(&mut self, name: &str) -> Option<String> {
         self.attrs_mut().remove(&Namespace::NONE, name)
-    }
-    fn first_child(&self) -> Option<&Element> {
-        self.children().next()
     }
     fn lang(&self) -> Option<&str> {
         self.attrs()

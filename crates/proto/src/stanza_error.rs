@@ -149,14 +149,6 @@ impl StanzaError {
             app: None,
         }
     }
-    pub fn typed(kind: ErrorType, condition: Condition) -> Self {
-        StanzaError {
-            kind,
-            condition,
-            text: None,
-            app: None,
-        }
-    }
     pub fn with_text(mut self, text: impl Into<String>) -> Self {
         self.text = Some(text.into());
         self

@@ -106,11 +106,7 @@ impl Account {
     /// XEP-0160: keep the message, stamped with when it arrived.
     async fn store_offline(&mut self, stanza: Stanza) {
         // Messages with nothing to show (chat states alone) are not kept.
-        let worth = stanza.el.children().any(|c| {
-            c.name() == "body"
-                || c.name() == "subject"
-                || c.ns() != "http://jabber.org/protocol/chatstates"
-        });
+        let worth = stanza.el.children().any(|c| c.ns() != ns::CHATSTATES);
         if !worth {
             return;
         }

@@ -164,7 +164,8 @@ impl Account {
     }
 
     fn cached_subscribers(&self) -> Vec<BareJid> {
-        self.roster_snapshot()
+        self.roster
+            .items()
             .filter(|i| i.subscription.has_from())
             .map(|i| i.jid.clone())
             .collect()
@@ -270,15 +271,5 @@ impl Account {
             p.set("to", e.handle.jid.as_str());
             e.handle.send(p);
         }
-    }
-
-    fn roster_snapshot(&self) -> impl Iterator<Item = &roost_store::RosterItem> {
-        self.roster.items()
-    }
-}
-
-impl super::roster::RosterCache {
-    pub(super) fn items(&self) -> impl Iterator<Item = &roost_store::RosterItem> {
-        self.loaded_items().into_iter().flatten()
     }
 }

@@ -18,8 +18,9 @@ pub struct RosterCache {
 }
 
 impl RosterCache {
-    pub(super) fn loaded_items(&self) -> Option<impl Iterator<Item = &RosterItem>> {
-        self.loaded.as_ref().map(|(_, m)| m.values())
+    /// The cached items; none while the roster was never loaded.
+    pub(super) fn items(&self) -> impl Iterator<Item = &RosterItem> {
+        self.loaded.iter().flat_map(|(_, m)| m.values())
     }
 }
 

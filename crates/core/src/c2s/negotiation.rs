@@ -521,7 +521,9 @@ impl<'a> Negotiation<'a> {
                 if p.is("bind", ns::BIND) && stanza.type_attr() == Some("set") =>
             {
                 let user = user.clone();
-                let requested = p.child_text_opt("resource");
+                let requested = p
+                    .get_child("resource", ns::BIND)
+                    .map(|c| c.text().trim().to_string());
                 self.bind(user, requested, &stanza).await
             }
             (Some(_), Some(p)) if p.is("session", ns::SESSION) => {
@@ -628,17 +630,6 @@ impl<'a> Negotiation<'a> {
             kill,
             pending: Vec::new(),
         }))
-    }
-}
-
-trait ChildText {
-    fn child_text_opt(&self, name: &str) -> Option<String>;
-}
-
-impl ChildText for Element {
-    fn child_text_opt(&self, name: &str) -> Option<String> {
-        self.get_child(name, ns::BIND)
-            .map(|c| c.text().trim().to_string())
     }
 }
 
