@@ -16,8 +16,7 @@ use base64::Engine;
 use minidom::Element;
 use roost_sasl::{Hash, ScramClient};
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -84,16 +83,14 @@ impl Target {
         mech: Mech,
         timeout: Duration,
     ) -> Target {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("rustls supports its default versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth();
-        if tls == TlsMode::Direct {
-            cfg.alpn_protocols = vec![b"xmpp-client".to_vec()];
-        }
+        // Benchmarks run against self-signed certificates on loopback.
+        let alpn: &[&[u8]] = if tls == TlsMode::Direct {
+            &[b"xmpp-client"]
+        } else {
+            &[]
+        };
+        let cfg =
+            roost_insecure_tls::client_config(alpn).expect("rustls supports its default versions");
         Target {
             addr,
             domain: domain.to_string(),
@@ -102,52 +99,6 @@ impl Target {
             timeout,
             tls_config: Arc::new(cfg),
         }
-    }
-}
-
-/// Benchmarks run against self-signed certificates on loopback.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
