@@ -97,7 +97,7 @@ impl Router {
         let mut waits = Vec::new();
         for h in handles {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            if h.tx.send(AccountMsg::Flush(tx)).await.is_ok() {
+            if h.tx.send(Box::new(AccountMsg::Flush(tx))).await.is_ok() {
                 waits.push(rx);
             }
         }

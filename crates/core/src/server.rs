@@ -95,6 +95,8 @@ impl Server {
         for _ in 0..3 {
             let _ = tokio::time::timeout(grace, self.router.flush_accounts()).await;
         }
+        // Archive rows are queued without waiting; make them durable.
+        let _ = tokio::time::timeout(grace, self.stores.archive.settle_archive()).await;
     }
 
     pub fn is_local_domain(&self, domain: &str) -> bool {

@@ -94,6 +94,12 @@ enum Cmd {
         /// Accounts cycled through (default: n).
         #[arg(long)]
         accounts: Option<u64>,
+        /// Skip the untimed first login of every account. The warm-up
+        /// lets the tool keep each account's SCRAM SaltedPassword, as real
+        /// clients do, so the timed logins measure the server rather than
+        /// the tool's own PBKDF2 on the shared cores.
+        #[arg(long)]
+        no_warm_up: bool,
     },
     /// Hold N authenticated sessions; server memory per session.
     Idle {
@@ -236,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             n,
             concurrency,
             accounts,
+            no_warm_up,
         } => {
             scenario::login::run(
                 ctx,
@@ -243,6 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     n,
                     concurrency,
                     accounts: accounts.unwrap_or(n),
+                    warm_up: !no_warm_up,
                 },
             )
             .await?

@@ -14,7 +14,18 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use base64::Engine;
 use minidom::Element;
-use roost_sasl::{Hash, ScramClient};
+use roost_sasl::{Hash, SaltedPassword, ScramClient};
+
+type SaltedKey = (&'static str, String, String);
+
+/// SaltedPasswords of earlier successful logins, by mechanism, user and password.
+fn salted_cache() -> &'static std::sync::Mutex<std::collections::HashMap<SaltedKey, SaltedPassword>>
+{
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<SaltedKey, SaltedPassword>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -360,7 +371,14 @@ impl Conn {
             Mech::ScramSha1 => Hash::Sha1,
             Mech::ScramSha256 => Hash::Sha256,
         };
+        // Like real clients, keep the SaltedPassword between logins (RFC
+        // 5802 §5.1), so that the tool's own PBKDF2 does not eat the
+        // cores it shares with the server under test.
+        let cache_key = (mech.name(), user.to_string(), password.to_string());
         let mut scram = ScramClient::new(hash, user, password);
+        if let Some(kept) = salted_cache().lock().unwrap().get(&cache_key) {
+            scram = scram.with_salted_password(kept.clone());
+        }
         self.send_str(&format!(
             "<auth xmlns='{NS_SASL}' mechanism='{}'>{}</auth>",
             mech.name(),
@@ -390,13 +408,27 @@ impl Conn {
             self.send_str(&format!("<response xmlns='{NS_SASL}'/>"))
                 .await?;
             r = self.next_element(deadline).await?;
-            return sasl_outcome(&r);
+            sasl_outcome(&r)?;
+            if let Some(salted) = scram.salted_password() {
+                salted_cache()
+                    .lock()
+                    .unwrap()
+                    .insert(cache_key, salted.clone());
+            }
+            return Ok(());
         }
         sasl_outcome(&r)?;
         let v = b64.decode(r.text().trim())?;
         scram
             .verify_server_final(&v)
-            .map_err(|e| anyhow!("server signature: {e}"))
+            .map_err(|e| anyhow!("server signature: {e}"))?;
+        if let Some(salted) = scram.salted_password() {
+            salted_cache()
+                .lock()
+                .unwrap()
+                .insert(cache_key, salted.clone());
+        }
+        Ok(())
     }
 
     async fn bind(

@@ -32,6 +32,18 @@ pub struct ScramClient {
     authzid: Option<String>,
     client_nonce: String,
     state: State,
+    /// SaltedPassword from an earlier exchange, or the one computed in
+    /// this exchange: clients may keep it instead of the password and
+    /// skip the expensive Hi() next time (RFC 5802 §5.1).
+    salted: Option<SaltedPassword>,
+}
+
+/// Hi(password, salt, i) together with the parameters it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaltedPassword {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub key: Vec<u8>,
 }
 
 impl ScramClient {
@@ -43,7 +55,22 @@ impl ScramClient {
             authzid: None,
             client_nonce: random_nonce(NONCE_LEN),
             state: State::Initial,
+            salted: None,
         }
+    }
+
+    /// Reuse a SaltedPassword kept from an earlier exchange with the same
+    /// password; it is used only if the server offers the same salt and
+    /// iteration count, so a changed password still works.
+    pub fn with_salted_password(mut self, salted: SaltedPassword) -> Self {
+        self.salted = Some(salted);
+        self
+    }
+
+    /// The SaltedPassword of this exchange, once the server's first
+    /// message was handled; worth keeping only after success.
+    pub fn salted_password(&self) -> Option<&SaltedPassword> {
+        self.salted.as_ref()
     }
 
     /// Asks to act as `authzid` (sent as `a=` in the gs2 header).
@@ -120,7 +147,19 @@ impl ScramClient {
 
         let password =
             stringprep::saslprep(&self.password).map_err(|_| SaslError::MalformedRequest)?;
-        let salted = crypto::hi(self.hash, password.as_bytes(), &salt, iterations);
+        let reuse = self
+            .salted
+            .take()
+            .filter(|k| k.salt == salt && k.iterations == iterations);
+        let salted = match reuse {
+            Some(known) => known.key,
+            None => crypto::hi(self.hash, password.as_bytes(), &salt, iterations),
+        };
+        self.salted = Some(SaltedPassword {
+            salt: salt.clone(),
+            iterations,
+            key: salted.clone(),
+        });
         let client_key = crypto::hmac(self.hash, &salted, b"Client Key");
         let stored_key = crypto::h(self.hash, &client_key);
         let without_proof = format!("c={},r={nonce}", BASE64_STANDARD.encode(&gs2_header));
@@ -195,6 +234,48 @@ mod tests {
             .verify_server_final(b"v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")
             .unwrap();
         assert!(client.is_done());
+    }
+
+    #[test]
+    fn a_kept_salted_password_is_reused_only_for_the_same_salt_and_count() {
+        const NONCE: &str = "fyko+d2lbbFgONRv9qkxdawL";
+        const FIRST: &[u8] =
+            b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+        const FINAL: &[u8] =
+            b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
+        let run = |kept: Option<SaltedPassword>| {
+            let mut c = ScramClient::new(Hash::Sha1, "user", "pencil").with_nonce(NONCE);
+            if let Some(k) = kept {
+                c = c.with_salted_password(k);
+            }
+            c.client_first();
+            let fin = c.handle_server_first(FIRST).unwrap();
+            (fin, c.salted_password().cloned().unwrap())
+        };
+        let (fin, kept) = run(None);
+        assert_eq!(fin, FINAL);
+        assert_eq!(kept.iterations, 4096);
+        // Reused as is: the same answer.
+        assert_eq!(run(Some(kept.clone())).0, FINAL);
+        // Another salt or count: computed again, still right.
+        let other_salt = SaltedPassword {
+            salt: b"other".to_vec(),
+            key: vec![0; 20],
+            ..kept.clone()
+        };
+        assert_eq!(run(Some(other_salt)).0, FINAL);
+        let other_count = SaltedPassword {
+            iterations: 4095,
+            key: vec![0; 20],
+            ..kept.clone()
+        };
+        assert_eq!(run(Some(other_count)).0, FINAL);
+        // Proof that the kept key really is what is used.
+        let wrong_key = SaltedPassword {
+            key: vec![0; 20],
+            ..kept
+        };
+        assert_ne!(run(Some(wrong_key)).0, FINAL);
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod error;
 pub mod plain;
 pub mod scram;
 
-pub use client::ScramClient;
+pub use client::{SaltedPassword, ScramClient};
 pub use credentials::{
     derive, derive_with_salt, Hash, ScramKeys, StoredCredentials, DEFAULT_ITERATIONS,
 };

@@ -48,8 +48,15 @@ pub struct ArchivePage {
 
 #[async_trait]
 pub trait ArchiveStore: Send + Sync {
-    /// Append a message; the stamp should not go backwards.
+    /// Append a message; the stamp should not go backwards. Returns once
+    /// the message is stored.
     async fn archive(&self, owner: &BareJid, msg: &ArchivedMessage) -> Result<()>;
+    /// Append a message without waiting for it to be durable. Messages
+    /// queued this way keep their order, and every later query of this
+    /// store sees them; a failure is logged, not returned.
+    fn archive_queued(&self, owner: &BareJid, msg: ArchivedMessage);
+    /// Wait until every message queued so far is stored (shutdown).
+    async fn settle_archive(&self) -> Result<()>;
     /// A page, or `None` when `after_id`/`before_id` names no message.
     async fn query_archive(&self, owner: &BareJid, q: &ArchiveQuery)
         -> Result<Option<ArchivePage>>;

@@ -60,6 +60,9 @@ pub struct XmlReader {
     recent: Vec<u8>,
 }
 
+/// Input kept between stanzas to classify an error that starts there.
+const IDLE_KEEP: usize = 16;
+
 /// Longest element name, attribute value or text chunk handed over at once.
 const MAX_TOKEN: usize = 8 * 1024;
 
@@ -143,7 +146,18 @@ impl XmlReader {
                     self.ended = true;
                     return Ok(());
                 }
-                Err(rxml::error::EndOrError::NeedMoreData) => return Ok(()),
+                Err(rxml::error::EndOrError::NeedMoreData) => {
+                    if self.stack.is_empty() {
+                        // Between stanzas: most streams now wait a long
+                        // time, so give back the parser's token buffer and
+                        // keep only a little context for error reports.
+                        self.parser.release_temporaries();
+                        let cut = self.recent.len().saturating_sub(IDLE_KEEP);
+                        self.recent.drain(..cut);
+                        self.recent.shrink_to_fit();
+                    }
+                    return Ok(());
+                }
                 Err(rxml::error::EndOrError::Error(e)) => return Err(self.classify(e)),
             }
             if self.ended {

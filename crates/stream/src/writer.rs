@@ -59,12 +59,18 @@ pub const STREAM_END: &[u8] = b"</stream:stream>";
 /// Serialise one element.
 pub fn element(el: &Element) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
+    element_into(el, &mut out);
+    out
+}
+
+/// Serialise one element at the end of `out`.
+pub fn element_into(el: &Element, out: &mut Vec<u8>) {
+    let start = out.len();
     // Writing into a Vec cannot fail for I/O reasons; minidom only fails on
     // names that cannot be serialised, which parsing already excluded.
-    if el.write_to(&mut out).is_err() {
-        out.clear();
+    if el.write_to(out).is_err() {
+        out.truncate(start);
     }
-    out
 }
 
 fn escape_attr(s: &str) -> String {

@@ -156,9 +156,9 @@ impl Account {
             stamp_ms: now_ms(),
             xml: el.to_xml(),
         };
-        if let Err(e) = self.server.stores.archive.archive(&self.jid, &msg).await {
-            tracing::error!(account = %self.jid, error = %e, "archiving failed");
-        }
+        // Queued, not awaited: the message goes on at once, and later
+        // queries still see it (ArchiveStore::archive_queued).
+        self.server.stores.archive.archive_queued(&self.jid, msg);
     }
 
     /// `urn:xmpp:mam:2` IQs from one of the account's sessions.

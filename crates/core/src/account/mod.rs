@@ -16,7 +16,7 @@ mod rooms;
 mod roster;
 mod subscription;
 
-pub use resources::{SessionHandle, SessionMsg};
+pub use resources::{KillReason, SessionHandle, SessionMsg};
 pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
 pub use rooms::{BookmarkNicks, RoomBookmark};
 
@@ -60,20 +60,23 @@ pub enum AccountMsg {
     },
 }
 
+/// Queue entries are boxed: tokio's channel allocates its slots in blocks
+/// of 32 up front, so a large message type would cost every idle account
+/// 32 times its size.
+pub(crate) type QueuedMsg = Box<AccountMsg>;
+
 #[derive(Clone)]
 pub struct AccountHandle {
-    pub(crate) tx: mpsc::Sender<AccountMsg>,
+    pub(crate) tx: mpsc::Sender<QueuedMsg>,
     pub(crate) generation: u64,
 }
 
 impl AccountHandle {
     /// Queue a message; gives it back when the task is gone or overloaded.
-    // Handing the message back (rather than boxing it) keeps the common
-    // path free of an extra allocation per stanza.
     #[allow(clippy::result_large_err)]
     pub fn send(&self, msg: AccountMsg) -> Result<(), AccountMsg> {
-        self.tx.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+        self.tx.try_send(Box::new(msg)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => *m,
         })
     }
 }
@@ -116,7 +119,7 @@ impl Account {
         AccountHandle { tx, generation }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<AccountMsg>, generation: u64) {
+    async fn run(mut self, mut rx: mpsc::Receiver<QueuedMsg>, generation: u64) {
         self.exists = match self.server.stores.accounts.account_exists(&self.jid).await {
             Ok(e) => e,
             Err(e) => {
@@ -138,7 +141,9 @@ impl Account {
                 }
             };
             let Some(msg) = msg else { break };
-            self.handle(msg).await;
+            // Boxed so that the task's idle state stays small: the
+            // handlers' own state lives only while a message is handled.
+            Box::pin(self.handle(*msg)).await;
             // Persistent room memberships keep the account task alive.
             if self.resources.is_empty() && !self.rooms.has_persistent() && rx.is_empty() {
                 // Leave the router's map first, then close the queue and hand
@@ -147,7 +152,7 @@ impl Account {
                 if self.server.router.remove_account(&self.jid, generation) {
                     rx.close();
                     while let Some(msg) = rx.recv().await {
-                        self.server.send_to_account(&self.jid, msg);
+                        self.server.send_to_account(&self.jid, *msg);
                     }
                     break;
                 }

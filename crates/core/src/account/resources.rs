@@ -2,17 +2,21 @@
 //! about each: its session handle, its presence (RFC 6121 §4) and where it
 //! sent directed presence.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use jid::{FullJid, Jid};
 use minidom::Element;
 use roost_proto::StreamError;
 use tokio::sync::mpsc;
 
-/// What a session task receives.
+/// What a session task receives. Boxed because tokio's channel reserves
+/// its slots 32 at a time, idle sessions included.
 pub enum SessionMsg {
-    Stanza(Element),
+    Stanza(Box<Element>),
 }
+
+/// Why a session is closed from outside (boxed for the same reason).
+pub type KillReason = Box<(StreamError, String)>;
 
 /// The way to reach one session: a bounded queue for stanzas and a separate
 /// one-slot channel to close it, which works even when the queue is full.
@@ -21,7 +25,7 @@ pub struct SessionHandle {
     pub id: u64,
     pub jid: FullJid,
     tx: mpsc::Sender<SessionMsg>,
-    kill: mpsc::Sender<(StreamError, String)>,
+    kill: mpsc::Sender<KillReason>,
 }
 
 impl SessionHandle {
@@ -29,7 +33,7 @@ impl SessionHandle {
         id: u64,
         jid: FullJid,
         tx: mpsc::Sender<SessionMsg>,
-        kill: mpsc::Sender<(StreamError, String)>,
+        kill: mpsc::Sender<KillReason>,
     ) -> SessionHandle {
         SessionHandle { id, jid, tx, kill }
     }
@@ -37,7 +41,7 @@ impl SessionHandle {
     /// Queue a stanza. A session that cannot keep up is closed with
     /// `policy-violation` rather than allowed to grow without bound.
     pub fn send(&self, el: Element) {
-        match self.tx.try_send(SessionMsg::Stanza(el)) {
+        match self.tx.try_send(SessionMsg::Stanza(Box::new(el))) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
@@ -49,7 +53,7 @@ impl SessionHandle {
     }
 
     pub fn close(&self, err: StreamError, text: &str) {
-        let _ = self.kill.try_send((err, text.to_string()));
+        let _ = self.kill.try_send(Box::new((err, text.to_string())));
     }
 }
 
@@ -72,63 +76,85 @@ pub struct ResourceEntry {
     pub features: super::notify::FeatureState,
 }
 
+/// The bound resources, sorted by name. A vector rather than a map: an
+/// account has a handful of resources at most, and a B-tree's first node
+/// alone would hold room for eleven entries, idle accounts included.
 #[derive(Default)]
 pub struct Resources {
-    map: BTreeMap<String, ResourceEntry>,
+    list: Vec<(String, ResourceEntry)>,
 }
 
 impl Resources {
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.is_empty()
+    }
+
+    fn position(&self, resource: &str) -> Result<usize, usize> {
+        self.list
+            .binary_search_by(|(name, _)| name.as_str().cmp(resource))
     }
 
     /// Bind; returns the entry it replaced.
     pub fn insert(&mut self, resource: String, handle: SessionHandle) -> Option<ResourceEntry> {
-        self.map.insert(
-            resource,
-            ResourceEntry {
-                handle,
-                presence: None,
-                priority: 0,
-                interested: false,
-                directed: HashSet::new(),
-                carbons: false,
-                blocklist_interested: false,
-                caps: None,
-                features: super::notify::FeatureState::None,
-            },
-        )
+        let entry = ResourceEntry {
+            handle,
+            presence: None,
+            priority: 0,
+            interested: false,
+            directed: HashSet::new(),
+            carbons: false,
+            blocklist_interested: false,
+            caps: None,
+            features: super::notify::FeatureState::None,
+        };
+        match self.position(&resource) {
+            Ok(i) => Some(std::mem::replace(&mut self.list[i].1, entry)),
+            Err(i) => {
+                // One at a time: the first push would otherwise make room for four.
+                self.list.reserve_exact(1);
+                self.list.insert(i, (resource, entry));
+                None
+            }
+        }
     }
 
     /// Remove the entry only if it still belongs to that session (a replaced
     /// session's late unbind must not remove its successor).
     pub fn remove_if(&mut self, resource: &str, session_id: u64) -> Option<ResourceEntry> {
-        if self.map.get(resource)?.handle.id == session_id {
-            self.map.remove(resource)
-        } else {
-            None
+        let i = self.position(resource).ok()?;
+        if self.list[i].1.handle.id != session_id {
+            return None;
         }
+        let (_, entry) = self.list.remove(i);
+        if self.list.is_empty() {
+            // Give the memory back: the account may stay idle for long.
+            self.list = Vec::new();
+        }
+        Some(entry)
     }
 
     pub fn get(&self, resource: &str) -> Option<&ResourceEntry> {
-        self.map.get(resource)
+        self.position(resource).ok().map(|i| &self.list[i].1)
     }
 
     pub fn get_mut(&mut self, resource: &str) -> Option<&mut ResourceEntry> {
-        self.map.get_mut(resource)
+        self.position(resource).ok().map(|i| &mut self.list[i].1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &ResourceEntry)> {
-        self.map.iter()
+        self.list.iter().map(|(name, entry)| (name, entry))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut ResourceEntry)> {
-        self.map.iter_mut()
+        self.list.iter_mut().map(|(name, entry)| (&*name, entry))
     }
 
     /// Resources that sent initial presence and are still available.
     pub fn available(&self) -> impl Iterator<Item = &ResourceEntry> {
-        self.map.values().filter(|e| e.presence.is_some())
+        self.list
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.presence.is_some())
     }
 
     /// RFC 6121 §8.5.2.1.1: the available resources with the highest

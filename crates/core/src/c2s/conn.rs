@@ -12,16 +12,15 @@ use std::time::Duration;
 use minidom::Element;
 use roost_proto::StreamError;
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::websocket::WebSocket;
 
-/// Bytes read from a TCP or TLS socket at a time. Small on purpose: it is
-/// held by every connection, idle ones included, and a larger burst is
-/// simply read in several turns.
-const READ_BUF: usize = 4 * 1024;
+/// Bytes read from a TCP or TLS socket at a time. The buffer is on the
+/// stack of the read that uses it, so idle connections hold none.
+const READ_BUF: usize = 8 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),
@@ -44,6 +43,15 @@ impl Transport {
     pub async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
         self.write_all(data).await?;
         self.flush().await
+    }
+
+    /// Wait until the socket has something to read, without holding a buffer.
+    async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.readable().await,
+            Transport::Tls(s) => s.get_ref().0.readable().await,
+            Transport::Detached => Err(detached()),
+        }
     }
 }
 
@@ -93,8 +101,41 @@ impl AsyncWrite for Transport {
 pub struct XmlFraming {
     transport: Transport,
     reader: XmlReader,
-    buf: Box<[u8]>,
+    /// Output queued until the next flush; empty (no allocation) between.
     out: Vec<u8>,
+}
+
+/// One non-blocking read attempt.
+enum Attempt {
+    /// Bytes were read and fed to the parser.
+    Read,
+    /// End of stream or an I/O error.
+    Closed,
+    /// Nothing to read yet.
+    WouldBlock,
+}
+
+impl XmlFraming {
+    /// Read what is available now, into a buffer that lives only for this
+    /// call. Not async on purpose: an idle connection waits for
+    /// readiness only (`Transport::readable`), so it holds no read buffer.
+    /// Bytes TLS already decrypted are returned here before any wait.
+    fn try_read(&mut self, out: &mut Vec<StreamEvent>) -> Result<Attempt, StreamError> {
+        let mut buf = [0u8; READ_BUF];
+        let mut rb = ReadBuf::new(&mut buf);
+        // A wake-up registered here would be lost; `readable()` registers
+        // the real one after a `WouldBlock`.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(&mut self.transport).poll_read(&mut cx, &mut rb) {
+            Poll::Pending => Ok(Attempt::WouldBlock),
+            Poll::Ready(Err(_)) => Ok(Attempt::Closed),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Ok(Attempt::Closed),
+            Poll::Ready(Ok(())) => {
+                self.reader.feed(rb.filled(), out)?;
+                Ok(Attempt::Read)
+            }
+        }
+    }
 }
 
 enum Framing {
@@ -118,8 +159,7 @@ impl Connection {
             framing: Framing::Xml(Box::new(XmlFraming {
                 transport,
                 reader: XmlReader::new(limits),
-                buf: vec![0u8; READ_BUF].into_boxed_slice(),
-                out: Vec::with_capacity(4096),
+                out: Vec::new(),
             })),
         }
     }
@@ -209,12 +249,18 @@ impl Connection {
     ) -> Result<bool, StreamError> {
         match &mut self.framing {
             Framing::Xml(x) => {
-                let n = match tokio::time::timeout(idle, x.transport.read(&mut x.buf)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(false),
-                    Ok(Ok(n)) => n,
-                };
-                x.reader.feed(&x.buf[..n], out)?;
-                Ok(true)
+                let deadline = tokio::time::Instant::now() + idle;
+                loop {
+                    match x.try_read(out)? {
+                        Attempt::Read => return Ok(true),
+                        Attempt::Closed => return Ok(false),
+                        Attempt::WouldBlock => {}
+                    }
+                    match tokio::time::timeout_at(deadline, x.transport.readable()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => return Ok(false),
+                    }
+                }
             }
             Framing::WebSocket(ws) => ws.read(idle, out).await,
             Framing::Detached => Ok(false),
@@ -241,7 +287,7 @@ impl Connection {
     /// Queue a stanza or nonza.
     pub fn queue_element(&mut self, el: &Element) {
         match &mut self.framing {
-            Framing::Xml(x) => x.out.extend(writer::element(el)),
+            Framing::Xml(x) => writer::element_into(el, &mut x.out),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::element(el)),
             Framing::Detached => {}
         }
@@ -277,7 +323,9 @@ impl Connection {
                     return Ok(());
                 }
                 let r = x.transport.send(&x.out).await;
-                x.out.clear();
+                // Freed rather than kept: most connections are idle most
+                // of the time, and a busy one refills it in one step.
+                x.out = Vec::new();
                 r
             }
             Framing::WebSocket(ws) => ws.flush().await,

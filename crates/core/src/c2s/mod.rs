@@ -42,7 +42,8 @@ pub async fn serve_connection(
         let acceptor = tokio_rustls::TlsAcceptor::from(server.tls.clone());
         let handshake = tokio::time::timeout(
             std::time::Duration::from_secs(server.config.limits.auth_timeout),
-            acceptor.accept(tcp),
+            // Boxed: the handshake's state is large and short-lived.
+            Box::pin(acceptor.accept(tcp)),
         )
         .await;
         match handshake {
@@ -57,7 +58,9 @@ pub async fn serve_connection(
         Transport::Plain(tcp)
     };
     let conn = Connection::xml(transport, peer, limits(&server));
-    run(server, conn).await;
+    // Boxed: the task keeps only what the stage it is in needs, not the
+    // largest of the handshake, negotiation and session states.
+    Box::pin(run(server, conn)).await;
 }
 
 /// Negotiate and run a session on a connection of any framing.
@@ -70,8 +73,9 @@ pub async fn run(server: Arc<Server>, conn: Connection) {
         tracing::info_span!("c2s", %peer)
     };
     async move {
-        if let Some(negotiated) = negotiation::negotiate(&server, conn).await {
-            session::run(server, negotiated).await;
+        let negotiated = Box::pin(negotiation::negotiate(&server, conn)).await;
+        if let Some(negotiated) = negotiated {
+            Box::pin(session::run(server, negotiated)).await;
         }
     }
     .instrument(span)

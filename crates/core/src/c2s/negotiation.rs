@@ -28,7 +28,7 @@ pub struct Negotiated {
     pub jid: FullJid,
     pub handle: SessionHandle,
     pub rx: mpsc::Receiver<SessionMsg>,
-    pub kill: mpsc::Receiver<(StreamError, String)>,
+    pub kill: mpsc::Receiver<crate::account::KillReason>,
     /// Events read together with the bind request, processed first.
     pub pending: Vec<StreamEvent>,
 }

@@ -82,7 +82,9 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
     let mut hibernate_until: Option<Instant> = None;
     let reason: Option<(StreamError, String)> = 'session: loop {
         for ev in std::mem::take(&mut events) {
-            match s.event(ev).await {
+            // Boxed: handling a stanza may need a large state (IQ
+            // handlers), which an idle session should not carry.
+            match Box::pin(s.event(ev)).await {
                 Next::Continue => {}
                 Next::Close(r) => break 'session r,
             }
@@ -97,7 +99,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         let connected = s.conn.is_some();
         tokio::select! {
             biased;
-            k = kill.recv() => break 'session k,
+            k = kill.recv() => break 'session k.map(|k| *k),
             _ = crate::server::until_shutdown(&mut shutdown) => {
                 // What the client sent before it could know is still taken:
                 // read what is already on its way, then close.
@@ -117,10 +119,10 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             }
             msg = rx.recv() => {
                 let Some(SessionMsg::Stanza(el)) = msg else { break 'session None };
-                s.outgoing(el);
+                s.outgoing(*el);
                 for _ in 0..WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(SessionMsg::Stanza(el)) => s.outgoing(el),
+                        Ok(SessionMsg::Stanza(el)) => s.outgoing(*el),
                         Err(_) => break,
                     }
                 }

@@ -17,6 +17,28 @@ pub struct Params {
     pub concurrency: usize,
     /// Accounts cycled through (default: n).
     pub accounts: u64,
+    /// Log every account in once, untimed, before measuring.
+    pub warm_up: bool,
+}
+
+/// One untimed login per account, at the scenario's concurrency: the tool
+/// keeps each SaltedPassword (see `xmpp.rs`). Failures show up again, and
+/// are counted, in the timed pass.
+async fn warm_up(ctx: &Arc<Ctx>, accounts: u64, concurrency: usize) {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(accounts as usize);
+    for i in 0..accounts {
+        let (ctx, sem) = (ctx.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            if let Ok((conn, _)) = ctx.login(i, &format!("warm{i}")).await {
+                conn.close().await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
@@ -25,6 +47,9 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let sem = Arc::new(Semaphore::new(p.concurrency.max(1)));
     let accounts = p.accounts.max(1);
+    if p.warm_up {
+        warm_up(&ctx, accounts.min(p.n), p.concurrency).await;
+    }
     let before = sys::sample(ctx.server_pid);
     let self_before = sys::self_cpu_seconds();
     let t0 = Instant::now();
@@ -77,6 +102,7 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
     let line = ctx
         .line("login")
         .int("n", p.n)
+        .str("warm_up", if p.warm_up { "yes" } else { "no" })
         .int("concurrency", p.concurrency as u64)
         .int("ok", s.count)
         .int("failed", failed)

@@ -130,10 +130,9 @@ impl Room {
                 stamp_ms: millis(now),
                 xml: out.to_xml(),
             };
-            if let Err(e) = self.shared.archive.archive(&self.jid, &message).await {
-                tracing::error!(room = %self.jid, error = %e, "archiving failed");
-                return self.error(stanza, StanzaError::internal());
-            }
+            // Queued, not awaited, so the room never waits for a disk
+            // flush before it broadcasts; archive queries still see it.
+            self.shared.archive.archive_queued(&self.jid, message);
         }
         if has_body {
             let limit = self.config.history_length;

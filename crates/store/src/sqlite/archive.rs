@@ -115,11 +115,21 @@ impl ArchiveStore for SqliteStore {
             .await
     }
 
+    fn archive_queued(&self, owner: &BareJid, msg: ArchivedMessage) {
+        self.archive_writer.queue(jid_text(owner).to_string(), msg);
+    }
+
+    async fn settle_archive(&self) -> Result<()> {
+        self.archive_writer.settle().await
+    }
+
     async fn query_archive(
         &self,
         owner: &BareJid,
         q: &ArchiveQuery,
     ) -> Result<Option<ArchivePage>> {
+        // Rows queued before this call come first (group_commit.rs).
+        self.archive_writer.settle().await?;
         let owner = owner.clone();
         let q = q.clone();
         self.call(move |conn| query(conn, jid_text(&owner), &q))
@@ -130,6 +140,8 @@ impl ArchiveStore for SqliteStore {
         &self,
         owner: &BareJid,
     ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>> {
+        // Rows queued before this call come first (group_commit.rs).
+        self.archive_writer.settle().await?;
         let owner = owner.clone();
         self.call(move |conn| {
             let one = |order: &str| {
@@ -150,6 +162,8 @@ impl ArchiveStore for SqliteStore {
     }
 
     async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64> {
+        // Rows queued before this call come first (group_commit.rs).
+        self.archive_writer.settle().await?;
         self.write(move |tx| {
             let n = tx
                 .execute("DELETE FROM archive WHERE stamp < ?1", [stamp_ms])
@@ -160,6 +174,8 @@ impl ArchiveStore for SqliteStore {
     }
 
     async fn remove_archive(&self, owner: &BareJid) -> Result<()> {
+        // Rows queued before this call come first (group_commit.rs).
+        self.archive_writer.settle().await?;
         let owner = owner.clone();
         self.write(move |tx| {
             tx.execute("DELETE FROM archive WHERE owner = ?1", [jid_text(&owner)])

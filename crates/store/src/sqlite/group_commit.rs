@@ -1,12 +1,18 @@
 //! Group commit for archive rows. Every message to a room of U accounts is
-//! archived U times; committing each row on its own would cost U fsyncs in
-//! a row, serialised on the one connection. Instead one writer thread takes
-//! every row queued while the previous commit ran and commits them
-//! together: one fsync per batch, no added wait when the server is idle,
-//! and each caller still returns only once its row is durable.
+//! archived U + 1 times; committing each row on its own would cost U + 1
+//! fsyncs in a row, serialised on the one connection. Instead one writer
+//! thread gathers the rows queued within a short window and commits them
+//! together: one fsync per batch.
+//!
+//! Rows are queued without waiting (`queue`): the server forwards a
+//! message before it is durable, and the rows of one owner keep their
+//! order because there is one queue. Readers of the archive first pass a
+//! barrier through the same queue (`settle`), so a query always sees every
+//! row queued before it.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -17,11 +23,23 @@ use crate::{Result, StoreError};
 
 /// Rows committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
+/// How long the writer waits for more rows after the first of a batch.
+/// Each commit rewrites the index pages its rows touch, so rows gathered
+/// over a longer window share those writes; readers never wait for it
+/// (a barrier ends the window), and 20 ms is the most a row stays volatile.
+const GATHER: Duration = Duration::from_millis(20);
 
-struct Job {
+struct Row {
     owner: String,
     msg: ArchivedMessage,
-    done: oneshot::Sender<Result<()>>,
+    /// Told once the row is committed, or why not.
+    done: Option<oneshot::Sender<Result<()>>>,
+}
+
+enum Job {
+    Row(Row),
+    /// Answered once every row queued before it is committed.
+    Barrier(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
@@ -33,7 +51,7 @@ fn bare_of(jid: &str) -> &str {
     jid.split('/').next().unwrap_or(jid)
 }
 
-fn commit(conn: &Arc<Mutex<Connection>>, batch: &[Job]) -> Result<()> {
+fn commit(conn: &Arc<Mutex<Connection>>, batch: &[Row]) -> Result<()> {
     let mut conn = conn
         .lock()
         .map_err(|_| StoreError::Backend("sqlite connection mutex poisoned".into()))?;
@@ -48,11 +66,11 @@ fn commit(conn: &Arc<Mutex<Connection>>, batch: &[Job]) -> Result<()> {
                 "INSERT OR IGNORE INTO archive (owner, stanza_id, with_jid, with_bare, stamp, xml) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .db()?;
-        for job in batch {
-            let m = &job.msg;
+        for row in batch {
+            let m = &row.msg;
             insert
                 .execute(params![
-                    job.owner,
+                    row.owner,
                     m.id,
                     m.with,
                     bare_of(&m.with),
@@ -65,31 +83,65 @@ fn commit(conn: &Arc<Mutex<Connection>>, batch: &[Job]) -> Result<()> {
     tx.commit().db()
 }
 
+/// Take what arrives within the gather window (none if a barrier waits:
+/// someone is reading), then commit the rows and answer the barriers.
+fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let until = Instant::now() + GATHER;
+        while jobs.len() < MAX_BATCH {
+            let reading = jobs.iter().any(|j| matches!(j, Job::Barrier(_)));
+            let next = if reading {
+                rx.try_recv().ok()
+            } else {
+                let left = until.saturating_duration_since(Instant::now());
+                rx.recv_timeout(left).ok()
+            };
+            match next {
+                Some(job) => jobs.push(job),
+                None => break,
+            }
+        }
+        let mut rows = Vec::with_capacity(jobs.len());
+        let mut barriers = Vec::new();
+        for job in jobs {
+            match job {
+                Job::Row(r) => rows.push(r),
+                Job::Barrier(b) => barriers.push(b),
+            }
+        }
+        if !rows.is_empty() {
+            let result = commit(&conn, &rows);
+            if let Err(e) = &result {
+                tracing::error!(rows = rows.len(), error = %e, "archiving failed");
+            }
+            for row in rows {
+                if let Some(done) = row.done {
+                    let _ = done.send(match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(StoreError::Backend(e.to_string())),
+                    });
+                }
+            }
+        }
+        for b in barriers {
+            let _ = b.send(());
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Backend("archive writer stopped".into())
+}
+
 impl ArchiveWriter {
-    /// Start the writer thread; it ends when the last store clone is dropped.
+    /// Start the writer thread; it ends when the last store clone is
+    /// dropped, after committing what was queued.
     pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Result<ArchiveWriter> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("roost-archive".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    let result = commit(&conn, &batch);
-                    for job in batch {
-                        let r = match &result {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(StoreError::Backend(e.to_string())),
-                        };
-                        let _ = job.done.send(r);
-                    }
-                }
-            })
+            .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the archive writer: {e}")))?;
         Ok(ArchiveWriter { tx })
     }
@@ -98,9 +150,31 @@ impl ArchiveWriter {
     pub(super) async fn archive(&self, owner: String, msg: ArchivedMessage) -> Result<()> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job { owner, msg, done })
-            .map_err(|_| StoreError::Backend("archive writer stopped".into()))?;
-        wait.await
-            .map_err(|_| StoreError::Backend("archive writer stopped".into()))?
+            .send(Job::Row(Row {
+                owner,
+                msg,
+                done: Some(done),
+            }))
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+
+    /// Queue a row without waiting; a failure is logged by the writer.
+    pub(super) fn queue(&self, owner: String, msg: ArchivedMessage) {
+        let row = Row {
+            owner,
+            msg,
+            done: None,
+        };
+        if self.tx.send(Job::Row(row)).is_err() {
+            tracing::error!("archive writer stopped; a row was not archived");
+        }
+    }
+
+    /// Wait until every row queued so far is committed (or failed).
+    pub(super) async fn settle(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Job::Barrier(done)).map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())
     }
 }

@@ -238,7 +238,9 @@ impl Account {
             xml: stored.to_xml(),
         };
         // A duplicate id (history we already hold) is refused by the store.
-        let _ = self.server.stores.archive.archive(&self.jid, &msg).await;
+        // Queued, not awaited: the account moves on to the next stanza, and
+        // its own archive queries still see this row (ArchiveStore).
+        self.server.stores.archive.archive_queued(&self.jid, msg);
     }
 
     /// Rule 6: IQs the room or an occupant sends to the account.
