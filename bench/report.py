@@ -240,7 +240,9 @@ def build(rows, meta, svg_dir, svg_rel):
     # Logins.
     if login:
         md.append("## Logins\n")
-        md.append("Connect, STARTTLS, SASL, bind, initial presence (acknowledged by a ping), close.\n")
+        md.append("Connect, STARTTLS, SASL, bind, initial presence (acknowledged by a ping), close; "
+                  "timed after one untimed login per account, from which the tool keeps each "
+                  "SCRAM SaltedPassword as real clients do (bench/README.md).\n")
         ro = one(login, "roost")
         body = []
         for s in servers:

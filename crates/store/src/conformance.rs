@@ -84,6 +84,32 @@ async fn archive_keeps_a_stanza_id_once_and_takes_concurrent_writers<B: Backend>
     }
 }
 
+/// Rows queued without waiting keep their order, are each kept once, and
+/// every later query sees them; `settle_archive` returns once they are
+/// stored. Removing an archive also removes what was queued before.
+async fn archive_queued_rows_are_seen_by_later_queries_in_order<B: Backend>(b: &B) {
+    let owner = jid("owner@example.com");
+    for i in 0..300 {
+        b.archive_queued(&owner, archived(i, "room@muc.example.com/n"));
+    }
+    // A duplicate stanza-id (a room's history replayed) is dropped.
+    b.archive_queued(&owner, archived(7, "room@muc.example.com/n"));
+    let q = ArchiveQuery {
+        max: 1000,
+        ..ArchiveQuery::default()
+    };
+    let page = b.query_archive(&owner, &q).await.unwrap().unwrap();
+    let expected: Vec<String> = (0..300).map(|i| format!("id{i}")).collect();
+    assert_eq!(ids(&page), expected);
+    let (first, last) = b.archive_bounds(&owner).await.unwrap().unwrap();
+    assert_eq!((first.id.as_str(), last.id.as_str()), ("id0", "id299"));
+    b.archive_queued(&owner, archived(300, "room@muc.example.com/n"));
+    b.settle_archive().await.unwrap();
+    b.archive_queued(&owner, archived(301, "room@muc.example.com/n"));
+    b.remove_archive(&owner).await.unwrap();
+    assert!(b.archive_bounds(&owner).await.unwrap().is_none());
+}
+
 /// Run futures concurrently on the current task (no extra dependency).
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
@@ -1006,6 +1032,7 @@ macro_rules! backend_tests {
             private_set_get_delete,
             archive_pages_both_ways_with_filters,
             archive_keeps_a_stanza_id_once_and_takes_concurrent_writers,
+            archive_queued_rows_are_seen_by_later_queries_in_order,
             muc_room_lifecycle,
             muc_rooms_by_service,
             muc_affiliations_set_replace_remove,
