@@ -1,6 +1,6 @@
 //! The writing side of a stream: header, features, stream errors and the
 //! closing tag are framed here because they carry the `stream:` prefix;
-//! stanzas are serialised by minidom.
+//! stanzas are serialised by `serialize.rs`.
 
 use minidom::Element;
 use roost_proto::{ns, StreamError};
@@ -65,12 +65,7 @@ pub fn element(el: &Element) -> Vec<u8> {
 
 /// Serialise one element at the end of `out`.
 pub fn element_into(el: &Element, out: &mut Vec<u8>) {
-    let start = out.len();
-    // Writing into a Vec cannot fail for I/O reasons; minidom only fails on
-    // names that cannot be serialised, which parsing already excluded.
-    if el.write_to(out).is_err() {
-        out.truncate(start);
-    }
+    crate::serialize::element_into(el, out);
 }
 
 fn escape_attr(s: &str) -> String {

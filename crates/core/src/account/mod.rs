@@ -101,6 +101,16 @@ pub(crate) struct Account {
     rooms: rooms::Rooms,
 }
 
+/// The next tick of a timer that may not exist (then never).
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 impl Account {
     pub(crate) fn spawn(server: &Arc<Server>, jid: BareJid, generation: u64) -> AccountHandle {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -128,14 +138,23 @@ impl Account {
             }
         };
         let every = self.server.config.account_muc.self_ping_interval;
-        let mut self_ping = tokio::time::interval(std::time::Duration::from_secs(every.max(1)));
-        self_ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self_ping.reset();
+        // Made only while the account is in rooms: most accounts never
+        // are, and a timer is an allocation each of them would keep.
+        let mut self_ping: Option<tokio::time::Interval> = None;
         loop {
             let pinging = every > 0 && !self.rooms.map.is_empty();
+            if !pinging {
+                self_ping = None;
+            } else if self_ping.is_none() {
+                let period = std::time::Duration::from_secs(every);
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                self_ping = Some(interval);
+            }
             let msg = tokio::select! {
                 msg = rx.recv() => msg,
-                _ = self_ping.tick(), if pinging => {
+                _ = tick(&mut self_ping), if pinging => {
                     self.self_ping_rooms();
                     continue;
                 }

@@ -1,7 +1,7 @@
 //! `AccountStore` on SQLite: the `accounts` table, and account removal
 //! across every table.
 
-use super::{jid_text, parse_jid, Db, SqliteStore};
+use super::{jid_text, parse_jid, Cached, Db, SqliteStore};
 use crate::{AccountStore, Result, ScramKeys, StoredCredentials};
 use async_trait::async_trait;
 use jid::BareJid;
@@ -47,7 +47,7 @@ impl AccountStore for SqliteStore {
         self.write(move |tx| {
             let (a, b) = (&creds.sha1, &creds.sha256);
             let inserted = tx
-                .execute(
+                .execute_cached(
                     &format!(
                         "INSERT INTO accounts (jid, domain, {CREDENTIAL_COLUMNS}) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -75,7 +75,7 @@ impl AccountStore for SqliteStore {
     async fn account_exists(&self, user: &BareJid) -> Result<bool> {
         let user = user.clone();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT EXISTS (SELECT 1 FROM accounts WHERE jid = ?1)",
                 [jid_text(&user)],
                 |row| row.get(0),
@@ -88,7 +88,7 @@ impl AccountStore for SqliteStore {
     async fn credentials(&self, user: &BareJid) -> Result<Option<StoredCredentials>> {
         let user = user.clone();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 &format!("SELECT {CREDENTIAL_COLUMNS} FROM accounts WHERE jid = ?1"),
                 [jid_text(&user)],
                 read_credentials,
@@ -105,7 +105,7 @@ impl AccountStore for SqliteStore {
         self.write(move |tx| {
             let (a, b) = (&creds.sha1, &creds.sha256);
             let updated = tx
-                .execute(
+                .execute_cached(
                     "UPDATE accounts SET \
                      sha1_salt = ?2, sha1_iterations = ?3, \
                      sha1_stored_key = ?4, sha1_server_key = ?5, \
@@ -137,14 +137,14 @@ impl AccountStore for SqliteStore {
             // Leftover rows are removed even when the account row is gone,
             // so a half-removed account can be cleaned up by retrying.
             for table in USER_TABLES {
-                tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [user])
+                tx.execute_cached(&format!("DELETE FROM {table} WHERE user = ?1"), [user])
                     .db()?;
             }
-            tx.execute("DELETE FROM archive WHERE owner = ?1", [user])
+            tx.execute_cached("DELETE FROM archive WHERE owner = ?1", [user])
                 .db()?;
             super::pubsub::remove_owner(tx, user)?;
             let removed = tx
-                .execute("DELETE FROM accounts WHERE jid = ?1", [user])
+                .execute_cached("DELETE FROM accounts WHERE jid = ?1", [user])
                 .db()?;
             Ok(removed == 1)
         })
@@ -158,13 +158,13 @@ impl AccountStore for SqliteStore {
             // keep the domain index from being used.
             let texts = match &domain {
                 Some(domain) => conn
-                    .prepare("SELECT jid FROM accounts WHERE domain = ?1")
+                    .prepare_cached("SELECT jid FROM accounts WHERE domain = ?1")
                     .db()?
                     .query_map([domain], |row| row.get::<_, String>(0))
                     .db()?
                     .collect::<rusqlite::Result<Vec<_>>>(),
                 None => conn
-                    .prepare("SELECT jid FROM accounts")
+                    .prepare_cached("SELECT jid FROM accounts")
                     .db()?
                     .query_map([], |row| row.get::<_, String>(0))
                     .db()?

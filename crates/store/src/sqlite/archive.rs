@@ -2,7 +2,7 @@
 //! every filter turned into a range of that key through an index, so no
 //! query scans an archive.
 
-use super::{jid_text, Db, SqliteStore};
+use super::{jid_text, Cached, Db, SqliteStore};
 use crate::archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 use crate::Result;
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use jid::BareJid;
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn row_of(conn: &Connection, owner: &str, id: &str) -> Result<Option<i64>> {
-    conn.query_row(
+    conn.query_row_cached(
         "SELECT seq FROM archive WHERE owner = ?1 AND stanza_id = ?2",
         params![owner, id],
         |r| r.get(0),
@@ -46,7 +46,7 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
     // Time bounds become key bounds through the (owner, stamp) index.
     if let Some(start) = q.start_ms {
         let seq: Option<i64> = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT MIN(seq) FROM archive WHERE owner = ?1 AND stamp >= ?2",
                 params![owner, start],
                 |r| r.get(0),
@@ -56,7 +56,7 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
     }
     if let Some(end) = q.end_ms {
         let seq: Option<i64> = conn
-            .query_row(
+            .query_row_cached(
                 "SELECT MAX(seq) FROM archive WHERE owner = ?1 AND stamp <= ?2",
                 params![owner, end],
                 |r| r.get(0),
@@ -89,7 +89,7 @@ fn query(conn: &Connection, owner: &str, q: &ArchiveQuery) -> Result<Option<Arch
     }
     sql.push_str(&format!(" ORDER BY seq {order} LIMIT {limit}"));
     let mut rows: Vec<ArchivedMessage> = conn
-        .prepare(&sql)
+        .prepare_cached(&sql)
         .db()?
         .query_map(rusqlite::params_from_iter(args), message)
         .db()?
@@ -145,7 +145,7 @@ impl ArchiveStore for SqliteStore {
         let owner = owner.clone();
         self.call(move |conn| {
             let one = |order: &str| {
-                conn.query_row(
+                conn.query_row_cached(
                     &format!("SELECT stanza_id, with_jid, stamp, xml FROM archive WHERE owner = ?1 ORDER BY seq {order} LIMIT 1"),
                     [jid_text(&owner)],
                     message,
@@ -166,7 +166,7 @@ impl ArchiveStore for SqliteStore {
         self.archive_writer.settle().await?;
         self.write(move |tx| {
             let n = tx
-                .execute("DELETE FROM archive WHERE stamp < ?1", [stamp_ms])
+                .execute_cached("DELETE FROM archive WHERE stamp < ?1", [stamp_ms])
                 .db()?;
             Ok(n as u64)
         })
@@ -178,7 +178,7 @@ impl ArchiveStore for SqliteStore {
         self.archive_writer.settle().await?;
         let owner = owner.clone();
         self.write(move |tx| {
-            tx.execute("DELETE FROM archive WHERE owner = ?1", [jid_text(&owner)])
+            tx.execute_cached("DELETE FROM archive WHERE owner = ?1", [jid_text(&owner)])
                 .db()?;
             Ok(())
         })

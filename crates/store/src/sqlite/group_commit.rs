@@ -24,10 +24,12 @@ use crate::{Result, StoreError};
 /// Rows committed in one transaction at most.
 const MAX_BATCH: usize = 1024;
 /// How long the writer waits for more rows after the first of a batch.
-/// Each commit rewrites the index pages its rows touch, so rows gathered
-/// over a longer window share those writes; readers never wait for it
-/// (a barrier ends the window), and 20 ms is the most a row stays volatile.
-const GATHER: Duration = Duration::from_millis(20);
+/// Each commit rewrites every page its rows touch (the table and five
+/// indexes), so rows gathered over a longer window share those writes:
+/// from 20 to 100 ms the writer's CPU fell by a third in the MUC benchmark
+/// (docs/benchmarks.md). Readers never wait for it (a barrier ends the
+/// window); 100 ms is the most a queued row stays volatile.
+const GATHER: Duration = Duration::from_millis(100);
 
 struct Row {
     owner: String,

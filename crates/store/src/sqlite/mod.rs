@@ -27,6 +27,34 @@ use std::time::Duration;
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Statements kept prepared per connection: more than the store has.
+const STATEMENT_CACHE: usize = 256;
+
+/// `query_row` and `execute` with the statement taken from rusqlite's
+/// per-connection cache: on the login path, parsing and planning the SQL
+/// cost more than running it. The SQL text is the cache key.
+pub(super) trait Cached {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl Cached for Connection {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 /// All storage traits over one SQLite database. Cheap to clone: clones share
 /// the connection.
 #[derive(Clone)]
@@ -85,6 +113,16 @@ impl SqliteStore {
         // is stored may be lost by a power cut.
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         conn.pragma_update(None, "foreign_keys", true).db()?;
+        // Every statement the store runs, kept prepared (see `Cached`).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Plans that do not depend on bound values: otherwise this build of
+        // SQLite (with STAT4) re-prepares a kept statement whenever a
+        // parameter the planner looked at is bound again.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .db()?;
         migrations::migrate(&mut conn)?;
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {

@@ -2,7 +2,7 @@
 //! its JID or its service through indexes) and `muc_affiliations`, removed
 //! with their room by `ON DELETE CASCADE`.
 
-use super::{jid_text, parse_jid, Db, SqliteStore};
+use super::{jid_text, parse_jid, Cached, Db, SqliteStore};
 use crate::muc::{MucAffiliation, MucStore, StoredAffiliation, StoredRoom, StoredSubject};
 use crate::{Result, StoreError};
 use async_trait::async_trait;
@@ -48,7 +48,7 @@ impl RawRoom {
 }
 
 fn room_id(conn: &Connection, room: &BareJid) -> Result<Option<i64>> {
-    conn.query_row(
+    conn.query_row_cached(
         "SELECT id FROM muc_rooms WHERE jid = ?1",
         [jid_text(room)],
         |row| row.get(0),
@@ -66,7 +66,7 @@ impl MucStore for SqliteStore {
     async fn room(&self, room: &BareJid) -> Result<Option<StoredRoom>> {
         let room = room.clone();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 &format!("SELECT {ROOM_COLUMNS} FROM muc_rooms WHERE jid = ?1"),
                 [jid_text(&room)],
                 read_room,
@@ -82,7 +82,7 @@ impl MucStore for SqliteStore {
     async fn rooms(&self, service: &str) -> Result<Vec<StoredRoom>> {
         let service = service.to_owned();
         self.call(move |conn| {
-            conn.prepare(&format!(
+            conn.prepare_cached(&format!(
                 "SELECT {ROOM_COLUMNS} FROM muc_rooms WHERE service = ?1 ORDER BY jid"
             ))
             .db()?
@@ -98,7 +98,7 @@ impl MucStore for SqliteStore {
         let service = service.to_owned();
         self.call(move |conn| {
             let n: i64 = conn
-                .query_row(
+                .query_row_cached(
                     "SELECT COUNT(*) FROM muc_rooms WHERE service = ?1",
                     [service],
                     |row| row.get(0),
@@ -113,7 +113,7 @@ impl MucStore for SqliteStore {
         let room = room.clone();
         let settings = settings.to_owned();
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO muc_rooms (jid, service, persistent, settings) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (jid) DO UPDATE SET \
                  persistent = excluded.persistent, settings = excluded.settings",
@@ -138,7 +138,7 @@ impl MucStore for SqliteStore {
                 None => (None, None, None),
             };
             let n = tx
-                .execute(
+                .execute_cached(
                     "UPDATE muc_rooms SET subject = ?2, subject_nick = ?3, subject_stamp = ?4 \
                      WHERE jid = ?1",
                     params![jid_text(&room), text, nick, stamp],
@@ -153,7 +153,7 @@ impl MucStore for SqliteStore {
         let room = room.clone();
         self.write(move |tx| {
             let n = tx
-                .execute("DELETE FROM muc_rooms WHERE jid = ?1", [jid_text(&room)])
+                .execute_cached("DELETE FROM muc_rooms WHERE jid = ?1", [jid_text(&room)])
                 .db()?;
             Ok(n > 0)
         })
@@ -164,13 +164,13 @@ impl MucStore for SqliteStore {
         let service = service.to_owned();
         self.write(move |tx| {
             let jids: Vec<String> = tx
-                .prepare("SELECT jid FROM muc_rooms WHERE service = ?1 AND persistent = 0")
+                .prepare_cached("SELECT jid FROM muc_rooms WHERE service = ?1 AND persistent = 0")
                 .db()?
                 .query_map([&service], |row| row.get(0))
                 .db()?
                 .collect::<rusqlite::Result<_>>()
                 .db()?;
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM muc_rooms WHERE service = ?1 AND persistent = 0",
                 [&service],
             )
@@ -187,7 +187,7 @@ impl MucStore for SqliteStore {
                 return Ok(Vec::new());
             };
             let rows: Vec<(String, String, Option<String>, Option<String>)> = conn
-                .prepare(
+                .prepare_cached(
                     "SELECT jid, affiliation, nick, reason FROM muc_affiliations \
                      WHERE room = ?1 ORDER BY jid",
                 )
@@ -225,7 +225,7 @@ impl MucStore for SqliteStore {
             let Some(id) = room_id(tx, &room)? else {
                 return Ok(false);
             };
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO muc_affiliations (room, jid, affiliation, nick, reason) \
                  VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (room, jid) DO UPDATE SET affiliation = excluded.affiliation, \
@@ -252,7 +252,7 @@ impl MucStore for SqliteStore {
                 return Ok(false);
             };
             let n = tx
-                .execute(
+                .execute_cached(
                     "DELETE FROM muc_affiliations WHERE room = ?1 AND jid = ?2",
                     params![id, jid_text(&jid)],
                 )

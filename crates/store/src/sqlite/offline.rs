@@ -1,6 +1,6 @@
 //! `OfflineStore` on SQLite: the `offline` table, oldest message first.
 
-use super::{jid_text, Db, SqliteStore};
+use super::{jid_text, Cached, Db, SqliteStore};
 use crate::{OfflineStore, Result};
 use async_trait::async_trait;
 use jid::BareJid;
@@ -16,7 +16,7 @@ impl OfflineStore for SqliteStore {
         self.write(move |tx| {
             let user = jid_text(&user);
             let count: i64 = tx
-                .query_row(
+                .query_row_cached(
                     "SELECT COUNT(*) FROM offline WHERE user = ?1",
                     [user],
                     |row| row.get(0),
@@ -26,7 +26,7 @@ impl OfflineStore for SqliteStore {
             if usize::try_from(count).map_or(true, |count| count >= limit) {
                 return Ok(false);
             }
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO offline (user, stanza) VALUES (?1, ?2)",
                 params![user, stanza],
             )
@@ -39,7 +39,7 @@ impl OfflineStore for SqliteStore {
     async fn offline(&self, user: &BareJid) -> Result<Vec<(i64, String)>> {
         let user = user.clone();
         self.call(move |conn| {
-            conn.prepare("SELECT id, stanza FROM offline WHERE user = ?1 ORDER BY id")
+            conn.prepare_cached("SELECT id, stanza FROM offline WHERE user = ?1 ORDER BY id")
                 .db()?
                 .query_map([jid_text(&user)], |row| Ok((row.get(0)?, row.get(1)?)))
                 .db()?
@@ -52,7 +52,7 @@ impl OfflineStore for SqliteStore {
     async fn ack_offline(&self, user: &BareJid, up_to_id: i64) -> Result<()> {
         let user = user.clone();
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM offline WHERE user = ?1 AND id <= ?2",
                 params![jid_text(&user), up_to_id],
             )

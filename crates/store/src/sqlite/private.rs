@@ -1,6 +1,6 @@
 //! `PrivateStore` on SQLite: the `private` table of XML per account and key.
 
-use super::{jid_text, Db, SqliteStore};
+use super::{jid_text, Cached, Db, SqliteStore};
 use crate::{PrivateStore, Result};
 use async_trait::async_trait;
 use jid::BareJid;
@@ -12,7 +12,7 @@ impl PrivateStore for SqliteStore {
         let user = user.clone();
         let key = key.to_owned();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT xml FROM private WHERE user = ?1 AND key = ?2",
                 params![jid_text(&user), key],
                 |row| row.get(0),
@@ -30,12 +30,12 @@ impl PrivateStore for SqliteStore {
         self.write(move |tx| {
             let user = jid_text(&user);
             match xml {
-                Some(xml) => tx.execute(
+                Some(xml) => tx.execute_cached(
                     "INSERT INTO private (user, key, xml) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (user, key) DO UPDATE SET xml = excluded.xml",
                     params![user, key, xml],
                 ),
-                None => tx.execute(
+                None => tx.execute_cached(
                     "DELETE FROM private WHERE user = ?1 AND key = ?2",
                     params![user, key],
                 ),

@@ -2,7 +2,7 @@
 //! `pubsub_items` whose `seq` is the publication order (a republished id
 //! is deleted and inserted again, so it becomes the newest).
 
-use super::{jid_text, Db, SqliteStore};
+use super::{jid_text, Cached, Db, SqliteStore};
 use crate::pubsub::{PubsubStore, StoredItem, StoredNode};
 use crate::Result;
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use jid::BareJid;
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn node_id(conn: &Connection, owner: &str, node: &str) -> Result<Option<i64>> {
-    conn.query_row(
+    conn.query_row_cached(
         "SELECT id FROM pubsub_nodes WHERE owner = ?1 AND name = ?2",
         params![owner, node],
         |r| r.get(0),
@@ -32,7 +32,7 @@ fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
 fn trim(conn: &Connection, node: i64, keep: usize) -> Result<Vec<String>> {
     let keep = i64::try_from(keep).unwrap_or(i64::MAX);
     let gone: Vec<(i64, String)> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT seq, item_id FROM pubsub_items WHERE node = ?1 \
              ORDER BY seq DESC LIMIT -1 OFFSET ?2",
         )
@@ -42,7 +42,7 @@ fn trim(conn: &Connection, node: i64, keep: usize) -> Result<Vec<String>> {
         .collect::<rusqlite::Result<_>>()
         .db()?;
     if let Some((newest_gone, _)) = gone.first() {
-        conn.execute(
+        conn.execute_cached(
             "DELETE FROM pubsub_items WHERE node = ?1 AND seq <= ?2",
             params![node, newest_gone],
         )
@@ -58,7 +58,7 @@ impl PubsubStore for SqliteStore {
         let (node, config) = (node.to_owned(), config.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .execute_cached(
                     "INSERT INTO pubsub_nodes (owner, name, config) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (owner, name) DO NOTHING",
                     params![jid_text(&owner), node, config],
@@ -73,7 +73,7 @@ impl PubsubStore for SqliteStore {
         let owner = owner.clone();
         let node = node.to_owned();
         self.call(move |conn| {
-            conn.query_row(
+            conn.query_row_cached(
                 "SELECT name, config FROM pubsub_nodes WHERE owner = ?1 AND name = ?2",
                 params![jid_text(&owner), node],
                 |r| {
@@ -92,17 +92,19 @@ impl PubsubStore for SqliteStore {
     async fn nodes(&self, owner: &BareJid) -> Result<Vec<StoredNode>> {
         let owner = owner.clone();
         self.call(move |conn| {
-            conn.prepare("SELECT name, config FROM pubsub_nodes WHERE owner = ?1 ORDER BY name")
-                .db()?
-                .query_map([jid_text(&owner)], |r| {
-                    Ok(StoredNode {
-                        name: r.get(0)?,
-                        config: r.get(1)?,
-                    })
+            conn.prepare_cached(
+                "SELECT name, config FROM pubsub_nodes WHERE owner = ?1 ORDER BY name",
+            )
+            .db()?
+            .query_map([jid_text(&owner)], |r| {
+                Ok(StoredNode {
+                    name: r.get(0)?,
+                    config: r.get(1)?,
                 })
-                .db()?
-                .collect::<rusqlite::Result<_>>()
-                .db()
+            })
+            .db()?
+            .collect::<rusqlite::Result<_>>()
+            .db()
         })
         .await
     }
@@ -112,7 +114,7 @@ impl PubsubStore for SqliteStore {
         let (node, config) = (node.to_owned(), config.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute(
+                .execute_cached(
                     "UPDATE pubsub_nodes SET config = ?3 WHERE owner = ?1 AND name = ?2",
                     params![jid_text(&owner), node, config],
                 )
@@ -130,9 +132,9 @@ impl PubsubStore for SqliteStore {
                 return Ok(false);
             };
             // Explicit, so removal does not depend on the foreign-key pragma.
-            tx.execute("DELETE FROM pubsub_items WHERE node = ?1", [id])
+            tx.execute_cached("DELETE FROM pubsub_items WHERE node = ?1", [id])
                 .db()?;
-            tx.execute("DELETE FROM pubsub_nodes WHERE id = ?1", [id])
+            tx.execute_cached("DELETE FROM pubsub_nodes WHERE id = ?1", [id])
                 .db()?;
             Ok(true)
         })
@@ -153,12 +155,12 @@ impl PubsubStore for SqliteStore {
             let Some(id) = node_id(tx, jid_text(&owner), &node)? else {
                 return Ok(None);
             };
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM pubsub_items WHERE node = ?1 AND item_id = ?2",
                 params![id, item.id],
             )
             .db()?;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO pubsub_items (node, item_id, publisher, stamp, xml) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, item.id, item.publisher, item.stamp_ms, item.xml],
@@ -177,7 +179,7 @@ impl PubsubStore for SqliteStore {
                 return Ok(false);
             };
             let n = tx
-                .execute(
+                .execute_cached(
                     "DELETE FROM pubsub_items WHERE node = ?1 AND item_id = ?2",
                     params![id, item_id],
                 )
@@ -212,7 +214,7 @@ impl PubsubStore for SqliteStore {
                 return Ok(Vec::new());
             };
             let limit = max.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX));
-            conn.prepare(
+            conn.prepare_cached(
                 "SELECT item_id, publisher, stamp, xml FROM pubsub_items \
                  WHERE node = ?1 ORDER BY seq DESC LIMIT ?2",
             )
@@ -249,7 +251,7 @@ impl PubsubStore for SqliteStore {
             );
             let mut args: Vec<rusqlite::types::Value> = vec![id.into()];
             args.extend(ids.into_iter().map(Into::into));
-            conn.prepare(&sql)
+            conn.prepare_cached(&sql)
                 .db()?
                 .query_map(rusqlite::params_from_iter(args), item)
                 .db()?
@@ -268,12 +270,12 @@ impl PubsubStore for SqliteStore {
 
 /// Delete every node and item of an owner (also used by account removal).
 pub(super) fn remove_owner(conn: &Connection, owner: &str) -> Result<()> {
-    conn.execute(
+    conn.execute_cached(
         "DELETE FROM pubsub_items WHERE node IN (SELECT id FROM pubsub_nodes WHERE owner = ?1)",
         [owner],
     )
     .db()?;
-    conn.execute("DELETE FROM pubsub_nodes WHERE owner = ?1", [owner])
+    conn.execute_cached("DELETE FROM pubsub_nodes WHERE owner = ?1", [owner])
         .db()?;
     Ok(())
 }

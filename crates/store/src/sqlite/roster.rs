@@ -1,7 +1,7 @@
 //! `RosterStore` on SQLite: roster items with their groups, the per-account
 //! roster version, and pending inbound subscription requests.
 
-use super::{jid_text, parse_jid, version_from_db, Db, SqliteStore};
+use super::{jid_text, parse_jid, version_from_db, Cached, Db, SqliteStore};
 use crate::{Result, RosterItem, RosterStore, StoreError, Subscription};
 use async_trait::async_trait;
 use jid::BareJid;
@@ -47,7 +47,7 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
 
 fn version(conn: &Connection, user: &str) -> Result<u64> {
     let v: Option<i64> = conn
-        .query_row(
+        .query_row_cached(
             "SELECT version FROM roster_versions WHERE user = ?1",
             [user],
             |row| row.get(0),
@@ -60,7 +60,7 @@ fn version(conn: &Connection, user: &str) -> Result<u64> {
 /// Increment the user's roster version (from 0 when never written).
 fn bump_version(tx: &Transaction<'_>, user: &str) -> Result<u64> {
     let v: i64 = tx
-        .query_row(
+        .query_row_cached(
             "INSERT INTO roster_versions (user, version) VALUES (?1, 1) \
              ON CONFLICT (user) DO UPDATE SET version = version + 1 \
              RETURNING version",
@@ -81,7 +81,7 @@ impl RosterStore for SqliteStore {
             let user = jid_text(&user);
             let version = version(&tx, user)?;
             let raws = tx
-                .prepare(&format!(
+                .prepare_cached(&format!(
                     "SELECT {ITEM_COLUMNS} FROM roster_items WHERE user = ?1 ORDER BY contact"
                 ))
                 .db()?
@@ -92,7 +92,7 @@ impl RosterStore for SqliteStore {
             let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
             {
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT contact, name FROM roster_groups WHERE user = ?1 \
                          ORDER BY contact, position",
                     )
@@ -127,7 +127,7 @@ impl RosterStore for SqliteStore {
             let tx = conn.transaction().db()?;
             let (user, contact) = (jid_text(&user), jid_text(&contact));
             let raw = tx
-                .query_row(
+                .query_row_cached(
                     &format!(
                         "SELECT {ITEM_COLUMNS} FROM roster_items \
                          WHERE user = ?1 AND contact = ?2"
@@ -141,7 +141,7 @@ impl RosterStore for SqliteStore {
                 return Ok(None);
             };
             let groups = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT name FROM roster_groups WHERE user = ?1 AND contact = ?2 \
                      ORDER BY position",
                 )
@@ -163,7 +163,7 @@ impl RosterStore for SqliteStore {
             let (user, contact) = (jid_text(&user), jid_text(&item.jid));
             // An upsert, not INSERT OR REPLACE: replacing would delete the
             // row and leave cascading to the groups up to pragma settings.
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO roster_items (user, contact, name, subscription, ask, approved) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (user, contact) DO UPDATE SET \
@@ -179,13 +179,13 @@ impl RosterStore for SqliteStore {
                 ],
             )
             .db()?;
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM roster_groups WHERE user = ?1 AND contact = ?2",
                 [user, contact],
             )
             .db()?;
             let mut insert = tx
-                .prepare(
+                .prepare_cached(
                     "INSERT INTO roster_groups (user, contact, position, name) \
                      VALUES (?1, ?2, ?3, ?4)",
                 )
@@ -207,13 +207,13 @@ impl RosterStore for SqliteStore {
         let contact = contact.clone();
         self.write(move |tx| {
             let (user, contact) = (jid_text(&user), jid_text(&contact));
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM roster_groups WHERE user = ?1 AND contact = ?2",
                 [user, contact],
             )
             .db()?;
             let removed = tx
-                .execute(
+                .execute_cached(
                     "DELETE FROM roster_items WHERE user = ?1 AND contact = ?2",
                     [user, contact],
                 )
@@ -231,7 +231,7 @@ impl RosterStore for SqliteStore {
         let contact = contact.clone();
         let stanza = stanza.to_owned();
         self.write(move |tx| {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT INTO pending_in (user, contact, stanza) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (user, contact) DO UPDATE SET stanza = excluded.stanza",
                 [jid_text(&user), jid_text(&contact), stanza.as_str()],
@@ -247,7 +247,7 @@ impl RosterStore for SqliteStore {
         let contact = contact.clone();
         self.write(move |tx| {
             let removed = tx
-                .execute(
+                .execute_cached(
                     "DELETE FROM pending_in WHERE user = ?1 AND contact = ?2",
                     [jid_text(&user), jid_text(&contact)],
                 )
@@ -261,7 +261,9 @@ impl RosterStore for SqliteStore {
         let user = user.clone();
         self.call(move |conn| {
             let rows = conn
-                .prepare("SELECT contact, stanza FROM pending_in WHERE user = ?1 ORDER BY contact")
+                .prepare_cached(
+                    "SELECT contact, stanza FROM pending_in WHERE user = ?1 ORDER BY contact",
+                )
                 .db()?
                 .query_map([jid_text(&user)], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))

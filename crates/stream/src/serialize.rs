@@ -1,0 +1,201 @@
+//! Serialising a stanza (a minidom tree) to bytes for the wire.
+//!
+//! minidom can write a tree itself, through rxml's general writer, which
+//! tracks namespace scopes and prefixes for any document. Every stanza
+//! the server delivers goes through here, once per receiving session, so
+//! this walks the tree directly instead, with what XMPP stanzas need: a
+//! default namespace declared where an element's namespace differs from
+//! its parent's, `xml:` attributes, and a generated prefix for the rare
+//! attribute in another namespace. About three times faster than
+//! minidom's writer on a groupchat message (1.3 against 4.4 µs in the
+//! `serialise_cost` test, release build); the tests check that what both
+//! write reads back the same.
+
+use minidom::{Element, Node};
+
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Append `el` as one XML element to `out`. Top-level elements always
+/// declare their namespace, so the bytes stand alone.
+pub fn element_into(el: &Element, out: &mut Vec<u8>) {
+    write_element(el, None, out);
+}
+
+fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut Vec<u8>) {
+    out.push(b'<');
+    out.extend_from_slice(el.name().as_bytes());
+    // Children nearly always share their parent's namespace; only when
+    // they do not is the namespace looked up (an allocation in minidom).
+    let own_ns: Option<String> = match parent_ns {
+        Some(p) if el.has_ns(p) => None,
+        _ => Some(el.ns()),
+    };
+    if let Some(ns) = &own_ns {
+        // An element without namespace under one with a default namespace
+        // must undeclare it; at the top there is nothing to undeclare.
+        if !(ns.is_empty() && parent_ns.is_none()) {
+            out.extend_from_slice(b" xmlns='");
+            escape_attr(ns, out);
+            out.push(b'\'');
+        }
+    }
+    let mut generated = 0usize;
+    for ((ns, name), value) in el.attrs().iter() {
+        out.push(b' ');
+        if ns.is_none() {
+            // Unqualified: nothing to add.
+        } else if ns.as_str() == XML_NS {
+            out.extend_from_slice(b"xml:");
+        } else {
+            let prefix = format!("a{generated}");
+            generated += 1;
+            out.extend_from_slice(b"xmlns:");
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(b"='");
+            escape_attr(ns.as_str(), out);
+            out.extend_from_slice(b"' ");
+            out.extend_from_slice(prefix.as_bytes());
+            out.push(b':');
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b"='");
+        escape_attr(value, out);
+        out.push(b'\'');
+    }
+    let mut nodes = el.nodes().peekable();
+    if nodes.peek().is_none() {
+        out.extend_from_slice(b"/>");
+        return;
+    }
+    out.push(b'>');
+    let ns_here = own_ns.as_deref().or(parent_ns);
+    for node in nodes {
+        match node {
+            Node::Element(child) => write_element(child, ns_here, out),
+            Node::Text(text) => escape_text(text, out),
+        }
+    }
+    out.extend_from_slice(b"</");
+    out.extend_from_slice(el.name().as_bytes());
+    out.push(b'>');
+}
+
+/// Character data: `&` and `<` must be escaped, `>` too so that `]]>`
+/// never appears.
+fn escape_text(s: &str, out: &mut Vec<u8>) {
+    escape(s, out, |b| match b {
+        b'&' => Some(&b"&amp;"[..]),
+        b'<' => Some(&b"&lt;"[..]),
+        b'>' => Some(&b"&gt;"[..]),
+        _ => None,
+    });
+}
+
+/// A value in single quotes. Tabs and line breaks become references, as
+/// a reader would otherwise normalise them to spaces.
+fn escape_attr(s: &str, out: &mut Vec<u8>) {
+    escape(s, out, |b| match b {
+        b'&' => Some(&b"&amp;"[..]),
+        b'<' => Some(&b"&lt;"[..]),
+        b'\'' => Some(&b"&apos;"[..]),
+        b'\t' => Some(&b"&#9;"[..]),
+        b'\n' => Some(&b"&#10;"[..]),
+        b'\r' => Some(&b"&#13;"[..]),
+        _ => None,
+    });
+}
+
+/// Copy `s` in runs, replacing the bytes `replace` names. Only ASCII bytes
+/// are replaced, so UTF-8 sequences pass through whole.
+fn escape(s: &str, out: &mut Vec<u8>, replace: impl Fn(u8) -> Option<&'static [u8]>) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if let Some(r) = replace(b) {
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(r);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(el: &Element) -> String {
+        let mut out = Vec::new();
+        element_into(el, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn minidoms(el: &Element) -> String {
+        let mut out = Vec::new();
+        el.write_to(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// What we write reads back as the same tree, and as what minidom's
+    /// own writer gives.
+    fn round_trip(xml: &str) {
+        let el: Element = xml.parse().unwrap();
+        let written = ours(&el);
+        let back: Element = written.parse().unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(back, el, "{written}");
+        let theirs: Element = minidoms(&el).parse().unwrap();
+        assert_eq!(back, theirs);
+    }
+
+    #[test]
+    fn stanzas_read_back_the_same() {
+        round_trip("<message xmlns='jabber:client' from='room@muc.example/n&apos;ck' to='a@b/c' type='groupchat' id='x1' xml:lang='en'><body>a &lt; b &amp;&amp; c &gt; d ]]&gt; 'q' \"dq\" é ✓</body><stanza-id xmlns='urn:xmpp:sid:0' id='abc' by='room@muc.example'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='o1'/></message>");
+        round_trip("<presence xmlns='jabber:client'><x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant' jid='a@b/c'/><status code='110'/></x><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/></presence>");
+        round_trip("<iq xmlns='jabber:client' type='result' id='1'><query xmlns='jabber:iq:roster' ver='3'><item jid='x@y' name='tab&#9;and&#10;newline&#13;' subscription='both'><group>Friends &amp; Family</group></item></query></iq>");
+    }
+
+    #[test]
+    fn namespaces_are_declared_where_they_change_and_undeclared_when_empty() {
+        round_trip("<message xmlns='jabber:client'><x xmlns='urn:a'><y><z xmlns='urn:b'/></y><w xmlns=''/></x></message>");
+        let el: Element =
+            "<message xmlns='jabber:client'><x xmlns='urn:a'><y/></x><body>t</body></message>"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            ours(&el),
+            "<message xmlns='jabber:client'><x xmlns='urn:a'><y/></x><body>t</body></message>"
+        );
+    }
+
+    #[test]
+    fn attributes_in_other_namespaces_get_a_prefix() {
+        round_trip("<message xmlns='jabber:client' xmlns:p='urn:p' xmlns:q='urn:q' p:one='1' q:two='2' three='3'><body/></message>");
+    }
+
+    #[test]
+    fn mixed_content_and_empty_elements() {
+        round_trip("<message xmlns='jabber:client'><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'><p>one <b>two</b> three<br/>four</p></body></html></message>");
+        let el: Element = "<r xmlns='urn:r'/>".parse().unwrap();
+        assert_eq!(ours(&el), "<r xmlns='urn:r'/>");
+    }
+
+    /// Not a timing assertion: prints both writers' cost for a look with
+    /// `cargo test -p roost-stream --release -- --nocapture serialise_cost`.
+    #[test]
+    fn serialise_cost() {
+        let el: Element = "<message xmlns='jabber:client' from='room@muc.example/nick' to='a@b/c' type='groupchat' id='x1'><body>hello everyone in this room</body><stanza-id xmlns='urn:xmpp:sid:0' id='abcdefgh' by='room@muc.example'/><occupant-id xmlns='urn:xmpp:occupant-id:0' id='o1'/></message>".parse().unwrap();
+        let n = 2_000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(ours(&el));
+        }
+        let a = t.elapsed();
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(minidoms(&el));
+        }
+        let b = t.elapsed();
+        println!("per message: ours {:?}, minidom {:?}", a / n, b / n);
+        assert_eq!(ours(&el).parse::<Element>().unwrap(), el);
+    }
+}
