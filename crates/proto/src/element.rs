@@ -84,7 +84,11 @@ impl ElementExt for Element {
         self.get_child(name, ns).map(|c| c.text())
     }
     fn to_xml(&self) -> String {
-        String::from(self)
+        let mut out = Vec::with_capacity(256);
+        crate::serialize::element_into(self, &mut out);
+        // Made of `&str` pieces and ASCII markup, so always UTF-8.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
     fn shallow_clone(&self) -> Element {
         let mut e = Element::bare(self.name(), self.ns());

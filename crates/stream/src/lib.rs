@@ -4,7 +4,6 @@
 //! `websocket` frames the same events one element per message (RFC 7395).
 
 pub mod reader;
-pub mod serialize;
 pub mod websocket;
 pub mod writer;
 

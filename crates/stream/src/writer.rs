@@ -1,6 +1,6 @@
 //! The writing side of a stream: header, features, stream errors and the
 //! closing tag are framed here because they carry the `stream:` prefix;
-//! stanzas are serialised by `serialize.rs`.
+//! stanzas are serialised by `roost_proto::serialize`.
 
 use minidom::Element;
 use roost_proto::{ns, StreamError};
@@ -65,7 +65,7 @@ pub fn element(el: &Element) -> Vec<u8> {
 
 /// Serialise one element at the end of `out`.
 pub fn element_into(el: &Element, out: &mut Vec<u8>) {
-    crate::serialize::element_into(el, out);
+    roost_proto::serialize::element_into(el, out);
 }
 
 fn escape_attr(s: &str) -> String {

@@ -102,18 +102,16 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             k = kill.recv() => break 'session k.map(|k| *k),
             _ = crate::server::until_shutdown(&mut shutdown) => {
                 // What the client sent before it could know is still taken:
-                // read what is already on its way, then close.
-                let mut last = Vec::new();
-                while let Ok(true) = read_events(&mut s.conn, SHUTDOWN_DRAIN, &mut last).await {}
-                for ev in last {
-                    if let Next::Close(r) = s.event(ev).await {
-                        break 'session r;
-                    }
+                // read what is already on its way, then close. (Boxed, like
+                // the other rare branches, so that an idle session's state
+                // is not sized for them.)
+                if let Some(r) = Box::pin(s.drain_before_shutdown()).await {
+                    break 'session r;
                 }
                 break 'session Some((StreamError::SystemShutdown, "the server is shutting down".into()));
             }
             Some(r) = recv_resumption(&mut s.resume_rx) => {
-                if s.resume(r).await {
+                if Box::pin(s.resume(r)).await {
                     hibernate_until = None;
                 }
             }
@@ -150,7 +148,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             }
         }
     };
-    s.close(reason).await;
+    Box::pin(s.close(reason)).await;
     if let Some(id) = s.sm.as_ref().and_then(|m| m.id.clone()) {
         server.sm.remove(&id);
     }
@@ -194,6 +192,19 @@ async fn read_events(
 }
 
 impl Session {
+    /// Read and handle what the client had already sent when the server
+    /// began to shut down; `Some` if that input itself ended the session.
+    async fn drain_before_shutdown(&mut self) -> Option<Option<(StreamError, String)>> {
+        let mut last = Vec::new();
+        while let Ok(true) = read_events(&mut self.conn, SHUTDOWN_DRAIN, &mut last).await {}
+        for ev in last {
+            if let Next::Close(r) = Box::pin(self.event(ev)).await {
+                return Some(r);
+            }
+        }
+        None
+    }
+
     fn resumable(&self) -> bool {
         self.sm.as_ref().is_some_and(|m| m.id.is_some())
     }
