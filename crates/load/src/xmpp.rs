@@ -26,6 +26,13 @@ fn salted_cache() -> &'static std::sync::Mutex<std::collections::HashMap<SaltedK
     > = std::sync::OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
+
+/// After a successful exchange, keep its SaltedPassword for the next login.
+fn keep_salted(key: SaltedKey, scram: &ScramClient) {
+    if let Some(salted) = scram.salted_password() {
+        salted_cache().lock().unwrap().insert(key, salted.clone());
+    }
+}
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -409,12 +416,7 @@ impl Conn {
                 .await?;
             r = self.next_element(deadline).await?;
             sasl_outcome(&r)?;
-            if let Some(salted) = scram.salted_password() {
-                salted_cache()
-                    .lock()
-                    .unwrap()
-                    .insert(cache_key, salted.clone());
-            }
+            keep_salted(cache_key, &scram);
             return Ok(());
         }
         sasl_outcome(&r)?;
@@ -422,12 +424,7 @@ impl Conn {
         scram
             .verify_server_final(&v)
             .map_err(|e| anyhow!("server signature: {e}"))?;
-        if let Some(salted) = scram.salted_password() {
-            salted_cache()
-                .lock()
-                .unwrap()
-                .insert(cache_key, salted.clone());
-        }
+        keep_salted(cache_key, &scram);
         Ok(())
     }
 

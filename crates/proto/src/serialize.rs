@@ -80,9 +80,24 @@ fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut Vec<u8>) {
     out.push(b'>');
 }
 
+/// `s` as character data (see `escape_text`).
+pub fn text_escaped(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    escape_text(s, &mut out);
+    // Only ASCII bytes were replaced, so the bytes are still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `s` as an attribute value in single quotes (see `escape_attr`).
+pub fn attr_escaped(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    escape_attr(s, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// Character data: `&` and `<` must be escaped, `>` too so that `]]>`
 /// never appears.
-fn escape_text(s: &str, out: &mut Vec<u8>) {
+pub fn escape_text(s: &str, out: &mut Vec<u8>) {
     escape(s, out, |b| match b {
         b'&' => Some(&b"&amp;"[..]),
         b'<' => Some(&b"&lt;"[..]),
@@ -93,7 +108,7 @@ fn escape_text(s: &str, out: &mut Vec<u8>) {
 
 /// A value in single quotes. Tabs and line breaks become references, as
 /// a reader would otherwise normalise them to spaces.
-fn escape_attr(s: &str, out: &mut Vec<u8>) {
+pub fn escape_attr(s: &str, out: &mut Vec<u8>) {
     escape(s, out, |b| match b {
         b'&' => Some(&b"&amp;"[..]),
         b'<' => Some(&b"&lt;"[..]),
@@ -170,6 +185,20 @@ mod tests {
     #[test]
     fn attributes_in_other_namespaces_get_a_prefix() {
         round_trip("<message xmlns='jabber:client' xmlns:p='urn:p' xmlns:q='urn:q' p:one='1' q:two='2' three='3'><body/></message>");
+    }
+
+    #[test]
+    fn escaped_strings_read_back_as_the_original() {
+        let tricky = "a<b & 'c' \"d\" ]]> e\tf\ng é";
+        let el: Element = format!(
+            "<m xmlns='urn:m' v='{}'>{}</m>",
+            attr_escaped(tricky),
+            text_escaped(tricky)
+        )
+        .parse()
+        .unwrap();
+        assert_eq!(el.attr("v"), Some(tricky));
+        assert_eq!(el.text(), tricky);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! and `stream:features` and `stream:error` declare their own prefix.
 
 use minidom::Element;
-use roost_proto::{ns, StreamError};
+use roost_proto::serialize::{attr_escaped as escape_attr, text_escaped as escape_text};
+use roost_proto::{ns, ElementExt, StreamError};
 
 use crate::reader::{Limits, StreamEvent, StreamHeader, XmlReader};
-use crate::writer;
 
 /// `urn:ietf:params:xml:ns:xmpp-framing` (RFC 7395 §3.3.1).
 pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
@@ -89,21 +89,7 @@ pub fn close() -> String {
 
 /// One element, with its namespace declared, as one message.
 pub fn element(el: &Element) -> String {
-    // minidom writes UTF-8; a lossy conversion never changes its output.
-    String::from_utf8_lossy(&writer::element(el)).into_owned()
-}
-
-fn escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
-}
-
-fn escape_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    el.to_xml()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! stanzas are serialised by `roost_proto::serialize`.
 
 use minidom::Element;
+use roost_proto::serialize::{attr_escaped as escape_attr, text_escaped as escape_text};
 use roost_proto::{ns, StreamError};
 
 /// The response stream header (RFC 6120 §4.7), `from` our domain.
@@ -30,7 +31,7 @@ pub fn stream_header(from: &str, id: &str, to: Option<&str>, lang: &str) -> Vec<
 pub fn features(children: &[Element]) -> Vec<u8> {
     let mut out = b"<stream:features>".to_vec();
     for c in children {
-        out.extend_from_slice(&element(c));
+        element_into(c, &mut out);
     }
     out.extend_from_slice(b"</stream:features>");
     out
@@ -66,19 +67,6 @@ pub fn element(el: &Element) -> Vec<u8> {
 /// Serialise one element at the end of `out`.
 pub fn element_into(el: &Element, out: &mut Vec<u8>) {
     roost_proto::serialize::element_into(el, out);
-}
-
-fn escape_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
-}
-
-fn escape_text(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -121,8 +121,10 @@ impl XmlFraming {
     /// readiness only (`Transport::readable`), so it holds no read buffer.
     /// Bytes TLS already decrypted are returned here before any wait.
     fn try_read(&mut self, out: &mut Vec<StreamEvent>) -> Result<Attempt, StreamError> {
-        let mut buf = [0u8; READ_BUF];
-        let mut rb = ReadBuf::new(&mut buf);
+        // Uninitialised: ReadBuf tracks what the read filled, so the
+        // buffer needs no zeroing on every call.
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); READ_BUF];
+        let mut rb = ReadBuf::uninit(&mut buf);
         // A wake-up registered here would be lost; `readable()` registers
         // the real one after a `WouldBlock`.
         let mut cx = Context::from_waker(std::task::Waker::noop());

@@ -131,6 +131,9 @@ impl AccountStore for SqliteStore {
     }
 
     async fn remove_account(&self, user: &BareJid) -> Result<bool> {
+        // Archive rows still queued for this account must not land after
+        // its archive is deleted (group_commit.rs).
+        self.archive_writer.settle().await?;
         let user = user.clone();
         self.write(move |tx| {
             let user = jid_text(&user);
