@@ -14,8 +14,8 @@ use roost_proto::StreamError;
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
+use super::tls_stream::TlsStream;
 use super::websocket::WebSocket;
 
 /// Bytes read from a TCP or TLS socket at a time. The buffer is on the
@@ -24,7 +24,7 @@ const READ_BUF: usize = 8 * 1024;
 
 pub enum Transport {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream>),
     /// Left behind when the socket is moved out (STARTTLS, hand-over to the
     /// session); any I/O on it fails.
     Detached,
@@ -49,7 +49,7 @@ impl Transport {
     async fn readable(&self) -> std::io::Result<()> {
         match self {
             Transport::Plain(s) => s.readable().await,
-            Transport::Tls(s) => s.get_ref().0.readable().await,
+            Transport::Tls(s) => s.tcp().readable().await,
             Transport::Detached => Err(detached()),
         }
     }
@@ -217,14 +217,18 @@ impl Connection {
 
     /// Run the TLS handshake on a plain TCP stream; the XML stream starts
     /// over. On failure the connection is left detached.
-    pub async fn starttls(&mut self, acceptor: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+    pub async fn starttls(
+        &mut self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<()> {
         let Framing::Xml(x) = &mut self.framing else {
             return Err(detached());
         };
         let Transport::Plain(tcp) = std::mem::replace(&mut x.transport, Transport::Detached) else {
             return Err(detached());
         };
-        let tls = acceptor.accept(tcp).await?;
+        // Boxed: the handshake's state is large and short-lived.
+        let tls = Box::pin(TlsStream::accept(tcp, config)).await?;
         x.transport = Transport::Tls(Box::new(tls));
         x.reader.reset();
         x.out.clear();

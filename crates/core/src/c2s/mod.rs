@@ -9,6 +9,7 @@ pub mod negotiation;
 pub mod session;
 pub mod stream_management;
 pub mod throttle;
+pub mod tls_stream;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::Server;
 use conn::{Connection, Transport};
+use tls_stream::TlsStream;
 
 /// The parsing limits of every client stream.
 pub fn limits(server: &Server) -> Limits {
@@ -39,11 +41,10 @@ pub async fn serve_connection(
 ) {
     let _ = tcp.set_nodelay(true);
     let transport = if direct_tls {
-        let acceptor = tokio_rustls::TlsAcceptor::from(server.tls.clone());
         let handshake = tokio::time::timeout(
             std::time::Duration::from_secs(server.config.limits.auth_timeout),
             // Boxed: the handshake's state is large and short-lived.
-            Box::pin(acceptor.accept(tcp)),
+            Box::pin(TlsStream::accept(tcp, server.tls.clone())),
         )
         .await;
         match handshake {

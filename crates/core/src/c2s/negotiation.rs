@@ -294,8 +294,7 @@ impl<'a> Negotiation<'a> {
         if !self.write_el(&Element::bare("proceed", ns::TLS)).await {
             return Outcome::Close;
         }
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.server.tls.clone());
-        match self.conn.starttls(acceptor).await {
+        match self.conn.starttls(self.server.tls.clone()).await {
             Ok(()) => {
                 self.restarted = true;
                 self.header_sent = false;

@@ -1,0 +1,609 @@
+//! TLS on a client socket (after STARTTLS, or from the start with
+//! XEP-0368), with buffers that exist only while they hold something.
+//!
+//! rustls's buffered connection keeps a receive buffer of at least 4 KiB
+//! for the connection's whole life. Most client connections are idle most
+//! of the time, and that buffer was the largest single cost of an idle
+//! session. This stream drives rustls's unbuffered API instead, so the
+//! ciphertext in, the plaintext not yet read and the ciphertext not yet
+//! written are each a `Vec` that is freed as soon as it is drained. An idle
+//! connection keeps only the TLS keys and state.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Room made for one socket read. TLS records are at most about 16 KiB,
+/// so a burst of small stanzas usually arrives in one read.
+const READ_SIZE: usize = 8 * 1024;
+
+/// Bytes of record framing and AEAD tag per record, a first guess at the
+/// room an encryption needs (rustls says how much if it is not enough).
+const RECORD_OVERHEAD: usize = 64;
+const MAX_FRAGMENT: usize = 16 * 1024;
+
+/// Ciphertext held while a record or a handshake message is incomplete.
+/// rustls's buffered API allows handshake messages up to 64 KiB; one more
+/// read's worth on top is allowed, and a peer that sends more is cut off.
+const MAX_PENDING: usize = 64 * 1024 + READ_SIZE + MAX_FRAGMENT;
+
+/// A server-side TLS stream over TCP.
+pub struct TlsStream {
+    tcp: TcpStream,
+    tls: UnbufferedServerConnection,
+    /// Ciphertext read from the socket; `incoming[consumed..]` is not yet
+    /// processed (between reads, at most the start of one record).
+    incoming: Vec<u8>,
+    consumed: usize,
+    /// Decrypted application data; `plaintext[delivered..]` is not yet read.
+    plaintext: Vec<u8>,
+    delivered: usize,
+    /// Ciphertext to write; `outgoing[sent..]` is not yet written.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// The peer sent close_notify or closed the socket: reads return EOF.
+    read_closed: bool,
+    close_notify_queued: bool,
+    /// rustls reported a fatal error: the connection is unusable.
+    failed: bool,
+}
+
+/// What a call to `drive` is for.
+enum Want<'a> {
+    Read,
+    Write(&'a [u8]),
+    CloseNotify,
+}
+
+enum Failure {
+    /// The peer broke the protocol; rustls has an alert for it.
+    Tls(rustls::Error),
+    Io(io::Error),
+}
+
+/// Where processing the received records stopped.
+enum Stop {
+    /// rustls needs more ciphertext from the peer.
+    NeedInput,
+    /// Both sides sent close_notify.
+    Closed,
+}
+
+fn tls_error(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl TlsStream {
+    /// Run the server side of a TLS handshake on `tcp`.
+    pub async fn accept(tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let tls = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+        let mut stream = TlsStream {
+            tcp,
+            tls,
+            incoming: Vec::new(),
+            consumed: 0,
+            plaintext: Vec::new(),
+            delivered: 0,
+            outgoing: Vec::new(),
+            sent: 0,
+            read_closed: false,
+            close_notify_queued: false,
+            failed: false,
+        };
+        match std::future::poll_fn(|cx| stream.poll_handshake(cx)).await {
+            Ok(()) => Ok(stream),
+            Err(e) => {
+                stream.send_alert().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The socket under the TLS layer.
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let stop = self.drive(Want::Read)?;
+            // Our flight goes out before we wait for the peer's.
+            ready!(self.poll_send(cx))?;
+            if !self.tls.is_handshaking() {
+                return Poll::Ready(Ok(()));
+            }
+            if matches!(stop, Stop::Closed) || self.read_closed {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            if ready!(self.poll_receive(cx))? == 0 {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// After a failed handshake the peer gets the alert that says why, if
+    /// the socket takes it at once.
+    async fn send_alert(&mut self) {
+        let bounded = std::time::Duration::from_secs(1);
+        let _ = tokio::time::timeout(bounded, std::future::poll_fn(|cx| self.poll_send(cx))).await;
+    }
+
+    /// Process every complete record received (application data goes to
+    /// `plaintext`; handshake and alert records rustls wants to send go to
+    /// `outgoing`) until rustls waits for input, or, for a write, until
+    /// the data is encrypted into `outgoing`.
+    fn drive(&mut self, want: Want<'_>) -> io::Result<Stop> {
+        if self.failed {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "TLS failed"));
+        }
+        loop {
+            let UnbufferedStatus { discard, state } = self
+                .tls
+                .process_tls_records(&mut self.incoming[self.consumed..]);
+            let mut discard = discard;
+            let step = match state {
+                Err(e) => Err(Failure::Tls(e)),
+                Ok(ConnectionState::ReadTraffic(mut records)) => loop {
+                    match records.next_record() {
+                        None => break Ok(None),
+                        Some(Err(e)) => break Err(Failure::Tls(e)),
+                        Some(Ok(record)) => {
+                            discard += record.discard;
+                            self.plaintext.extend_from_slice(record.payload);
+                        }
+                    }
+                },
+                // Early data is never enabled in our config; should a peer
+                // send it anyway, it is read like any other data.
+                Ok(ConnectionState::ReadEarlyData(mut records)) => loop {
+                    match records.next_record() {
+                        None => break Ok(None),
+                        Some(Err(e)) => break Err(Failure::Tls(e)),
+                        Some(Ok(record)) => {
+                            discard += record.discard;
+                            self.plaintext.extend_from_slice(record.payload);
+                        }
+                    }
+                },
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    encode_into(&mut self.outgoing, |buf| data.encode(buf))
+                        .map(|()| None)
+                        .map_err(Failure::Io)
+                }
+                // What was encoded is in `outgoing`, which is written in
+                // order before anything encrypted later.
+                Ok(ConnectionState::TransmitTlsData(data)) => {
+                    data.done();
+                    Ok(None)
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.read_closed = true;
+                    Ok(None)
+                }
+                Ok(ConnectionState::Closed) => {
+                    self.read_closed = true;
+                    match want {
+                        Want::Read => Ok(Some(Stop::Closed)),
+                        _ => Err(Failure::Io(io::ErrorKind::BrokenPipe.into())),
+                    }
+                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    let out = &mut self.outgoing;
+                    let encrypted = match want {
+                        Want::Read => Ok(()),
+                        Want::Write(data) => {
+                            encrypt_into(out, data.len(), |buf| traffic.encrypt(data, buf))
+                        }
+                        Want::CloseNotify => {
+                            encrypt_into(out, 0, |buf| traffic.queue_close_notify(buf))
+                        }
+                    };
+                    encrypted
+                        .map(|()| Some(Stop::NeedInput))
+                        .map_err(Failure::Io)
+                }
+                Ok(ConnectionState::BlockedHandshake) => match want {
+                    Want::Read => Ok(Some(Stop::NeedInput)),
+                    _ => Err(Failure::Io(io::ErrorKind::NotConnected.into())),
+                },
+                // The enum is non-exhaustive; a state this code does not
+                // know cannot be handled safely.
+                Ok(_) => Err(Failure::Io(io::Error::other("unexpected TLS state"))),
+            };
+            match step {
+                Ok(stop) => {
+                    self.discard(discard);
+                    if let Some(stop) = stop {
+                        return Ok(stop);
+                    }
+                }
+                Err(Failure::Io(e)) => return Err(e),
+                Err(Failure::Tls(e)) => {
+                    self.failed = true;
+                    self.queue_alert();
+                    return Err(tls_error(e));
+                }
+            }
+        }
+    }
+
+    /// After a fatal error rustls has queued an alert that says why. It is
+    /// asked for it once only: asked again, it would process the same bad
+    /// input again and fail a second time.
+    fn queue_alert(&mut self) {
+        let UnbufferedStatus { state, .. } = self
+            .tls
+            .process_tls_records(&mut self.incoming[self.consumed..]);
+        if let Ok(ConnectionState::EncodeTlsData(mut alert)) = state {
+            let _ = encode_into(&mut self.outgoing, |buf| alert.encode(buf));
+        }
+    }
+
+    /// Forget ciphertext rustls has processed; free the buffer once empty.
+    fn discard(&mut self, n: usize) {
+        self.consumed += n;
+        if self.consumed >= self.incoming.len() {
+            self.incoming = Vec::new();
+            self.consumed = 0;
+        }
+    }
+
+    /// Read what the socket has into `incoming`. `Ok(0)`: end of stream.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.consumed > 0 {
+            self.incoming.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        if self.incoming.len() > MAX_PENDING {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "TLS message too large",
+            )));
+        }
+        loop {
+            ready!(self.tcp.poll_read_ready(cx))?;
+            self.incoming.reserve(READ_SIZE);
+            match self.tcp.try_read_buf(&mut self.incoming) {
+                Ok(n) => {
+                    if self.incoming.is_empty() {
+                        self.incoming = Vec::new();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                // Readiness was stale; tokio cleared it, so wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Write out `outgoing`; ready once all of it is written, and then
+    /// the buffer is freed.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.outgoing.len() {
+            let n = ready!(Pin::new(&mut self.tcp).poll_write(cx, &self.outgoing[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.outgoing = Vec::new();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Let `encode` write at the end of `out`, growing it to the size rustls
+/// asks for.
+fn encode_into(
+    out: &mut Vec<u8>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) -> io::Result<()> {
+    let start = out.len();
+    let mut room = 512;
+    loop {
+        out.resize(start + room, 0);
+        match encode(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncodeError::InsufficientSize(e)) if e.required_size > room => {
+                room = e.required_size;
+            }
+            Err(EncodeError::AlreadyEncoded) => {
+                out.truncate(start);
+                return Ok(());
+            }
+            Err(e) => {
+                out.truncate(start);
+                return Err(tls_error(e));
+            }
+        }
+    }
+}
+
+/// Let `encrypt` write `len` bytes of plaintext as records at the end of
+/// `out`, growing it to the size rustls asks for.
+fn encrypt_into(
+    out: &mut Vec<u8>,
+    len: usize,
+    mut encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
+) -> io::Result<()> {
+    let start = out.len();
+    let mut room = len + (len / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
+    loop {
+        out.resize(start + room, 0);
+        match encrypt(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(EncryptError::InsufficientSize(e)) if e.required_size > room => {
+                room = e.required_size;
+            }
+            Err(e) => {
+                out.truncate(start);
+                return Err(tls_error(e));
+            }
+        }
+    }
+}
+
+impl AsyncRead for TlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.delivered < this.plaintext.len() {
+                let pending = &this.plaintext[this.delivered..];
+                let n = pending.len().min(buf.remaining());
+                buf.put_slice(&pending[..n]);
+                this.delivered += n;
+                if this.delivered == this.plaintext.len() {
+                    this.plaintext = Vec::new();
+                    this.delivered = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.read_closed {
+                return Poll::Ready(Ok(()));
+            }
+            let stop = this.drive(Want::Read)?;
+            // Handshake messages after the handshake (a key update's
+            // answer) go out when the socket takes them; a later write
+            // sends them otherwise, ahead of its own data.
+            if !this.outgoing.is_empty() {
+                if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if this.delivered < this.plaintext.len() {
+                continue;
+            }
+            if matches!(stop, Stop::Closed) {
+                continue;
+            }
+            if ready!(this.poll_receive(cx))? == 0 {
+                // TCP closed without close_notify: for a stream of XML
+                // the parser tells whether anything was cut short.
+                this.read_closed = true;
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // What was encrypted before goes out first, so at most one write's
+        // worth of ciphertext waits in memory.
+        ready!(this.poll_send(cx))?;
+        if this.close_notify_queued {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        this.drive(Want::Write(data))?;
+        if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_send(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.close_notify_queued {
+            ready!(this.poll_send(cx))?;
+            this.close_notify_queued = true;
+            // A connection that already failed has nothing to close.
+            let _ = this.drive(Want::CloseNotify);
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::ServerName;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn server_config(dir: &std::path::Path) -> Arc<ServerConfig> {
+        crate::tls::server_config(None, None, "localhost", dir).unwrap()
+    }
+
+    fn connector() -> tokio_rustls::TlsConnector {
+        let cfg = roost_insecure_tls::client_config(&[]).unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    }
+
+    /// A loopback TCP pair: (client side, server side).
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    async fn handshake(
+        dir: &std::path::Path,
+    ) -> (tokio_rustls::client::TlsStream<TcpStream>, TlsStream) {
+        let (client, server) = tcp_pair().await;
+        let name = ServerName::try_from("localhost").unwrap();
+        let (c, s) = tokio::join!(
+            connector().connect(name, client),
+            TlsStream::accept(server, server_config(dir))
+        );
+        (c.unwrap(), s.unwrap())
+    }
+
+    #[tokio::test]
+    async fn carries_data_both_ways_and_frees_buffers_when_drained() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, mut server) = handshake(dir.path()).await;
+        assert!(server.incoming.is_empty() && server.outgoing.capacity() == 0);
+
+        // More than one record each way (records hold at most 16 KiB).
+        let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let send = big.clone();
+        let writer = tokio::spawn(async move {
+            client.write_all(&send).await.unwrap();
+            client.flush().await.unwrap();
+            client
+        });
+        let mut got = vec![0u8; big.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, big);
+        let mut client = writer.await.unwrap();
+
+        server.write_all(&big).await.unwrap();
+        server.flush().await.unwrap();
+        let mut back = vec![0u8; big.len()];
+        client.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, big);
+
+        // Everything was read and written: nothing is held.
+        assert_eq!(server.incoming.capacity(), 0);
+        assert_eq!(server.plaintext.capacity(), 0);
+        assert_eq!(server.outgoing.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn close_notify_ends_the_stream_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, mut server) = handshake(dir.path()).await;
+        client.write_all(b"last words").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut all = Vec::new();
+        server.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"last words");
+
+        server.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn garbage_instead_of_a_client_hello_fails_the_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, server) = tcp_pair().await;
+        client
+            .write_all(b"<stream:stream to='localhost'>")
+            .await
+            .unwrap();
+        let err = TlsStream::accept(server, server_config(dir.path()))
+            .await
+            .err()
+            .expect("not TLS");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // The server said why (an alert record, content type 21) and closed.
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer).await;
+        assert_eq!(answer.first(), Some(&21));
+    }
+
+    #[tokio::test]
+    async fn a_forged_record_fails_the_connection_once_with_an_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, mut server) = handshake(dir.path()).await;
+        // An application-data record that was never encrypted by the peer.
+        let mut forged = vec![23, 3, 3, 0, 40];
+        forged.resize(5 + 40, 7);
+        client.get_mut().0.write_all(&forged).await.unwrap();
+        let mut buf = [0u8; 64];
+        let err = server.read(&mut buf).await.expect_err("forged");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // Later use fails the same way, and closing still works.
+        assert!(server.read(&mut buf).await.is_err());
+        assert!(server.write_all(b"x").await.is_err());
+        let _ = server.shutdown().await;
+        // The client learns why: rustls reports the alert it received.
+        let err = client.read(&mut buf).await.expect_err("alert");
+        assert!(err.to_string().contains("BadRecordMac"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_hangs_up_mid_handshake_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, server) = tcp_pair().await;
+        // The first bytes of a handshake record, then nothing.
+        client.write_all(&[22, 3, 1, 0, 200, 1]).await.unwrap();
+        client.shutdown().await.unwrap();
+        let err = TlsStream::accept(server, server_config(dir.path()))
+            .await
+            .err()
+            .expect("cut short");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn an_endless_handshake_message_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut client, server) = tcp_pair().await;
+        let feeder = tokio::spawn(async move {
+            // A ClientHello header claiming 16 MiB, then filler records.
+            let mut first = vec![22, 3, 1, 0x40, 0x00, 1, 0xff, 0xff, 0xff];
+            first.resize(5 + 0x4000, 0);
+            let _ = client.write_all(&first).await;
+            let mut more = vec![22, 3, 3, 0x40, 0x00];
+            more.resize(5 + 0x4000, 0);
+            for _ in 0..16 {
+                if client.write_all(&more).await.is_err() {
+                    break;
+                }
+            }
+            client
+        });
+        let res = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            TlsStream::accept(server, server_config(dir.path())),
+        )
+        .await
+        .expect("bounded");
+        assert!(res.is_err());
+        drop(feeder.await);
+    }
+}
