@@ -14,6 +14,7 @@ pub mod config;
 pub mod counters;
 pub mod http;
 pub mod listener;
+pub mod mailbox;
 pub mod mam_query;
 pub mod metrics;
 pub mod module;

@@ -152,6 +152,7 @@ impl XmlReader {
                         // time, so give back the parser's token buffer and
                         // keep only a little context for error reports.
                         self.parser.release_temporaries();
+                        self.stack = Vec::new();
                         let cut = self.recent.len().saturating_sub(IDLE_KEEP);
                         self.recent.drain(..cut);
                         self.recent.shrink_to_fit();

@@ -25,8 +25,9 @@ use std::sync::Arc;
 use jid::BareJid;
 use minidom::Element;
 use roost_proto::{Stanza, StanzaError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+use crate::mailbox::{self, TrySendError};
 use crate::server::Server;
 use resources::Resources;
 use roster::RosterCache;
@@ -60,14 +61,12 @@ pub enum AccountMsg {
     },
 }
 
-/// Queue entries are boxed: tokio's channel allocates its slots in blocks
-/// of 32 up front, so a large message type would cost every idle account
-/// 32 times its size.
+/// Queue entries are boxed, so that a queue's slots are a pointer each.
 pub(crate) type QueuedMsg = Box<AccountMsg>;
 
 #[derive(Clone)]
 pub struct AccountHandle {
-    pub(crate) tx: mpsc::Sender<QueuedMsg>,
+    pub(crate) tx: mailbox::Sender<QueuedMsg>,
     pub(crate) generation: u64,
 }
 
@@ -76,7 +75,7 @@ impl AccountHandle {
     #[allow(clippy::result_large_err)]
     pub fn send(&self, msg: AccountMsg) -> Result<(), AccountMsg> {
         self.tx.try_send(Box::new(msg)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => *m,
+            TrySendError::Full(m) | TrySendError::Closed(m) => *m,
         })
     }
 }
@@ -113,7 +112,7 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 
 impl Account {
     pub(crate) fn spawn(server: &Arc<Server>, jid: BareJid, generation: u64) -> AccountHandle {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mailbox::channel(QUEUE);
         let account = Account {
             server: server.clone(),
             jid,
@@ -129,7 +128,7 @@ impl Account {
         AccountHandle { tx, generation }
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<QueuedMsg>, generation: u64) {
+    async fn run(mut self, mut rx: mailbox::Receiver<QueuedMsg>, generation: u64) {
         self.exists = match self.server.stores.accounts.account_exists(&self.jid).await {
             Ok(e) => e,
             Err(e) => {

@@ -6,7 +6,7 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 use roost_proto::{ns, Elem, ElementExt, Stanza};
 
-use super::resources::ResourceEntry;
+use super::resources::{ResourceEntry, StoredPresence};
 use super::subscription::is_subscription_type;
 use super::Account;
 
@@ -64,7 +64,7 @@ impl Account {
         el.unset("to");
         el.set("from", entry.handle.jid.as_str());
         entry.priority = priority_of(&el);
-        entry.presence = Some(el.clone());
+        entry.presence = Some(StoredPresence::new(&el));
         self.caps_from_presence(resource, &el);
         let contacts = self.subscribers().await;
         for contact in &contacts {
@@ -92,9 +92,8 @@ impl Account {
                 if other.handle.jid.resource().as_str() == resource {
                     continue;
                 }
-                if let Some(p) = &other.presence {
+                if let Some(mut p) = other.presence.as_ref().and_then(StoredPresence::element) {
                     if let Some(me) = self.resources.get(resource) {
-                        let mut p = p.clone();
                         p.set("to", me.handle.jid.as_str());
                         me.handle.send(p);
                     }
@@ -256,8 +255,7 @@ impl Account {
             .map(|j| j.to_string())
             .unwrap_or_default();
         for e in self.resources.available() {
-            if let Some(p) = &e.presence {
-                let mut p = p.clone();
+            if let Some(mut p) = e.presence.as_ref().and_then(StoredPresence::element) {
                 p.set("to", to.as_str());
                 self.server.route_element(p);
             }

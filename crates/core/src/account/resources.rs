@@ -6,11 +6,11 @@ use std::collections::HashSet;
 
 use jid::{FullJid, Jid};
 use minidom::Element;
-use roost_proto::StreamError;
-use tokio::sync::mpsc;
+use roost_proto::{ElementExt, StreamError};
 
-/// What a session task receives. Boxed because tokio's channel reserves
-/// its slots 32 at a time, idle sessions included.
+use crate::mailbox::{self, TrySendError};
+
+/// What a session task receives (boxed: a queue's slots are a pointer each).
 pub enum SessionMsg {
     Stanza(Box<Element>),
 }
@@ -24,16 +24,16 @@ pub type KillReason = Box<(StreamError, String)>;
 pub struct SessionHandle {
     pub id: u64,
     pub jid: FullJid,
-    tx: mpsc::Sender<SessionMsg>,
-    kill: mpsc::Sender<KillReason>,
+    tx: mailbox::Sender<SessionMsg>,
+    kill: mailbox::Sender<KillReason>,
 }
 
 impl SessionHandle {
     pub fn new(
         id: u64,
         jid: FullJid,
-        tx: mpsc::Sender<SessionMsg>,
-        kill: mpsc::Sender<KillReason>,
+        tx: mailbox::Sender<SessionMsg>,
+        kill: mailbox::Sender<KillReason>,
     ) -> SessionHandle {
         SessionHandle { id, jid, tx, kill }
     }
@@ -42,8 +42,8 @@ impl SessionHandle {
     /// `policy-violation` rather than allowed to grow without bound.
     pub fn send(&self, el: Element) {
         match self.tx.try_send(SessionMsg::Stanza(Box::new(el))) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
                 crate::counters::SESSION_QUEUE_OVERFLOWS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -57,11 +57,36 @@ impl SessionHandle {
     }
 }
 
+/// A resource's last available presence, kept as its XML. A parsed
+/// element costs a B-tree node (about half a KiB) for each attribute and
+/// namespace map, for as long as the resource is online; a copy is needed
+/// only when a probe, a new subscription or a new resource of the account
+/// asks for it.
+pub struct StoredPresence(Box<str>);
+
+impl StoredPresence {
+    pub fn new(el: &Element) -> StoredPresence {
+        StoredPresence(el.to_xml().into_boxed_str())
+    }
+
+    /// A copy to send.
+    pub fn element(&self) -> Option<Element> {
+        match self.0.parse::<Element>() {
+            Ok(el) => Some(el),
+            Err(e) => {
+                // Written by our own serialiser, so this is a bug.
+                tracing::error!(error = %e, "stored presence does not parse");
+                None
+            }
+        }
+    }
+}
+
 pub struct ResourceEntry {
     pub handle: SessionHandle,
     /// Last available presence broadcast by the resource; `None` until
     /// initial presence and after unavailable.
-    pub presence: Option<Element>,
+    pub presence: Option<StoredPresence>,
     pub priority: i8,
     /// Requested the roster, so gets roster pushes (RFC 6121 §2.1.6).
     pub interested: bool,
@@ -169,5 +194,22 @@ impl Resources {
             None => Vec::new(),
             Some(best) => self.available().filter(|e| e.priority == best).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_presence_gives_back_the_same_element() {
+        let xml = "<presence xmlns='jabber:client' from='a@localhost/phone' xml:lang='de'>\
+            <show>away</show><status>&lt;tea &amp; cake&gt; \u{1F375}</status>\
+            <priority>-3</priority>\
+            <c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='n' ver='v='/>\
+            <x xmlns='vcard-temp:x:update'><photo/></x></presence>";
+        let el: Element = xml.parse().unwrap();
+        let stored = StoredPresence::new(&el);
+        assert_eq!(stored.element(), Some(el));
     }
 }

@@ -8,6 +8,7 @@ use minidom::Element;
 use roost_proto::{ns, Elem, ElementExt, Stanza};
 use roost_store::{RosterItem, Subscription};
 
+use super::resources::StoredPresence;
 use super::Account;
 
 pub fn is_subscription_type(t: Option<&str>) -> bool {
@@ -31,8 +32,7 @@ impl Account {
     /// from every available resource (§3.1.5).
     pub(super) fn send_presence_from_all(&self, contact: &BareJid) {
         for entry in self.resources.available() {
-            if let Some(p) = &entry.presence {
-                let mut p = p.clone();
+            if let Some(mut p) = entry.presence.as_ref().and_then(StoredPresence::element) {
                 p.set("from", entry.handle.jid.as_str());
                 p.set("to", contact.as_str());
                 self.server.route_element(p);

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::Connection;
 use crate::account::{AccountMsg, SessionHandle, SessionMsg};
+use crate::mailbox;
 use crate::module::Scope;
 use crate::server::{iq_reply, Server};
 
@@ -27,8 +28,8 @@ pub struct Negotiated {
     pub conn: Connection,
     pub jid: FullJid,
     pub handle: SessionHandle,
-    pub rx: mpsc::Receiver<SessionMsg>,
-    pub kill: mpsc::Receiver<crate::account::KillReason>,
+    pub rx: mailbox::Receiver<SessionMsg>,
+    pub kill: mailbox::Receiver<crate::account::KillReason>,
     /// Events read together with the bind request, processed first.
     pub pending: Vec<StreamEvent>,
 }
@@ -588,8 +589,8 @@ impl<'a> Negotiation<'a> {
                 };
             }
         };
-        let (tx, rx) = mpsc::channel(self.server.config.limits.session_queue);
-        let (kill_tx, kill) = mpsc::channel(1);
+        let (tx, rx) = mailbox::channel(self.server.config.limits.session_queue);
+        let (kill_tx, kill) = mailbox::channel(1);
         let handle = SessionHandle::new(self.server.next_session_id(), jid.clone(), tx, kill_tx);
         let (done_tx, done_rx) = oneshot::channel();
         self.server.send_to_account(

@@ -120,8 +120,8 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                 s.outgoing(*el);
                 for _ in 0..WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(SessionMsg::Stanza(el)) => s.outgoing(*el),
-                        Err(_) => break,
+                        Some(SessionMsg::Stanza(el)) => s.outgoing(*el),
+                        None => break,
                     }
                 }
                 s.request_ack();
