@@ -103,6 +103,7 @@ fn init_logging(cfg: &Config) {
 fn serve(config: ConfigArg) -> anyhow::Result<()> {
     let cfg = Config::load(config.config.as_deref())?;
     init_logging(&cfg);
+    roost_server::malloc_tuning::tune();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

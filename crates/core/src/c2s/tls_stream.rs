@@ -140,13 +140,24 @@ impl TlsStream {
     /// `outgoing`) until rustls waits for input, or, for a write, until
     /// the data is encrypted into `outgoing`.
     fn drive(&mut self, want: Want<'_>) -> io::Result<Stop> {
+        let mut incoming = std::mem::take(&mut self.incoming);
+        let result = self.drive_in(&mut incoming[self.consumed..], want);
+        self.incoming = incoming;
+        let (stop, consumed) = result?;
+        self.discard(consumed);
+        Ok(stop)
+    }
+
+    /// `drive` over ciphertext in `buf`, which is not `incoming`; also
+    /// says how many bytes of it were processed.
+    fn drive_in(&mut self, buf: &mut [u8], want: Want<'_>) -> io::Result<(Stop, usize)> {
         if self.failed {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "TLS failed"));
         }
+        let mut consumed = 0;
         loop {
-            let UnbufferedStatus { discard, state } = self
-                .tls
-                .process_tls_records(&mut self.incoming[self.consumed..]);
+            let UnbufferedStatus { discard, state } =
+                self.tls.process_tls_records(&mut buf[consumed..]);
             let mut discard = discard;
             let step = match state {
                 Err(e) => Err(Failure::Tls(e)),
@@ -219,15 +230,15 @@ impl TlsStream {
             };
             match step {
                 Ok(stop) => {
-                    self.discard(discard);
+                    consumed += discard;
                     if let Some(stop) = stop {
-                        return Ok(stop);
+                        return Ok((stop, consumed));
                     }
                 }
                 Err(Failure::Io(e)) => return Err(e),
                 Err(Failure::Tls(e)) => {
                     self.failed = true;
-                    self.queue_alert();
+                    self.queue_alert(&mut buf[consumed..]);
                     return Err(tls_error(e));
                 }
             }
@@ -237,10 +248,8 @@ impl TlsStream {
     /// After a fatal error rustls has queued an alert that says why. It is
     /// asked for it once only: asked again, it would process the same bad
     /// input again and fail a second time.
-    fn queue_alert(&mut self) {
-        let UnbufferedStatus { state, .. } = self
-            .tls
-            .process_tls_records(&mut self.incoming[self.consumed..]);
+    fn queue_alert(&mut self, buf: &mut [u8]) {
+        let UnbufferedStatus { state, .. } = self.tls.process_tls_records(buf);
         if let Ok(ConnectionState::EncodeTlsData(mut alert)) = state {
             let _ = encode_into(&mut self.outgoing, |buf| alert.encode(buf));
         }
@@ -282,6 +291,24 @@ impl TlsStream {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// Read what the socket has into a buffer on the stack and process it
+    /// there; only the start of a record cut off at the end of the read is
+    /// kept, in `incoming`. The usual read so allocates nothing, and a
+    /// busy connection does not allocate and free a large buffer per read.
+    fn poll_receive_on_stack(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); READ_SIZE];
+        let mut buf = ReadBuf::uninit(&mut stack);
+        ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut buf))?;
+        let n = buf.filled().len();
+        if n > 0 {
+            let data = buf.filled_mut();
+            let (_, consumed) = self.drive_in(data, Want::Read)?;
+            self.incoming = data[consumed..].to_vec();
+            self.consumed = 0;
+        }
+        Poll::Ready(Ok(n))
     }
 
     /// Write out `outgoing`; ready once all of it is written, and then
@@ -394,7 +421,12 @@ impl AsyncRead for TlsStream {
             if matches!(stop, Stop::Closed) {
                 continue;
             }
-            if ready!(this.poll_receive(cx))? == 0 {
+            let received = if this.incoming.is_empty() {
+                ready!(this.poll_receive_on_stack(cx))?
+            } else {
+                ready!(this.poll_receive(cx))?
+            };
+            if received == 0 {
                 // TCP closed without close_notify: for a stream of XML
                 // the parser tells whether anything was cut short.
                 this.read_closed = true;
