@@ -47,6 +47,8 @@ enum Job {
 #[derive(Clone)]
 pub(super) struct ArchiveWriter {
     tx: mpsc::Sender<Job>,
+    /// The writer thread, woken early by a barrier.
+    thread: std::thread::Thread,
 }
 
 fn bare_of(jid: &str) -> &str {
@@ -85,24 +87,33 @@ fn commit(conn: &Arc<Mutex<Connection>>, batch: &[Row]) -> Result<()> {
     tx.commit().db()
 }
 
-/// Take what arrives within the gather window (none if a barrier waits:
-/// someone is reading), then commit the rows and answer the barriers.
+/// Take what arrives within the gather window (no more once a barrier
+/// waits: someone is reading), then commit the rows and answer the
+/// barriers.
 fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let until = Instant::now() + GATHER;
-        while jobs.len() < MAX_BATCH {
-            let reading = jobs.iter().any(|j| matches!(j, Job::Barrier(_)));
-            let next = if reading {
-                rx.try_recv().ok()
-            } else {
-                let left = until.saturating_duration_since(Instant::now());
-                rx.recv_timeout(left).ok()
-            };
-            match next {
-                Some(job) => jobs.push(job),
-                None => break,
+        // The thread sleeps through the window instead of waking for every
+        // row: a row does not wake it, a barrier does (`settle`).
+        loop {
+            let mut open = true;
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
             }
+            let reading = jobs.iter().any(|j| matches!(j, Job::Barrier(_)));
+            let left = until.saturating_duration_since(Instant::now());
+            if !open || reading || jobs.len() >= MAX_BATCH || left.is_zero() {
+                break;
+            }
+            std::thread::park_timeout(left);
         }
         let mut rows = Vec::with_capacity(jobs.len());
         let mut barriers = Vec::new();
@@ -141,11 +152,14 @@ impl ArchiveWriter {
     /// dropped, after committing what was queued.
     pub(super) fn start(conn: Arc<Mutex<Connection>>) -> Result<ArchiveWriter> {
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("roost-archive".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the archive writer: {e}")))?;
-        Ok(ArchiveWriter { tx })
+        Ok(ArchiveWriter {
+            tx,
+            thread: writer.thread().clone(),
+        })
     }
 
     /// Queue a row and wait until it is committed.
@@ -177,6 +191,8 @@ impl ArchiveWriter {
     pub(super) async fn settle(&self) -> Result<()> {
         let (done, wait) = oneshot::channel();
         self.tx.send(Job::Barrier(done)).map_err(|_| stopped())?;
+        // A reader waits: end the gather window now.
+        self.thread.unpark();
         wait.await.map_err(|_| stopped())
     }
 }
