@@ -60,7 +60,7 @@ trap 'exit 130' INT TERM
 
 # --- sizes ---------------------------------------------------------------
 if [ $MODE = quick ]; then
-    LOGIN_N=200; LOGIN_C=20
+    LOGIN_N=1000; LOGIN_C=50
     IDLE_N=1000
     CHAT_PAIRS=10; CHAT_RATES="200 800"; CHAT_T=3
     MUC_ROOMS=4; MUC_USERS=10; MUC_KS="1 3"; MUC_SENDERS=4; MUC_RATES="20 80"; MUC_T=3

@@ -156,8 +156,9 @@ pub async fn serve_connection(
     let served = async {
         match &endpoint.tls {
             Some(tls) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(tls.clone());
-                match acceptor.accept(tcp).await {
+                // The same TLS stream as c2s: a WebSocket session is as
+                // long-lived and as idle as a TCP one.
+                match crate::c2s::tls_stream::TlsStream::accept(tcp, tls.clone()).await {
                     Ok(stream) => serve_http(info, stream).await,
                     Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 }
