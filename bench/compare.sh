@@ -196,10 +196,36 @@ for s in $SERVERS; do
     echo "$s pid ${PID[$s]}" >&2
 done
 
+# CPU ticks (utime + stime) of every server we started, summed.
+servers_ticks() {
+    local pid total=0 t
+    for pid in "${PID[@]}"; do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+# Wait (at most 20 s) until no server has used more than one tick of CPU
+# in half a second: work one server left behind (a database flush, a
+# garbage collection, an Erlang scheduler spinning down) must not run on
+# the cores while the next server is measured.
+quiesce() {
+    local before after
+    for _ in $(seq 1 40); do
+        before=$(servers_ticks)
+        sleep 0.5
+        after=$(servers_ticks)
+        [ $((after - before)) -le 1 ] && return 0
+    done
+    echo "servers still busy after 20 s; measuring anyway" >&2
+}
+
 # run SCENARIO ARGS...: the same scenario against every server, in turn.
 run() {
     local s extra
     for s in $SERVERS; do
+        quiesce
         extra=()
         [ "$s" = roost ] && extra=(--metrics 127.0.0.1:15280)
         log "$s: $*"

@@ -76,6 +76,9 @@ async fn room_with_five(s: &TestServer) -> (Client, String) {
     for i in 1..=5 {
         a.say(&r, &format!("m{i}")).await;
         a.expect_groupchat(&format!("m{i}")).await;
+        // Stamps have millisecond precision: keep each message in its own
+        // millisecond so that time bounds can tell them apart.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     (a, r)
 }

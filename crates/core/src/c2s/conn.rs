@@ -22,6 +22,10 @@ use super::websocket::WebSocket;
 /// stack of the read that uses it, so idle connections hold none.
 const READ_BUF: usize = 8 * 1024;
 
+/// Room made in the output buffer when the first stanza after a flush is
+/// queued; most stanzas fit.
+const OUT_START: usize = 1024;
+
 pub enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream>),
@@ -293,7 +297,14 @@ impl Connection {
     /// Queue a stanza or nonza.
     pub fn queue_element(&mut self, el: &Element) {
         match &mut self.framing {
-            Framing::Xml(x) => writer::element_into(el, &mut x.out),
+            Framing::Xml(x) => {
+                if x.out.capacity() == 0 {
+                    // One allocation for a usual stanza, not a doubling
+                    // from 8 bytes up for every flush.
+                    x.out.reserve(OUT_START);
+                }
+                writer::element_into(el, &mut x.out)
+            }
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::element(el)),
             Framing::Detached => {}
         }

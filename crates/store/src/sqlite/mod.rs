@@ -1,5 +1,6 @@
 //! Embedded SQLite backend: one connection behind a mutex, used from async
-//! code through `spawn_blocking`, with the schema kept by versioned migrations.
+//! code through one storage thread (`worker`), with the schema kept by
+//! versioned migrations.
 //!
 //! The server and the `roost user add` CLI open the same file from different
 //! processes, so the connection uses WAL (readers don't block the writer), a
@@ -16,6 +17,7 @@ mod offline;
 mod private;
 mod pubsub;
 mod roster;
+mod worker;
 
 use crate::{Result, StoreError};
 use jid::BareJid;
@@ -59,7 +61,7 @@ impl Cached for Connection {
 /// the connection.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    worker: worker::Worker,
     archive_writer: group_commit::ArchiveWriter,
 }
 
@@ -127,25 +129,17 @@ impl SqliteStore {
         let conn = Arc::new(Mutex::new(conn));
         Ok(SqliteStore {
             archive_writer: group_commit::ArchiveWriter::start(conn.clone())?,
-            conn,
+            worker: worker::Worker::start(conn)?,
         })
     }
 
-    /// Run `f` on the connection in the blocking pool.
+    /// Run `f` on the connection, on the storage thread.
     async fn call<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| StoreError::Backend("sqlite connection mutex poisoned".into()))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(join_error)?
+        self.worker.run(f).await
     }
 
     /// Run `f` in an immediate transaction, committed before returning.

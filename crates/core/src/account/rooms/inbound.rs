@@ -20,19 +20,32 @@ fn removal(presence: &Element) -> bool {
 
 impl Account {
     fn fork(&self, room: &BareJid, el: &Element) {
+        self.fork_owned(room, el.clone());
+    }
+
+    /// `fork`, with the last session getting `el` itself: one copy fewer
+    /// per message, none when the account has one session in the room.
+    fn fork_owned(&self, room: &BareJid, el: Element) {
         let Some(state) = self.rooms.map.get(room) else {
             return;
         };
         // While joining, the room's join sequence goes to the pending
         // sessions; during a transparent rejoin the joined ones keep getting it.
-        let targets: Vec<String> = state
+        let targets = state
             .joined
             .iter()
-            .cloned()
-            .chain(state.pending.iter().map(|p| p.resource.clone()))
-            .collect();
-        for r in targets {
-            self.to_session(&r, el.clone());
+            .chain(state.pending.iter().map(|p| &p.resource));
+        let count = state.joined.len() + state.pending.len();
+        let mut el = Some(el);
+        for (i, r) in targets.enumerate() {
+            let copy = if i + 1 == count {
+                el.take()
+            } else {
+                el.clone()
+            };
+            if let Some(copy) = copy {
+                self.to_session(r, copy);
+            }
         }
     }
 
@@ -210,16 +223,19 @@ impl Account {
                 state.default_history += 1;
             }
         }
-        // Forwarded first: the sessions need not wait for the archive write.
-        self.fork(room, &el);
         if groupchat && el.has_child("body", ns::CLIENT) {
-            self.archive_groupchat(room, &mut el).await;
+            // Stored without the account as addressee; each session's copy
+            // gets its own `to` when forked.
+            el.unset("to");
+            // Only queued: the sessions do not wait for the disk.
+            self.archive_groupchat(room, &el);
         }
+        self.fork_owned(room, el);
     }
 
     /// Rule 14: stored once, under the room's stanza-id, so history replays
     /// and duplicates (the room's join history) are recognised.
-    async fn archive_groupchat(&mut self, room: &BareJid, el: &mut Element) {
+    fn archive_groupchat(&mut self, room: &BareJid, el: &Element) {
         if !self.server.config.archive.enabled {
             return;
         }
@@ -229,13 +245,11 @@ impl Account {
             .and_then(|c| c.attr("id"))
             .map(str::to_string);
         let id = room_id.unwrap_or_else(|| roost_proto::id::random_token(18));
-        let mut stored = el.clone();
-        stored.unset("to");
         let msg = ArchivedMessage {
             id,
             with: el.attr("from").unwrap_or(room.as_str()).to_string(),
             stamp_ms: crate::account::archive::now_ms(),
-            xml: stored.to_xml(),
+            xml: el.to_xml(),
         };
         // A duplicate id (history we already hold) is refused by the store.
         // Queued, not awaited: the account moves on to the next stanza, and
