@@ -4,7 +4,6 @@
 pub mod bookmark_rooms;
 pub mod config;
 pub mod counters_log;
-pub mod malloc_tuning;
 pub mod modules;
 pub mod start;
 pub mod xeps;

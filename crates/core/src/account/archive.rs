@@ -131,7 +131,7 @@ impl Account {
         if !archivable(el) || !self.should_archive(with).await {
             return;
         }
-        let id = roost_proto::id::random_token(18);
+        let id = roost_proto::id::archive_id();
         if inbound {
             let mine = self.jid.to_string();
             let kept: Vec<Element> = el

@@ -112,7 +112,7 @@ impl Room {
         }
         let now = SystemTime::now();
         let archive = has_body && self.config.archiving && !el.has_child("no-store", ns::HINTS);
-        let stanza_id = roost_proto::id::random_token(18);
+        let stanza_id = roost_proto::id::archive_id();
         if archive {
             out.append_child(
                 Element::bare("stanza-id", ns::SID)

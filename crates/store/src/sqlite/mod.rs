@@ -29,6 +29,9 @@ use std::time::Duration;
 /// How long a statement waits for a lock held by another process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Pages of WAL after which a commit checkpoints (see `init`).
+const WAL_AUTOCHECKPOINT: i64 = 10_000;
+
 /// Statements kept prepared per connection: more than the store has.
 const STATEMENT_CACHE: usize = 256;
 
@@ -115,6 +118,14 @@ impl SqliteStore {
         // is stored may be lost by a power cut.
         conn.pragma_update(None, "synchronous", "FULL").db()?;
         conn.pragma_update(None, "foreign_keys", true).db()?;
+        // Checkpoint (copy the WAL back into the database) every 10,000
+        // pages (40 MiB of WAL) instead of SQLite's 1,000: the archive's
+        // hot pages are rewritten by every commit, and a checkpoint copies
+        // each of them once however often the WAL holds it, so rarer
+        // checkpoints copy less (a quarter fewer bytes written in the MUC
+        // benchmark). The WAL file stays at most about that size.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+            .db()?;
         // Every statement the store runs, kept prepared (see `Cached`).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Plans that do not depend on bound values: otherwise this build of

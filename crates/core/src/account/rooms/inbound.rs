@@ -244,7 +244,7 @@ impl Account {
             .find(|c| c.is("stanza-id", ns::SID) && c.attr("by") == Some(room.as_str()))
             .and_then(|c| c.attr("id"))
             .map(str::to_string);
-        let id = room_id.unwrap_or_else(|| roost_proto::id::random_token(18));
+        let id = room_id.unwrap_or_else(roost_proto::id::archive_id);
         let msg = ArchivedMessage {
             id,
             with: el.attr("from").unwrap_or(room.as_str()).to_string(),
