@@ -498,10 +498,19 @@ impl Conn {
 
     /// Initial presence, then an XMPP ping whose answer proves the server
     /// processed the presence (same stream, in order).
+    /// Both go in one write, as a client that has both ready sends them.
     pub async fn available_and_ping(&mut self, deadline: Instant) -> anyhow::Result<()> {
-        self.send_str("<presence/>").await?;
+        let id = self.new_id();
+        self.send_str(&format!(
+            "<presence/><iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await?;
         let r = self
-            .iq(deadline, "get", None, "<ping xmlns='urn:xmpp:ping'/>")
+            .wait_for(deadline, |e| {
+                e.name() == "iq"
+                    && e.attr("id") == Some(id.as_str())
+                    && matches!(e.attr("type"), Some("result") | Some("error"))
+            })
             .await?;
         if r.attr("type") != Some("result") {
             bail!("ping failed: {}", String::from(&r));

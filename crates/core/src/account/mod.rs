@@ -129,12 +129,20 @@ impl Account {
     }
 
     async fn run(mut self, mut rx: mailbox::Receiver<QueuedMsg>, generation: u64) {
-        self.exists = match self.server.stores.accounts.account_exists(&self.jid).await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(account = %self.jid, error = %e, "cannot look up account");
-                false
-            }
+        // The message that started the task. A bind comes from a session
+        // that has just authenticated against the store, which proves the
+        // account exists: most tasks start that way, and skip the lookup.
+        let mut first = rx.recv().await;
+        self.exists = match first.as_deref() {
+            None => return,
+            Some(AccountMsg::Bind { .. }) => true,
+            Some(_) => match self.server.stores.accounts.account_exists(&self.jid).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(account = %self.jid, error = %e, "cannot look up account");
+                    false
+                }
+            },
         };
         let every = self.server.config.account_muc.self_ping_interval;
         // Made only while the account is in rooms: most accounts never
@@ -151,11 +159,15 @@ impl Account {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 self_ping = Some(interval);
             }
-            let msg = tokio::select! {
-                msg = rx.recv() => msg,
+            let msg = if let Some(m) = first.take() {
+                Some(m)
+            } else {
+                tokio::select! {
+                    msg = rx.recv() => msg,
                 _ = tick(&mut self_ping), if pinging => {
                     self.self_ping_rooms();
                     continue;
+                }
                 }
             };
             let Some(msg) = msg else { break };
