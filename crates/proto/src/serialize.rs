@@ -18,10 +18,17 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// Append `el` as one XML element to `out`. Top-level elements always
 /// declare their namespace, so the bytes stand alone.
 pub fn element_into(el: &Element, out: &mut Vec<u8>) {
-    write_element(el, None, out);
+    write_element(el, None, None, out);
 }
 
-fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut Vec<u8>) {
+/// `element_into` with the top element's `to` attribute replaced by `to`:
+/// one tree shared by several sessions is written to each with its own
+/// addressee, without copying the tree.
+pub fn element_to_into(el: &Element, to: &str, out: &mut Vec<u8>) {
+    write_element(el, None, Some(to), out);
+}
+
+fn write_element(el: &Element, parent_ns: Option<&str>, to: Option<&str>, out: &mut Vec<u8>) {
     out.push(b'<');
     out.extend_from_slice(el.name().as_bytes());
     // Children nearly always share their parent's namespace; only when
@@ -39,8 +46,16 @@ fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut Vec<u8>) {
             out.push(b'\'');
         }
     }
+    if let Some(to) = to {
+        out.extend_from_slice(b" to='");
+        escape_attr(to, out);
+        out.push(b'\'');
+    }
     let mut generated = 0usize;
     for ((ns, name), value) in el.attrs().iter() {
+        if to.is_some() && ns.is_none() && name.as_str() == "to" {
+            continue;
+        }
         out.push(b' ');
         if ns.is_none() {
             // Unqualified: nothing to add.
@@ -71,7 +86,7 @@ fn write_element(el: &Element, parent_ns: Option<&str>, out: &mut Vec<u8>) {
     let ns_here = own_ns.as_deref().or(parent_ns);
     for node in nodes {
         match node {
-            Node::Element(child) => write_element(child, ns_here, out),
+            Node::Element(child) => write_element(child, ns_here, None, out),
             Node::Text(text) => escape_text(text, out),
         }
     }
@@ -180,6 +195,25 @@ mod tests {
             ours(&el),
             "<message xmlns='jabber:client'><x xmlns='urn:a'><y/></x><body>t</body></message>"
         );
+    }
+
+    #[test]
+    fn a_shared_tree_is_written_with_each_addressee() {
+        use crate::ElementExt;
+        let with_to: Element = "<message xmlns='jabber:client' from='r@muc.example/n' to='a@b' type='groupchat'><body>hi</body><x xmlns='urn:x' to='inner'/></message>".parse().unwrap();
+        let without_to: Element = "<message xmlns='jabber:client' from='r@muc.example/n' type='groupchat'><body>hi</body></message>".parse().unwrap();
+        for el in [with_to, without_to] {
+            let mut out = Vec::new();
+            element_to_into(&el, "a@b/ph&one", &mut out);
+            let back: Element = String::from_utf8(out).unwrap().parse().unwrap();
+            let mut want = el.clone();
+            want.set("to", "a@b/ph&one");
+            assert_eq!(back, want);
+            // Only the top element's `to` is replaced.
+            if let Some(x) = back.get_child("x", "urn:x") {
+                assert_eq!(x.attr("to"), Some("inner"));
+            }
+        }
     }
 
     #[test]

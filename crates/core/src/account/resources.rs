@@ -3,6 +3,7 @@
 //! sent directed presence.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use jid::{FullJid, Jid};
 use minidom::Element;
@@ -13,6 +14,9 @@ use crate::mailbox::{self, TrySendError};
 /// What a session task receives (boxed: a queue's slots are a pointer each).
 pub enum SessionMsg {
     Stanza(Box<Element>),
+    /// A room's stanza the account forks to several of its sessions: one
+    /// tree for all of them, each writing it with its own JID as `to`.
+    Forked(Arc<Element>),
 }
 
 /// Why a session is closed from outside (boxed for the same reason).
@@ -41,7 +45,11 @@ impl SessionHandle {
     /// Queue a stanza. A session that cannot keep up is closed with
     /// `policy-violation` rather than allowed to grow without bound.
     pub fn send(&self, el: Element) {
-        match self.tx.try_send(SessionMsg::Stanza(Box::new(el))) {
+        self.queue(SessionMsg::Stanza(Box::new(el)));
+    }
+
+    fn queue(&self, msg: SessionMsg) {
+        match self.tx.try_send(msg) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
@@ -50,6 +58,11 @@ impl SessionHandle {
                 self.close(StreamError::PolicyViolation, "too many stanzas queued");
             }
         }
+    }
+
+    /// Queue a forked stanza (see `SessionMsg::Forked`).
+    pub fn send_forked(&self, el: Arc<Element>) {
+        self.queue(SessionMsg::Forked(el));
     }
 
     pub fn close(&self, err: StreamError, text: &str) {

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 
 use super::tls_stream::TlsStream;
 use super::websocket::WebSocket;
+use roost_proto::ElementExt;
 
 /// Bytes read from a TCP or TLS socket at a time. The buffer is on the
 /// stack of the read that uses it, so idle connections hold none.
@@ -290,6 +291,26 @@ impl Connection {
         match &mut self.framing {
             Framing::Xml(x) => x.out.extend(writer::features(features)),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::features(features)),
+            Framing::Detached => {}
+        }
+    }
+
+    /// Queue a stanza with `to` as its addressee, whatever `to` it has.
+    pub fn queue_element_to(&mut self, el: &Element, to: &str) {
+        match &mut self.framing {
+            Framing::Xml(x) => {
+                if x.out.capacity() == 0 {
+                    x.out.reserve(OUT_START);
+                }
+                roost_proto::serialize::element_to_into(el, to, &mut x.out)
+            }
+            Framing::WebSocket(_) => {
+                // Rare enough (a WebSocket client in a room with several
+                // sessions) to take a copy.
+                let mut own = el.clone();
+                own.set("to", to);
+                self.queue_element(&own);
+            }
             Framing::Detached => {}
         }
     }

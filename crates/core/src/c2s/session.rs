@@ -116,11 +116,11 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                 }
             }
             msg = rx.recv() => {
-                let Some(SessionMsg::Stanza(el)) = msg else { break 'session None };
-                s.outgoing(*el);
+                let Some(msg) = msg else { break 'session None };
+                s.incoming_msg(msg);
                 for _ in 0..WRITE_BATCH {
                     match rx.try_recv() {
-                        Some(SessionMsg::Stanza(el)) => s.outgoing(*el),
+                        Some(msg) => s.incoming_msg(msg),
                         None => break,
                     }
                 }
@@ -211,6 +211,32 @@ impl Session {
 
     /// Queue an element for the client: CSI may hold it; stream management
     /// counts it; it is written at the next flush (or kept while detached).
+    fn incoming_msg(&mut self, msg: SessionMsg) {
+        match msg {
+            SessionMsg::Stanza(el) => self.outgoing(*el),
+            SessionMsg::Forked(el) => self.outgoing_forked(el),
+        }
+    }
+
+    /// A tree shared with the account's other sessions: written straight
+    /// from it with this session's JID as `to`, unless client state
+    /// indication or stream management needs an element of its own.
+    fn outgoing_forked(&mut self, el: Arc<Element>) {
+        if self.csi.inactive || self.sm.is_some() || self.conn.is_none() {
+            let mut own = Arc::unwrap_or_clone(el);
+            own.set("to", self.jid.as_str());
+            self.outgoing(own);
+            return;
+        }
+        self.server
+            .counters
+            .stanzas_out
+            .bump(crate::counters::Kind::of(el.name()));
+        if let Some(c) = self.conn.as_mut() {
+            c.queue_element_to(&el, self.jid.as_str());
+        }
+    }
+
     fn outgoing(&mut self, el: Element) {
         match self.csi.outgoing(el) {
             Outgoing::Held => {}

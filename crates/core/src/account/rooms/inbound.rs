@@ -23,29 +23,28 @@ impl Account {
         self.fork_owned(room, el.clone());
     }
 
-    /// `fork`, with the last session getting `el` itself: one copy fewer
-    /// per message, none when the account has one session in the room.
+    /// `fork`, taking the element: one session gets it as it is; several
+    /// share one tree, each writing it with its own `to`, so the account
+    /// copies nothing per session.
     fn fork_owned(&self, room: &BareJid, el: Element) {
         let Some(state) = self.rooms.map.get(room) else {
             return;
         };
         // While joining, the room's join sequence goes to the pending
         // sessions; during a transparent rejoin the joined ones keep getting it.
-        let targets = state
+        let mut targets = state
             .joined
             .iter()
             .chain(state.pending.iter().map(|p| &p.resource));
-        let count = state.joined.len() + state.pending.len();
-        let mut el = Some(el);
-        for (i, r) in targets.enumerate() {
-            let copy = if i + 1 == count {
-                el.take()
-            } else {
-                el.clone()
-            };
-            if let Some(copy) = copy {
-                self.to_session(r, copy);
+        if state.joined.len() + state.pending.len() == 1 {
+            if let Some(r) = targets.next() {
+                self.to_session(r, el);
             }
+            return;
+        }
+        let shared = std::sync::Arc::new(el);
+        for r in targets {
+            self.to_session_forked(r, shared.clone());
         }
     }
 

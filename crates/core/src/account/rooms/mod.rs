@@ -186,6 +186,17 @@ impl Account {
         }
     }
 
+    /// `to_session` for a tree shared by several sessions.
+    pub(super) fn to_session_forked(&self, resource: &str, el: std::sync::Arc<Element>) {
+        if let Some(e) = self.resources.get(resource) {
+            e.handle.send_forked(el);
+            self.server
+                .counters
+                .account_muc_forked
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The presence the room should see for the account (rule 7): the most
     /// available joined session's, or `xa` when only a persistent
     /// membership holds the room.
