@@ -482,12 +482,26 @@ impl Conn {
         to: Option<&str>,
         payload: &str,
     ) -> anyhow::Result<Element> {
+        self.iq_after(deadline, "", kind, to, payload).await
+    }
+
+    /// `iq`, with `before` (other stanzas) sent in the same write.
+    async fn iq_after(
+        &mut self,
+        deadline: Instant,
+        before: &str,
+        kind: &str,
+        to: Option<&str>,
+        payload: &str,
+    ) -> anyhow::Result<Element> {
         let id = self.new_id();
         let to = to
             .map(|t| format!(" to='{}'", escape(t)))
             .unwrap_or_default();
-        self.send_str(&format!("<iq type='{kind}' id='{id}'{to}>{payload}</iq>"))
-            .await?;
+        self.send_str(&format!(
+            "{before}<iq type='{kind}' id='{id}'{to}>{payload}</iq>"
+        ))
+        .await?;
         self.wait_for(deadline, |e| {
             e.name() == "iq"
                 && e.attr("id") == Some(id.as_str())
@@ -500,17 +514,14 @@ impl Conn {
     /// processed the presence (same stream, in order).
     /// Both go in one write, as a client that has both ready sends them.
     pub async fn available_and_ping(&mut self, deadline: Instant) -> anyhow::Result<()> {
-        let id = self.new_id();
-        self.send_str(&format!(
-            "<presence/><iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>"
-        ))
-        .await?;
         let r = self
-            .wait_for(deadline, |e| {
-                e.name() == "iq"
-                    && e.attr("id") == Some(id.as_str())
-                    && matches!(e.attr("type"), Some("result") | Some("error"))
-            })
+            .iq_after(
+                deadline,
+                "<presence/>",
+                "get",
+                None,
+                "<ping xmlns='urn:xmpp:ping'/>",
+            )
             .await?;
         if r.attr("type") != Some("result") {
             bail!("ping failed: {}", String::from(&r));

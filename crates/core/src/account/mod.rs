@@ -164,10 +164,10 @@ impl Account {
             } else {
                 tokio::select! {
                     msg = rx.recv() => msg,
-                _ = tick(&mut self_ping), if pinging => {
-                    self.self_ping_rooms();
-                    continue;
-                }
+                    _ = tick(&mut self_ping), if pinging => {
+                        self.self_ping_rooms();
+                        continue;
+                    }
                 }
             };
             let Some(msg) = msg else { break };

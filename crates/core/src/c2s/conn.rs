@@ -10,14 +10,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use minidom::Element;
-use roost_proto::StreamError;
+use roost_proto::{ElementExt, StreamError};
 use roost_stream::{writer, Limits, StreamEvent, XmlReader};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::tls_stream::TlsStream;
 use super::websocket::WebSocket;
-use roost_proto::ElementExt;
 
 /// Bytes read from a TCP or TLS socket at a time. The buffer is on the
 /// stack of the read that uses it, so idle connections hold none.
@@ -108,6 +107,18 @@ pub struct XmlFraming {
     reader: XmlReader,
     /// Output queued until the next flush; empty (no allocation) between.
     out: Vec<u8>,
+}
+
+impl XmlFraming {
+    /// The output buffer to serialise a stanza into.
+    fn stanza_out(&mut self) -> &mut Vec<u8> {
+        if self.out.capacity() == 0 {
+            // One allocation for a usual stanza, not a doubling from
+            // 8 bytes up after every flush.
+            self.out.reserve(OUT_START);
+        }
+        &mut self.out
+    }
 }
 
 /// One non-blocking read attempt.
@@ -298,12 +309,7 @@ impl Connection {
     /// Queue a stanza with `to` as its addressee, whatever `to` it has.
     pub fn queue_element_to(&mut self, el: &Element, to: &str) {
         match &mut self.framing {
-            Framing::Xml(x) => {
-                if x.out.capacity() == 0 {
-                    x.out.reserve(OUT_START);
-                }
-                roost_proto::serialize::element_to_into(el, to, &mut x.out)
-            }
+            Framing::Xml(x) => roost_proto::serialize::element_to_into(el, to, x.stanza_out()),
             Framing::WebSocket(_) => {
                 // Rare enough (a WebSocket client in a room with several
                 // sessions) to take a copy.
@@ -318,14 +324,7 @@ impl Connection {
     /// Queue a stanza or nonza.
     pub fn queue_element(&mut self, el: &Element) {
         match &mut self.framing {
-            Framing::Xml(x) => {
-                if x.out.capacity() == 0 {
-                    // One allocation for a usual stanza, not a doubling
-                    // from 8 bytes up for every flush.
-                    x.out.reserve(OUT_START);
-                }
-                writer::element_into(el, &mut x.out)
-            }
+            Framing::Xml(x) => writer::element_into(el, x.stanza_out()),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::element(el)),
             Framing::Detached => {}
         }

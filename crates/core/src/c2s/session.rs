@@ -209,8 +209,7 @@ impl Session {
         self.sm.as_ref().is_some_and(|m| m.id.is_some())
     }
 
-    /// Queue an element for the client: CSI may hold it; stream management
-    /// counts it; it is written at the next flush (or kept while detached).
+    /// A message from the account for the client.
     fn incoming_msg(&mut self, msg: SessionMsg) {
         match msg {
             SessionMsg::Stanza(el) => self.outgoing(*el),
@@ -228,15 +227,14 @@ impl Session {
             self.outgoing(own);
             return;
         }
-        self.server
-            .counters
-            .stanzas_out
-            .bump(crate::counters::Kind::of(el.name()));
+        self.count_out(&el);
         if let Some(c) = self.conn.as_mut() {
             c.queue_element_to(&el, self.jid.as_str());
         }
     }
 
+    /// Queue an element for the client: CSI may hold it; stream management
+    /// counts it; it is written at the next flush (or kept while detached).
     fn outgoing(&mut self, el: Element) {
         match self.csi.outgoing(el) {
             Outgoing::Held => {}
@@ -248,11 +246,15 @@ impl Session {
         }
     }
 
-    fn write_counted(&mut self, el: Element) {
+    fn count_out(&self, el: &Element) {
         self.server
             .counters
             .stanzas_out
             .bump(crate::counters::Kind::of(el.name()));
+    }
+
+    fn write_counted(&mut self, el: Element) {
+        self.count_out(&el);
         if let Some(c) = self.conn.as_mut() {
             c.queue_element(&el);
         }

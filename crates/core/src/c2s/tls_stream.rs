@@ -171,18 +171,6 @@ impl TlsStream {
                         }
                     }
                 },
-                // Early data is never enabled in our config; should a peer
-                // send it anyway, it is read like any other data.
-                Ok(ConnectionState::ReadEarlyData(mut records)) => loop {
-                    match records.next_record() {
-                        None => break Ok(None),
-                        Some(Err(e)) => break Err(Failure::Tls(e)),
-                        Some(Ok(record)) => {
-                            discard += record.discard;
-                            self.plaintext.extend_from_slice(record.payload);
-                        }
-                    }
-                },
                 Ok(ConnectionState::EncodeTlsData(mut data)) => {
                     encode_into(&mut self.outgoing, |buf| data.encode(buf))
                         .map(|()| None)
@@ -224,8 +212,9 @@ impl TlsStream {
                     Want::Read => Ok(Some(Stop::NeedInput)),
                     _ => Err(Failure::Io(io::ErrorKind::NotConnected.into())),
                 },
-                // The enum is non-exhaustive; a state this code does not
-                // know cannot be handled safely.
+                // Early data (never enabled in our configs, so rustls does
+                // not accept it) and states of later rustls versions (the
+                // enum is non-exhaustive) cannot be handled safely.
                 Ok(_) => Err(Failure::Io(io::Error::other("unexpected TLS state"))),
             };
             match step {
@@ -327,61 +316,71 @@ impl TlsStream {
     }
 }
 
-/// Let `encode` write at the end of `out`, growing it to the size rustls
-/// asks for.
-fn encode_into(
+/// Why a write into a slice given by `write_at_end` did not complete.
+enum Short {
+    /// It needs this many bytes of room.
+    Room(usize),
+    /// There was nothing (more) to write.
+    Nothing,
+    Failed(io::Error),
+}
+
+/// Let `write` put bytes at the end of `out`, starting with `room` bytes
+/// of space and growing it to the size rustls asks for.
+fn write_at_end(
     out: &mut Vec<u8>,
-    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, Short>,
 ) -> io::Result<()> {
     let start = out.len();
-    let mut room = 512;
     loop {
         out.resize(start + room, 0);
-        match encode(&mut out[start..]) {
+        let result = write(&mut out[start..]);
+        match result {
             Ok(n) => {
                 out.truncate(start + n);
                 return Ok(());
             }
-            Err(EncodeError::InsufficientSize(e)) if e.required_size > room => {
-                room = e.required_size;
-            }
-            Err(EncodeError::AlreadyEncoded) => {
+            Err(Short::Room(needed)) if needed > room => room = needed,
+            Err(short) => {
                 out.truncate(start);
-                return Ok(());
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(tls_error(e));
+                return match short {
+                    Short::Nothing => Ok(()),
+                    Short::Failed(e) => Err(e),
+                    Short::Room(_) => Err(io::Error::other("TLS asked for less room than it had")),
+                };
             }
         }
     }
 }
 
+/// Let `encode` write handshake or alert records at the end of `out`.
+fn encode_into(
+    out: &mut Vec<u8>,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, EncodeError>,
+) -> io::Result<()> {
+    write_at_end(out, 512, |buf| {
+        encode(buf).map_err(|e| match e {
+            EncodeError::InsufficientSize(e) => Short::Room(e.required_size),
+            EncodeError::AlreadyEncoded => Short::Nothing,
+        })
+    })
+}
+
 /// Let `encrypt` write `len` bytes of plaintext as records at the end of
-/// `out`, growing it to the size rustls asks for.
+/// `out`.
 fn encrypt_into(
     out: &mut Vec<u8>,
     len: usize,
     mut encrypt: impl FnMut(&mut [u8]) -> Result<usize, EncryptError>,
 ) -> io::Result<()> {
-    let start = out.len();
-    let mut room = len + (len / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
-    loop {
-        out.resize(start + room, 0);
-        match encrypt(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(EncryptError::InsufficientSize(e)) if e.required_size > room => {
-                room = e.required_size;
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(tls_error(e));
-            }
-        }
-    }
+    let room = len + (len / MAX_FRAGMENT + 1) * RECORD_OVERHEAD;
+    write_at_end(out, room, |buf| {
+        encrypt(buf).map_err(|e| match e {
+            EncryptError::InsufficientSize(e) => Short::Room(e.required_size),
+            e => Short::Failed(tls_error(e)),
+        })
+    })
 }
 
 impl AsyncRead for TlsStream {
