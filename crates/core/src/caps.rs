@@ -131,7 +131,54 @@ pub fn sha1_ver(query: &Element) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes())))
 }
 
+/// XEP-0115 §6.3: the node naming this software in the server's own caps.
+pub const SERVER_NODE: &str = "urn:xmpp:roost:server";
+
 impl Server {
+    /// XEP-0030: the server domain's disco#info, from the module registry
+    /// (with `node` echoed, for the caps node `SERVER_NODE#ver`).
+    pub fn server_disco_info(&self, node: Option<&str>) -> Element {
+        let mut features = self.registry.server_features();
+        features.push(ns::DISCO_INFO);
+        features.push(ns::DISCO_ITEMS);
+        features.sort_unstable();
+        features.dedup();
+        Element::bare("query", ns::DISCO_INFO)
+            .attr_opt("node", node)
+            .child(
+                Element::bare("identity", ns::DISCO_INFO)
+                    .attr_set("category", "server")
+                    .attr_set("type", "im")
+                    .attr_set("name", "Roost"),
+            )
+            .children_from(
+                features
+                    .into_iter()
+                    .map(|f| Element::bare("feature", ns::DISCO_INFO).attr_set("var", f)),
+            )
+    }
+
+    /// XEP-0115 §6.3: the server's own `<c/>` for stream features, so
+    /// clients can cache what the server supports. Computed once: the
+    /// registry does not change after start.
+    pub fn stream_caps(&self) -> Element {
+        let ver = self
+            .own_caps_ver
+            .get_or_init(|| sha1_ver(&self.server_disco_info(None)).unwrap_or_default());
+        Element::bare("c", NS)
+            .attr_set("hash", "sha-1")
+            .attr_set("node", SERVER_NODE)
+            .attr_set("ver", ver.as_str())
+    }
+
+    /// Whether `node` is the node of the server's own caps (`node#ver`).
+    pub fn is_own_caps_node(&self, node: &str) -> bool {
+        let c = self.stream_caps();
+        node.strip_prefix(SERVER_NODE)
+            .and_then(|r| r.strip_prefix('#'))
+            .is_some_and(|v| Some(v) == c.attr("ver"))
+    }
+
     /// The features behind a client's caps: from the cache, or by asking
     /// the client. `None` when the client does not answer.
     pub async fn resolve_caps(self: &Arc<Self>, client: &FullJid, caps: &Caps) -> Option<Features> {

@@ -56,6 +56,9 @@ impl IqRoute {
 /// What a handler knows about the request.
 pub struct IqContext<'a> {
     pub server: &'a Arc<Server>,
+    /// Where the IQ was dispatched: an IQ without `to` from a session is
+    /// `Scope::Account` (RFC 6120 §10.3.3) whenever an account handler exists.
+    pub scope: Scope,
     /// The requesting entity (full JID for local sessions; absent pre-auth).
     pub from: Option<&'a Jid>,
     /// For `Scope::Account`: the account addressed.

@@ -34,6 +34,8 @@ pub struct Server {
     pub counters: crate::counters::Counters,
     /// Set once by the server crate: writes room nicks back to bookmarks.
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
+    /// XEP-0115 `ver` of the server's own disco#info (see `stream_caps`).
+    pub(crate) own_caps_ver: std::sync::OnceLock<String>,
     shutdown: watch::Sender<bool>,
     next_session_id: AtomicU64,
 }
@@ -60,6 +62,7 @@ impl Server {
             caps: Default::default(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
+            own_caps_ver: std::sync::OnceLock::new(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))
@@ -135,6 +138,7 @@ impl Server {
         };
         let ctx = IqContext {
             server: self,
+            scope,
             from: stanza.from.as_ref(),
             account,
             own,

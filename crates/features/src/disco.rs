@@ -121,13 +121,16 @@ impl Module for Disco {
             return Err(StanzaError::bad_request("no query"));
         };
         let node = query.attr("node");
-        let to_account = iq.to.as_ref().is_some_and(|t| t.node().is_some())
-            || (iq.to.is_none() && ctx.account.is_some() && !ctx.own);
+        let to_account = ctx.scope == Scope::Account && ctx.account.is_some();
         let items_query = query.ns() == ns::DISCO_ITEMS;
         if to_account {
             return self.account(&ctx, node, items_query).await;
         }
-        if node.is_some() {
+        if let Some(node) = node {
+            // XEP-0115 §6.3: the node of the caps in our stream features.
+            if !items_query && ctx.server.is_own_caps_node(node) {
+                return Ok(Some(ctx.server.server_disco_info(Some(node))));
+            }
             return Err(StanzaError::new(Condition::ItemNotFound));
         }
         if items_query {
@@ -142,11 +145,6 @@ impl Module for Disco {
                 Element::bare("query", ns::DISCO_ITEMS).children_from(items),
             ));
         }
-        let features = ctx.server.registry.server_features();
-        Ok(Some(info(
-            vec![identity("server", "im", Some("Roost"))],
-            features,
-            None,
-        )))
+        Ok(Some(ctx.server.server_disco_info(None)))
     }
 }

@@ -1,9 +1,20 @@
 //! The stanza envelope (RFC 6120 §8): kind, addresses, type and id, read
 //! once from the element so that routing never re-parses attributes.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use crate::ns;
 use jid::Jid;
 use minidom::Element;
+
+/// XEP-0198: what a session hands along with a stanza it read, so that it
+/// acknowledges the stanza only once its effects are safe. Whoever still
+/// has to make an effect durable (an archive row, offline storage, a write
+/// to the recipient's connection) keeps a clone; the stanza counts as
+/// handled when the last clone is dropped. Opaque here: the session owns
+/// what happens on drop.
+pub type Receipt = Arc<dyn Any + Send + Sync>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StanzaKind {
@@ -19,6 +30,8 @@ pub struct Stanza {
     pub from: Option<Jid>,
     pub to: Option<Jid>,
     pub el: Element,
+    /// Present while a client's stream management waits for this stanza.
+    pub receipt: Option<Receipt>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +63,13 @@ impl Stanza {
         };
         let to = parse_jid("to")?;
         let from = parse_jid("from")?;
-        Ok(Stanza { kind, from, to, el })
+        Ok(Stanza {
+            kind,
+            from,
+            to,
+            el,
+            receipt: None,
+        })
     }
 
     pub fn type_attr(&self) -> Option<&str> {

@@ -353,15 +353,18 @@ pub(crate) fn is_valid_nonce(nonce: &str) -> bool {
             .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
 }
 
-/// `len` random printable characters other than ','.
+/// The characters our nonces are drawn from: letters, digits, '+' and '/'.
+/// RFC 5802 allows any printable character but ','; clients in the wild
+/// (xmpp.js among them) split the server-first-message on '=' or choke on
+/// '"', so we send only what every parser accepts, as Prosody and ejabberd do.
+const NONCE_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `len` random characters of [`NONCE_ALPHABET`] (6 bits of entropy each).
 pub(crate) fn random_nonce(len: usize) -> String {
-    // 0x21..=0x7E is 94 characters; skipping ',' leaves 93.
     let mut rng = rand::rng();
     (0..len)
-        .map(|_| {
-            let c = 0x21 + rng.random_range(0..93u8);
-            char::from(if c >= b',' { c + 1 } else { c })
-        })
+        .map(|_| char::from(NONCE_ALPHABET[rng.random_range(0..NONCE_ALPHABET.len())]))
         .collect()
 }
 
@@ -798,16 +801,21 @@ mod tests {
     }
 
     #[test]
-    fn random_nonces_are_printable_and_distinct() {
+    fn random_nonces_use_the_conservative_alphabet_and_are_distinct() {
         let a = random_nonce(NONCE_LEN);
         let b = random_nonce(NONCE_LEN);
         assert_eq!(a.len(), NONCE_LEN);
         assert!(is_valid_nonce(&a));
         assert_ne!(a, b);
-        // Every character of the range can come out, except ','.
+        // Letters, digits, '+' and '/' come out; '=', '"' and ',' never do.
         let many = random_nonce(20_000);
         assert!(is_valid_nonce(&many));
-        assert!(many.contains('!') && many.contains('~') && many.contains('-'));
+        assert!(many
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/'));
+        assert!(
+            many.contains('+') && many.contains('/') && many.contains('z') && many.contains('0')
+        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! area, unknown keys rejected with their path, defaults embedded so that
 //! `roost serve` runs with no file at all.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
@@ -10,6 +9,8 @@ use roost_core::config::{
     StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
+
+pub use crate::listen::Addresses;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -37,24 +38,25 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
-    /// STARTTLS client port; empty string disables it.
-    pub c2s: String,
-    /// Direct TLS client port (XEP-0368); empty string disables it.
-    pub c2s_tls: String,
+    /// STARTTLS client addresses (one or a list); empty disables them.
+    pub c2s: Addresses,
+    /// Direct TLS client addresses (XEP-0368); empty disables them.
+    pub c2s_tls: Addresses,
     /// HTTP for web clients: XMPP over WebSocket (RFC 7395) at
-    /// /xmpp-websocket and XEP-0156 host-meta; empty string disables it.
-    pub http: String,
+    /// /xmpp-websocket and XEP-0156 host-meta; empty disables it.
+    pub http: Addresses,
     /// The same over TLS (the certificate of `[tls]`); empty disables it.
-    pub https: String,
+    pub https: Addresses,
 }
 
 impl Default for ListenConfig {
+    /// Both loopbacks: clients that resolve `localhost` to `::1` connect too.
     fn default() -> Self {
         ListenConfig {
-            c2s: "127.0.0.1:5222".into(),
-            c2s_tls: "127.0.0.1:5223".into(),
-            http: "127.0.0.1:5280".into(),
-            https: "127.0.0.1:5281".into(),
+            c2s: ["127.0.0.1:5222", "[::1]:5222"].into(),
+            c2s_tls: ["127.0.0.1:5223", "[::1]:5223"].into(),
+            http: ["127.0.0.1:5280", "[::1]:5280"].into(),
+            https: ["127.0.0.1:5281", "[::1]:5281"].into(),
         }
     }
 }
@@ -132,10 +134,10 @@ impl Config {
             ("listen.http", &self.listen.http),
             ("listen.https", &self.listen.https),
         ] {
-            if !value.is_empty() && value.parse::<SocketAddr>().is_err() {
+            if let Some(bad) = value.invalid() {
                 return Err(ConfigError::Invalid {
                     key,
-                    message: format!("{value:?} is not an address:port"),
+                    message: format!("{bad:?} is not an address:port"),
                 });
             }
         }
@@ -205,7 +207,8 @@ mod tests {
         let cfg = Config::parse(text).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.domain, "localhost");
-        assert_eq!(cfg.listen.c2s, "127.0.0.1:5222");
+        assert_eq!(cfg.listen.c2s, Config::default().listen.c2s);
+        assert_eq!(cfg.listen.c2s_tls, Config::default().listen.c2s_tls);
         assert_eq!(cfg.listen.http, Config::default().listen.http);
         assert_eq!(cfg.listen.https, Config::default().listen.https);
         assert_eq!(
@@ -278,7 +281,7 @@ max_romos = 1
             .to_string()
             .starts_with("listen.c2s"));
         let mut c = Config::default();
-        c.listen.https = "localhost".into();
+        c.listen.https = ["127.0.0.1:5281", "localhost"].into();
         assert!(c
             .validate()
             .unwrap_err()

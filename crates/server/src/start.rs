@@ -11,9 +11,11 @@ use roost_store::{SqliteStore, Stores};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::listen::bind_all;
 use crate::modules;
 
-/// A started server and the addresses it really listens on.
+/// A started server and the addresses it really listens on (the first of
+/// each listener key's list).
 pub struct Running {
     pub server: Arc<Server>,
     pub c2s: Option<SocketAddr>,
@@ -35,16 +37,6 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
         .await
         .with_context(|| format!("opening {}", cfg.database_path().display()))?;
     Ok(Stores::from_backend(Arc::new(store)))
-}
-
-async fn bind(addr: &str) -> anyhow::Result<Option<TcpListener>> {
-    if addr.is_empty() {
-        return Ok(None);
-    }
-    let l = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    Ok(Some(l))
 }
 
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
@@ -73,39 +65,46 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
     crate::counters_log::spawn(&server);
-    let c2s = bind(&cfg.listen.c2s).await?;
-    let c2s_tls = bind(&cfg.listen.c2s_tls).await?;
-    let http = bind(&cfg.listen.http).await?;
-    let https = bind(&cfg.listen.https).await?;
+    let c2s = bind_all("c2s", &cfg.listen.c2s).await?;
+    let c2s_tls = bind_all("c2s_tls", &cfg.listen.c2s_tls).await?;
+    let http = bind_all("http", &cfg.listen.http).await?;
+    let https = bind_all("https", &cfg.listen.https).await?;
+    let first = |ls: &[TcpListener]| ls.first().and_then(|l| l.local_addr().ok());
     let running = Running {
         server: server.clone(),
-        c2s: c2s.as_ref().and_then(|l| l.local_addr().ok()),
-        c2s_tls: c2s_tls.as_ref().and_then(|l| l.local_addr().ok()),
-        http: http.as_ref().and_then(|l| l.local_addr().ok()),
-        https: https.as_ref().and_then(|l| l.local_addr().ok()),
+        c2s: first(&c2s),
+        c2s_tls: first(&c2s_tls),
+        http: first(&http),
+        https: first(&https),
     };
-    if let Some(l) = c2s {
-        tracing::info!(addr = ?running.c2s, "listening for clients (STARTTLS)");
-        tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, false));
+    for (listeners, direct_tls) in [(c2s, false), (c2s_tls, true)] {
+        for l in listeners {
+            let addr = l.local_addr().ok();
+            if direct_tls {
+                tracing::info!(?addr, "listening for clients (direct TLS)");
+            } else {
+                tracing::info!(?addr, "listening for clients (STARTTLS)");
+            }
+            tokio::spawn(roost_core::listener::serve_c2s(
+                server.clone(),
+                l,
+                direct_tls,
+            ));
+        }
     }
-    if let Some(l) = c2s_tls {
-        tracing::info!(addr = ?running.c2s_tls, "listening for clients (direct TLS)");
-        tokio::spawn(roost_core::listener::serve_c2s(server.clone(), l, true));
-    }
-    for (listener, local, tls) in [
-        (http, running.http, None),
-        (https, running.https, Some(&server.tls)),
-    ] {
-        let (Some(l), Some(local)) = (listener, local) else {
-            continue;
-        };
-        let endpoint = roost_core::http::HttpEndpoint::new(cfg.http.clone(), tls, local);
-        tracing::info!(addr = %local, tls = endpoint.is_tls(), "listening for web clients (WebSocket at {})", roost_core::http::WEBSOCKET_PATH);
-        tokio::spawn(roost_core::listener::serve_http(
-            server.clone(),
-            l,
-            Arc::new(endpoint),
-        ));
+    for (listeners, tls) in [(http, None), (https, Some(&server.tls))] {
+        for l in listeners {
+            let Ok(local) = l.local_addr() else {
+                continue;
+            };
+            let endpoint = roost_core::http::HttpEndpoint::new(cfg.http.clone(), tls, local);
+            tracing::info!(addr = %local, tls = endpoint.is_tls(), "listening for web clients (WebSocket at {})", roost_core::http::WEBSOCKET_PATH);
+            tokio::spawn(roost_core::listener::serve_http(
+                server.clone(),
+                l,
+                Arc::new(endpoint),
+            ));
+        }
     }
     spawn_archive_retention(&server);
     Ok(running)

@@ -55,6 +55,14 @@ pub trait ArchiveStore: Send + Sync {
     /// queued this way keep their order, and every later query of this
     /// store sees them; a failure is logged, not returned.
     fn archive_queued(&self, owner: &BareJid, msg: ArchivedMessage);
+    /// Keep `token` until every message queued before this call is
+    /// durable, then drop it. The server hangs a client's stream
+    /// management receipt here (XEP-0198: acknowledge only what is safe)
+    /// without waiting for the commit itself. A store that stores at once
+    /// drops it at once.
+    fn hold_until_archived(&self, token: Box<dyn std::any::Any + Send>) {
+        drop(token);
+    }
     /// Wait until every message queued so far is stored (shutdown).
     async fn settle_archive(&self) -> Result<()>;
     /// A page, or `None` when `after_id`/`before_id` names no message.

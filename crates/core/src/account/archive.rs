@@ -127,7 +127,16 @@ impl Account {
 
     /// Archive a message; for inbound ones, stamp it with our stanza-id
     /// (removing any claiming to be ours, XEP-0359 §3.1).
-    pub(super) async fn archive_message(&mut self, el: &mut Element, with: &Jid, inbound: bool) {
+    ///
+    /// `receipt` (the sender's stream management, c2s/receipts.rs) is held
+    /// until the row is durable.
+    pub(super) async fn archive_message(
+        &mut self,
+        el: &mut Element,
+        with: &Jid,
+        inbound: bool,
+        receipt: Option<&roost_proto::stanza::Receipt>,
+    ) {
         if !archivable(el) || !self.should_archive(with).await {
             return;
         }
@@ -159,6 +168,12 @@ impl Account {
         // Queued, not awaited: the message goes on at once, and later
         // queries still see it (ArchiveStore::archive_queued).
         self.server.stores.archive.archive_queued(&self.jid, msg);
+        if let Some(r) = receipt {
+            self.server
+                .stores
+                .archive
+                .hold_until_archived(Box::new(r.clone()));
+        }
     }
 
     /// `urn:xmpp:mam:2` IQs from one of the account's sessions.

@@ -55,13 +55,15 @@ impl Account {
         // XEP-0313: archived (and given our stanza-id) before anyone sees it.
         if let Some(from) = stanza.from.clone() {
             if kind != "groupchat" && kind != "error" {
-                self.archive_message(&mut stanza.el, &from, true).await;
+                let receipt = stanza.receipt.clone();
+                self.archive_message(&mut stanza.el, &from, true, receipt.as_ref())
+                    .await;
             }
         }
         if let Some(res) = stanza.to.as_ref().and_then(Jid::resource) {
             if let Some(e) = self.resources.get(res.as_str()) {
                 self.carbon_copies("received", &stanza.el, &[res.as_str()]);
-                e.handle.send(stanza.el);
+                e.handle.send_receipted(stanza.el, stanza.receipt);
                 return;
             }
             // §8.5.3.2.1: full JID with no such resource.
@@ -96,7 +98,8 @@ impl Account {
                         .collect();
                     self.carbon_copies("received", &stanza.el, &reached);
                     for e in targets {
-                        e.handle.send(stanza.el.clone());
+                        e.handle
+                            .send_receipted(stanza.el.clone(), stanza.receipt.clone());
                     }
                 }
             }

@@ -283,7 +283,9 @@ impl Account {
                 let mut stanza = stanza;
                 if let Some(to) = stanza.to.clone() {
                     if to.to_bare() != self.jid {
-                        self.archive_message(&mut stanza.el, &to, false).await;
+                        let receipt = stanza.receipt.clone();
+                        self.archive_message(&mut stanza.el, &to, false, receipt.as_ref())
+                            .await;
                     }
                 }
                 // XEP-0280 §6: other sessions see what this one sent.

@@ -14,6 +14,9 @@ use crate::mailbox::{self, TrySendError};
 /// What a session task receives (boxed: a queue's slots are a pointer each).
 pub enum SessionMsg {
     Stanza(Box<Element>),
+    /// A stanza whose sender's stream management waits until it is
+    /// written to this session's connection (c2s/receipts.rs).
+    Receipted(Box<(Element, roost_proto::stanza::Receipt)>),
     /// A room's stanza the account forks to several of its sessions: one
     /// tree for all of them, each writing it with its own JID as `to`.
     Forked(Arc<Element>),
@@ -46,6 +49,15 @@ impl SessionHandle {
     /// `policy-violation` rather than allowed to grow without bound.
     pub fn send(&self, el: Element) {
         self.queue(SessionMsg::Stanza(Box::new(el)));
+    }
+
+    /// Queue a stanza that may carry its sender's receipt, released once
+    /// the stanza is written to this session's connection.
+    pub fn send_receipted(&self, el: Element, receipt: Option<roost_proto::stanza::Receipt>) {
+        match receipt {
+            Some(r) => self.queue(SessionMsg::Receipted(Box::new((el, r)))),
+            None => self.send(el),
+        }
     }
 
     fn queue(&self, msg: SessionMsg) {

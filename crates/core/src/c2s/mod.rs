@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod csi;
 pub mod negotiation;
+pub mod receipts;
 pub mod session;
 pub mod stream_management;
 pub mod throttle;

@@ -210,6 +210,7 @@ impl<'a> Negotiation<'a> {
             f.push(Element::bare("sub", ns::PRE_APPROVAL));
             f.push(Element::bare("sm", ns::SM));
             f.push(Element::bare("csi", ns::CSI));
+            f.push(self.server.stream_caps());
             return f;
         }
         if self.conn.can_starttls() {
@@ -219,6 +220,8 @@ impl<'a> Negotiation<'a> {
             }
             f.push(starttls);
         }
+        // XEP-0115 §6.3: clients cache the server's features by this.
+        f.push(self.server.stream_caps());
         if !self.tls_required_and_missing() {
             let mut mechs = Element::bare("mechanisms", ns::SASL);
             let mut names = vec!["SCRAM-SHA-256", "SCRAM-SHA-1"];

@@ -34,6 +34,10 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_millis(50);
 const WRITE_BATCH: usize = 64;
 /// `<r/>`s in a row without a stanza before the client counts as abusive.
 const MAX_ACK_REQUESTS: u32 = 64;
+/// The longest an `<r/>` waits for stanzas in flight to become safe; then
+/// it is answered with what is done (the client asks again later). Longer
+/// than the archive's gather window (250 ms) with room for a busy disk.
+const ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// IQ namespaces the account task answers for its own sessions.
 const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING, ns::MAM];
@@ -53,6 +57,9 @@ struct Session {
     sm: Option<StreamManagement>,
     resume_rx: Option<mpsc::Receiver<Resumption>>,
     csi: Csi,
+    /// Receipts of stanzas queued for this client by other sessions
+    /// (receipts.rs): released once the stanzas are written to the socket.
+    written: Vec<roost_proto::stanza::Receipt>,
 }
 
 pub async fn run(server: Arc<Server>, n: Negotiated) {
@@ -73,6 +80,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         sm: None,
         resume_rx: None,
         csi: Csi::default(),
+        written: Vec::new(),
     };
     let mut shutdown = server.shutdown_signal();
     let idle = Duration::from_secs(server.config.limits.idle_timeout.max(1));
@@ -109,6 +117,9 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                     break 'session r;
                 }
                 break 'session Some((StreamError::SystemShutdown, "the server is shutting down".into()));
+            }
+            _ = ack_progress(&s.sm), if s.sm.as_ref().is_some_and(|m| m.ack_due.is_some()) => {
+                s.answer_due_ack();
             }
             Some(r) = recv_resumption(&mut s.resume_rx) => {
                 if Box::pin(s.resume(r)).await {
@@ -171,6 +182,23 @@ async fn recv_resumption(rx: &mut Option<mpsc::Receiver<Resumption>>) -> Option<
     }
 }
 
+/// Some stanza of the client became safe, or the deadline of an owed ack
+/// passed (either way `answer_due_ack` decides).
+async fn ack_progress(sm: &Option<StreamManagement>) {
+    let Some(m) = sm else {
+        return std::future::pending().await;
+    };
+    match m.ack_due {
+        Some(due) => {
+            tokio::select! {
+                _ = m.receipts.progressed() => {}
+                _ = tokio::time::sleep_until(due) => {}
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -213,6 +241,11 @@ impl Session {
     fn incoming_msg(&mut self, msg: SessionMsg) {
         match msg {
             SessionMsg::Stanza(el) => self.outgoing(*el),
+            SessionMsg::Receipted(b) => {
+                let (el, receipt) = *b;
+                self.outgoing(el);
+                self.written.push(receipt);
+            }
             SessionMsg::Forked(el) => self.outgoing_forked(el),
         }
     }
@@ -272,11 +305,26 @@ impl Session {
 
     async fn flush(&mut self) {
         let Some(c) = self.conn.as_mut() else {
+            self.written.clear();
             return;
         };
         if c.flush().await.is_err() {
             // The read side will notice and hibernate or end the session.
             tracing::debug!(session = %self.jid, "write failed");
+        }
+        // Written (or failed for good): the senders may count them.
+        self.written.clear();
+    }
+
+    /// Answer an owed `<r/>` once every stanza read is safe, or at its
+    /// deadline with what is safe by then.
+    fn answer_due_ack(&mut self) {
+        let Some(m) = self.sm.as_mut() else { return };
+        let Some(due) = m.ack_due else { return };
+        if m.receipts.all_done() || Instant::now() >= due {
+            m.ack_due = None;
+            let a = m.ack_element();
+            self.write_uncounted(&a);
         }
     }
 
@@ -333,9 +381,16 @@ impl Session {
         let Some(m) = self.sm.as_mut() else {
             return false;
         };
+        // The `h` in <resumed/> tells the client what not to resend: let
+        // what is in flight become safe first (bounded), so that it is
+        // neither lost nor sent twice.
+        let until = Instant::now() + ACK_WAIT;
+        while !m.receipts.all_done() && Instant::now() < until {
+            let _ = tokio::time::timeout_at(until, m.receipts.progressed()).await;
+        }
         let previd = m.id.clone().unwrap_or_default();
         if m.ack(h).is_err() {
-            conn.queue_element(&sm::failed("unexpected-request", Some(m.handled_in)));
+            conn.queue_element(&sm::failed("unexpected-request", Some(m.handled_in())));
             conn.queue_stream_error(
                 StreamError::UndefinedCondition,
                 Some("handled count too high"),
@@ -350,7 +405,8 @@ impl Session {
         }
         let resumed = Element::bare("resumed", sm::NS)
             .attr_set("previd", previd)
-            .attr_set("h", m.handled_in.to_string());
+            .attr_set("h", m.handled_in().to_string());
+        m.ack_due = None;
         conn.queue_element(&resumed);
         for el in m.unacked() {
             conn.queue_element(el);
@@ -387,11 +443,11 @@ impl Session {
                 Next::Continue
             }
             StreamEvent::Element(el) => {
-                if let Some(m) = self.sm.as_mut() {
-                    m.handled_in = m.handled_in.wrapping_add(1);
+                let receipt = self.sm.as_mut().map(|m| {
                     m.requests_in_a_row = 0;
-                }
-                self.element(el).await
+                    m.receipts.issue()
+                });
+                self.element(el, receipt).await
             }
         }
     }
@@ -431,8 +487,13 @@ impl Session {
                         "too many ack requests".into(),
                     )));
                 }
-                let a = m.ack_element();
-                self.write_uncounted(&a);
+                if m.receipts.all_done() {
+                    let a = m.ack_element();
+                    self.write_uncounted(&a);
+                } else if m.ack_due.is_none() {
+                    // Answered when what was read is safe (receipts.rs).
+                    m.ack_due = Some(Instant::now() + ACK_WAIT);
+                }
                 Next::Continue
             }
             "a" => {
@@ -457,7 +518,11 @@ impl Session {
         }
     }
 
-    async fn element(&mut self, mut el: Element) -> Next {
+    async fn element(
+        &mut self,
+        mut el: Element,
+        receipt: Option<roost_proto::stanza::Receipt>,
+    ) -> Next {
         // RFC 6120 §8.1.2.1: a `from` must be ours; we stamp the full JID.
         if let Some(from) = el.attr("from") {
             let ok = Jid::new(from)
@@ -469,7 +534,10 @@ impl Session {
         el.set("from", self.jid.as_str());
         let envelope = el.shallow_clone();
         let stanza = match Stanza::parse(el) {
-            Ok(s) => s,
+            Ok(mut s) => {
+                s.receipt = receipt;
+                s
+            }
             Err(EnvelopeError::UnsupportedStanzaType) => {
                 return Next::Close(Some((StreamError::UnsupportedStanzaType, String::new())));
             }
@@ -559,14 +627,20 @@ impl Session {
             self.to_account(stanza);
             return;
         }
-        // An IQ without `to` for which the server has no handler is meant
-        // for the account itself (XEP-0054 §3.1: own vCard).
-        let server_handles = stanza
-            .el
-            .children()
-            .next()
-            .is_some_and(|p| self.server.registry.iq_handler(Scope::Server, p).is_some());
-        let scope = if to_server && server_handles {
+        // RFC 6120 §10.3.3: an IQ without `to` is handled on behalf of the
+        // account's bare JID, so its account-level handler (disco, PEP,
+        // vCard, private XML) answers; only payloads that exist solely at
+        // the server level (ping, version, register, session) go there.
+        let payload = stanza.el.children().next();
+        let has_handler =
+            |scope| payload.is_some_and(|p| self.server.registry.iq_handler(scope, p).is_some());
+        let scope = if stanza.to.is_none() {
+            if has_handler(Scope::Account) || !has_handler(Scope::Server) {
+                Scope::Account
+            } else {
+                Scope::Server
+            }
+        } else if to_server && has_handler(Scope::Server) {
             Scope::Server
         } else {
             Scope::Account

@@ -11,6 +11,7 @@ use roost_proto::Elem;
 use tokio::sync::mpsc;
 
 use super::conn::Connection;
+use super::receipts::Receipts;
 
 pub const NS: &str = "urn:xmpp:sm:3";
 
@@ -52,8 +53,12 @@ impl Registry {
 pub struct StreamManagement {
     /// Resumption id; `None` when the client did not ask for resumption.
     pub id: Option<String>,
-    /// Stanzas received from the client (the `h` we report).
-    pub handled_in: u32,
+    /// Stanzas received from the client and whether their effects are
+    /// safe: the `h` we report (receipts.rs).
+    pub receipts: Receipts,
+    /// The client asked for an ack while stanzas were still in flight:
+    /// answer once they are done, or at this deadline with what is done.
+    pub ack_due: Option<tokio::time::Instant>,
     /// Count of outbound stanzas the client acknowledged.
     acked_out: u32,
     /// Sent (or queued while detached) and not yet acknowledged, in order.
@@ -72,7 +77,8 @@ impl StreamManagement {
     pub fn new(id: Option<String>) -> StreamManagement {
         StreamManagement {
             id,
-            handled_in: 0,
+            receipts: Receipts::default(),
+            ack_due: None,
             acked_out: 0,
             unacked: VecDeque::new(),
             requested: false,
@@ -110,8 +116,13 @@ impl StreamManagement {
         self.unacked.drain(..).collect()
     }
 
+    /// `h`: the stanzas from the client whose effects are safe.
+    pub fn handled_in(&self) -> u32 {
+        self.receipts.h()
+    }
+
     pub fn ack_element(&self) -> Element {
-        Element::bare("a", NS).attr_set("h", self.handled_in.to_string())
+        Element::bare("a", NS).attr_set("h", self.handled_in().to_string())
     }
 }
 

@@ -133,6 +133,10 @@ impl Room {
             // Queued, not awaited, so the room never waits for a disk
             // flush before it broadcasts; archive queries still see it.
             self.shared.archive.archive_queued(&self.jid, message);
+            // XEP-0198: the sender's ack waits for the room's archive row.
+            if let Some(r) = &stanza.receipt {
+                self.shared.archive.hold_until_archived(Box::new(r.clone()));
+            }
         }
         if has_body {
             let limit = self.config.history_length;

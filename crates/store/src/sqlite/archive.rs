@@ -119,6 +119,10 @@ impl ArchiveStore for SqliteStore {
         self.archive_writer.queue(jid_text(owner).to_string(), msg);
     }
 
+    fn hold_until_archived(&self, token: Box<dyn std::any::Any + Send>) {
+        self.archive_writer.hold(token);
+    }
+
     async fn settle_archive(&self) -> Result<()> {
         self.archive_writer.settle().await
     }

@@ -49,6 +49,9 @@ enum Job {
     Row(Row),
     /// Answered once every row queued before it is committed.
     Barrier(oneshot::Sender<()>),
+    /// Dropped once every row queued before it is committed; unlike a
+    /// barrier it does not end the gather window (nobody reads).
+    Hold(Box<dyn std::any::Any + Send>),
 }
 
 #[derive(Clone)]
@@ -124,10 +127,12 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
         }
         let mut rows = Vec::with_capacity(jobs.len());
         let mut barriers = Vec::new();
+        let mut holds = Vec::new();
         for job in jobs {
             match job {
                 Job::Row(r) => rows.push(r),
                 Job::Barrier(b) => barriers.push(b),
+                Job::Hold(h) => holds.push(h),
             }
         }
         if !rows.is_empty() {
@@ -147,6 +152,8 @@ fn writer_loop(conn: Arc<Mutex<Connection>>, rx: mpsc::Receiver<Job>) {
         for b in barriers {
             let _ = b.send(());
         }
+        // Released after the commit (a failed commit was logged above).
+        drop(holds);
     }
 }
 
@@ -192,6 +199,13 @@ impl ArchiveWriter {
         if self.tx.send(Job::Row(row)).is_err() {
             tracing::error!("archive writer stopped; a row was not archived");
         }
+    }
+
+    /// Drop `token` once every row queued so far is committed.
+    pub(super) fn hold(&self, token: Box<dyn std::any::Any + Send>) {
+        // If the writer is gone the token comes back in the error and is
+        // dropped here: nothing will ever be committed to wait for.
+        let _ = self.tx.send(Job::Hold(token));
     }
 
     /// Wait until every row queued so far is committed (or failed).
