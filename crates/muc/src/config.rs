@@ -28,6 +28,13 @@ pub struct MucConfig {
     pub room_creators: Vec<String>,
     /// Seconds an empty persistent room stays loaded before its task stops.
     pub idle_room_seconds: u64,
+    /// XEP-0045 §10.1.2: a new room is locked until its owner configures
+    /// it (status 201). `false` creates instant rooms (§10.1.3) at once.
+    pub lock_new_rooms: bool,
+    /// Seconds a locked, unconfigured room lives before it is destroyed,
+    /// so an owner whose client never configured it does not leave it
+    /// unreachable for everyone else forever.
+    pub lock_timeout: u64,
 }
 
 impl Default for MucConfig {
@@ -43,6 +50,8 @@ impl Default for MucConfig {
             restrict_room_creation: false,
             room_creators: Vec::new(),
             idle_room_seconds: 300,
+            lock_new_rooms: true,
+            lock_timeout: 300,
         }
     }
 }
@@ -75,6 +84,7 @@ impl MucConfig {
             ("muc.max_occupants", self.max_occupants >= 1),
             ("muc.max_message_size", self.max_message_size >= 256),
             ("muc.idle_room_seconds", self.idle_room_seconds >= 1),
+            ("muc.lock_timeout", self.lock_timeout >= 1),
         ] {
             if !ok {
                 return Err((key, "value too small".into()));

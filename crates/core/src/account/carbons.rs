@@ -22,7 +22,7 @@ pub fn eligible(msg: &Element) -> bool {
         && !msg.has_child("sent", ns::CARBONS)
 }
 
-fn wrap(direction: &str, from: &str, to: &str, msg: &Element) -> Element {
+pub(super) fn wrap(direction: &str, from: &str, to: &str, msg: &Element) -> Element {
     Element::bare("message", ns::CLIENT)
         .attr_set("from", from)
         .attr_set("to", to)

@@ -256,8 +256,11 @@ impl Account {
         };
         match stanza.kind {
             roost_proto::StanzaKind::Presence => {
+                let broadcast = stanza.to.is_none().then(|| stanza.el.clone());
                 self.outbound_presence(resource, stanza).await;
-                self.session_presence_changed(resource);
+                if let Some(p) = broadcast {
+                    self.session_presence_changed(resource, &p);
+                }
             }
             roost_proto::StanzaKind::Iq
                 if stanza.to.as_ref().is_some_and(|t| t.to_bare() != self.jid) =>

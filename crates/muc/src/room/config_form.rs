@@ -430,6 +430,7 @@ impl Room {
         self.save_settings(&new, false).await?;
         self.config = new.clone();
         self.locked = false;
+        self.lock_deadline = None;
         // What follows reaches occupants after the owner's result.
         self.defer();
         if !was_locked {

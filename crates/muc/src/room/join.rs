@@ -152,7 +152,9 @@ impl Room {
         if self.config.archiving {
             self_codes.push(170);
         }
-        if created {
+        // §10.1.1: 201 for the creator, and for an owner entering a room
+        // that is still locked, so that its client offers configuration.
+        if created || self.locked {
             self_codes.push(201);
         }
         if raw_nick(stanza).is_some_and(|raw| raw != occ.nick) {
@@ -205,14 +207,19 @@ impl Room {
         }
         self.salt = roost_proto::id::random_token(24);
         self.config = super::config_form::RoomConfig::new(service);
+        // `[muc] lock_new_rooms = false`: an instant room (§10.1.3).
+        let locked = service.lock_new_rooms;
         let settings = Settings {
-            locked: true,
+            locked,
             salt: self.salt.clone(),
             config: self.config.clone(),
         };
-        self.save_settings(&settings.config, true).await?;
+        self.save_settings(&settings.config, locked).await?;
         self.exists = true;
-        self.locked = true;
+        self.locked = locked;
+        if locked {
+            self.start_lock_timer();
+        }
         self.put_affiliation(
             creator,
             AffiliationEntry {

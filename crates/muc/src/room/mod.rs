@@ -58,6 +58,8 @@ pub(crate) struct Room {
     exists: bool,
     /// §10.1.1: created, awaiting its initial configuration.
     locked: bool,
+    /// When a locked room is destroyed unless configured (`lock_timeout`).
+    lock_deadline: Option<tokio::time::Instant>,
     salt: String,
     config: RoomConfig,
     affiliations: HashMap<BareJid, AffiliationEntry>,
@@ -70,6 +72,13 @@ pub(crate) struct Room {
     /// While set, what the room sends is held back (sent after an IQ's
     /// result, in the order the spec asks).
     deferred: Mutex<Option<Vec<Element>>>,
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Milliseconds since the Unix epoch (how the stores keep time).
@@ -94,6 +103,7 @@ impl Room {
             failed: false,
             exists: false,
             locked: false,
+            lock_deadline: None,
             salt: String::new(),
             config,
             affiliations: HashMap::new(),
@@ -128,6 +138,9 @@ impl Room {
                     self.shared.retire(&self.jid, self.generation, &rx);
                     break;
                 }
+                _ = sleep_until(self.lock_deadline), if self.locked && self.lock_deadline.is_some() => {
+                    self.lock_expired().await;
+                }
                 _ = tokio::time::sleep(wait), if self.occupants.is_empty() => {
                     if self.shared.retire(&self.jid, self.generation, &rx) {
                         tracing::debug!(room = %self.jid, "room task stopped");
@@ -148,6 +161,10 @@ impl Room {
         let affiliations = store.room_affiliations(&self.jid).await?;
         self.exists = true;
         self.locked = settings.locked;
+        if self.locked {
+            // A room still locked from before a restart gets a fresh window.
+            self.start_lock_timer();
+        }
         self.salt = settings.salt;
         self.config = settings.config;
         self.config.persistent = stored.persistent;
@@ -191,10 +208,31 @@ impl Room {
         Ok(())
     }
 
+    fn start_lock_timer(&mut self) {
+        let timeout = Duration::from_secs(self.shared.config.lock_timeout);
+        self.lock_deadline = Some(tokio::time::Instant::now() + timeout);
+    }
+
+    /// `[muc] lock_timeout`: nobody configured the new room; it goes, as
+    /// if its owner had cancelled the configuration (§10.1.3).
+    async fn lock_expired(&mut self) {
+        self.lock_deadline = None;
+        if !self.locked || !self.exists {
+            return;
+        }
+        tracing::info!(room = %self.jid, "room never configured; destroyed");
+        let reason = Some("The room was never configured.".to_string());
+        if let Err(e) = self.destroy(None, reason, None).await {
+            tracing::warn!(room = %self.jid, error = ?e, "destroying an unconfigured room failed");
+        }
+        self.flush();
+    }
+
     /// Forget everything (the room was destroyed or vanished).
     fn reset(&mut self) {
         self.exists = false;
         self.locked = false;
+        self.lock_deadline = None;
         self.salt.clear();
         self.config = RoomConfig::new(&self.shared.config);
         self.affiliations.clear();

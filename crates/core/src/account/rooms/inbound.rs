@@ -228,6 +228,16 @@ impl Account {
             el.unset("to");
             // Only queued: the sessions do not wait for the disk.
             self.archive_groupchat(room, &el);
+        } else if !groupchat && el.attr("type") != Some("error") {
+            // A private message from an occupant: in the account's archive
+            // with the occupant's JID (XEP-0313), like any chat message.
+            if let Some(from) = el.attr("from").and_then(|f| Jid::new(f).ok()) {
+                if from.resource().is_some() {
+                    let receipt = stanza.receipt.clone();
+                    self.archive_message(&mut el, &from, true, receipt.as_ref())
+                        .await;
+                }
+            }
         }
         self.fork_owned(room, el);
     }

@@ -56,9 +56,7 @@ impl Account {
                 .map(|s| s.nick.clone())
                 .unwrap_or_default();
             if let Some(state) = self.rooms.map.get_mut(room) {
-                state
-                    .session_presence
-                    .insert(resource.to_string(), room_view(&stanza.el));
+                state.set_session_presence(resource, room_view(&stanza.el));
             }
             if nick != current {
                 self.change_nick(resource, room, nick);
@@ -98,9 +96,7 @@ impl Account {
                 let mut state = RoomState::new(nick.clone());
                 state.password = muc_x.and_then(|x| x.child_text("password", MUC));
                 // The join carries this session's presence: the room has it.
-                state
-                    .session_presence
-                    .insert(resource.to_string(), room_view(request));
+                state.set_session_presence(resource, room_view(request));
                 state.sent_presence = Some(presence_key(request));
                 state.counting_history = true;
                 state.pending.push(PendingJoin {
@@ -121,9 +117,7 @@ impl Account {
             }
             Some(Phase::Joining) => {
                 if let Some(state) = self.rooms.map.get_mut(room) {
-                    state
-                        .session_presence
-                        .insert(resource.to_string(), room_view(request));
+                    state.set_session_presence(resource, room_view(request));
                     state.leave_when_joined = false;
                     state.pending.push(PendingJoin {
                         resource: resource.to_string(),
@@ -138,9 +132,7 @@ impl Account {
                     .await;
                 if let Some(state) = self.rooms.map.get_mut(room) {
                     state.joined.insert(resource.to_string());
-                    state
-                        .session_presence
-                        .insert(resource.to_string(), room_view(request));
+                    state.set_session_presence(resource, room_view(request));
                 }
                 self.update_room_presence(room);
             }
@@ -167,11 +159,13 @@ impl Account {
             .unwrap_or_else(|| Element::bare("presence", ns::CLIENT));
         let nick = state.nick.clone();
         // The room's lasting codes (100 non-anonymous, 170 logged, ...);
-        // 201 "room created" and 110/210 belong to the first join only.
+        // 110/210 belong to the first join only. 201 stays while the room
+        // is not configured (XEP-0045 §10.1.1), so a later session's client
+        // offers the configuration the first one never finished.
         let mut codes: Vec<String> = state
             .join_codes
             .iter()
-            .filter(|c| !matches!(c.as_str(), "201" | "110" | "210"))
+            .filter(|c| !matches!(c.as_str(), "110" | "210"))
             .cloned()
             .collect();
         if requested != nick && !codes.iter().any(|c| c == "210") {

@@ -83,8 +83,12 @@ pub(super) struct RoomState {
     pub last_message_ms: Option<i64>,
     /// A transparent rejoin is under way: sessions stay joined.
     pub rejoining: bool,
-    /// The presence each joined session last sent to the room (rule 7).
-    pub session_presence: BTreeMap<String, Element>,
+    /// The presence each joined session last sent to the room (rule 7),
+    /// with the order of the change: among equally available sessions the
+    /// most recent change wins.
+    pub session_presence: BTreeMap<String, (u64, Element)>,
+    /// Counter behind the orders in `session_presence`.
+    pub presence_changes: u64,
     /// Status text of the last session that left, for the account's leave.
     pub leave_status: Option<String>,
 }
@@ -110,8 +114,16 @@ impl RoomState {
             last_message_ms: None,
             rejoining: false,
             session_presence: BTreeMap::new(),
+            presence_changes: 0,
             leave_status: None,
         }
+    }
+
+    /// Record what a session shows in the room now (rule 7).
+    pub fn set_session_presence(&mut self, resource: &str, presence: Element) {
+        self.presence_changes += 1;
+        self.session_presence
+            .insert(resource.to_string(), (self.presence_changes, presence));
     }
 }
 
@@ -121,6 +133,9 @@ pub struct Rooms {
     pub(super) map: HashMap<BareJid, RoomState>,
     /// Our IQ id -> (session resource, its original id) (rule 6).
     pub(super) iqs: HashMap<String, (String, String)>,
+    /// Owner configuration IQs in flight: IQ id -> room. A result means
+    /// the room is configured, so later sessions no longer get 201.
+    pub(super) configs: HashMap<String, BareJid>,
     /// Self-pings in flight: IQ id -> room (rule 15).
     pub(super) pings: HashMap<String, BareJid>,
     /// The autojoin bookmarks last synchronised (rule 13), so the account
@@ -206,7 +221,8 @@ impl Account {
             .joined
             .iter()
             .filter_map(|r| state.session_presence.get(r))
-            .max_by_key(|p| availability(p));
+            .max_by_key(|(order, p)| (availability(p), *order))
+            .map(|(_, p)| p);
         let mut p = Element::bare("presence", ns::CLIENT);
         match best {
             Some(best) => {
@@ -248,8 +264,19 @@ impl Account {
         self.server.route_element(p);
     }
 
-    /// A session's presence changed: rooms it joined may need an update.
-    pub(super) fn session_presence_changed(&mut self, resource: &str) {
+    /// A session broadcast its presence (RFC 6121 §4.4): the rooms it
+    /// joined show the new aggregate (rule 7). Unavailable takes the
+    /// session out of its rooms, as it would leave them in plain XEP-0045
+    /// (its directed presences end).
+    pub(super) fn session_presence_changed(&mut self, resource: &str, presence: &Element) {
+        if presence.attr("type") == Some("unavailable") {
+            self.rooms_session_gone(resource);
+            return;
+        }
+        if presence.attr("type").is_some() {
+            return;
+        }
+        let view = room_view(presence);
         let rooms: Vec<BareJid> = self
             .rooms
             .map
@@ -258,6 +285,9 @@ impl Account {
             .map(|(j, _)| j.clone())
             .collect();
         for room in rooms {
+            if let Some(state) = self.rooms.map.get_mut(&room) {
+                state.set_session_presence(resource, view.clone());
+            }
             self.update_room_presence(&room);
         }
     }
@@ -294,6 +324,7 @@ impl Account {
             }
             roost_proto::StanzaKind::Message => {
                 self.room_message_from_session(resource, &room, stanza)
+                    .await
             }
             roost_proto::StanzaKind::Iq => self.room_iq_from_session(resource, &room, &to, stanza),
         }
@@ -345,6 +376,8 @@ impl Account {
             self.session_leaves(&room, resource, false);
         }
         self.rooms.iqs.retain(|_, (r, _)| r != resource);
+        let iqs = &self.rooms.iqs;
+        self.rooms.configs.retain(|id, _| iqs.contains_key(id));
     }
 }
 

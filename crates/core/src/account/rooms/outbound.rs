@@ -4,22 +4,102 @@
 //! session that asked; self-pings are answered by the server.
 
 use jid::{BareJid, Jid};
-use roost_proto::{ns, ElementExt, Stanza};
+use roost_proto::{ns, Condition, ElementExt, Stanza, StanzaError};
 
 use super::Phase;
 use crate::account::Account;
 use crate::server::iq_reply;
 
 impl Account {
-    pub(super) fn room_message_from_session(
+    pub(super) async fn room_message_from_session(
         &mut self,
-        _resource: &str,
-        _room: &BareJid,
+        resource: &str,
+        room: &BareJid,
         stanza: Stanza,
     ) {
+        // A session that did not join gets what the room gives a
+        // non-occupant (XEP-0045 §7.4, §7.5: not-acceptable), so that its
+        // client notices it is out and rejoins; nothing reaches the room.
+        let joined = self
+            .rooms
+            .map
+            .get(room)
+            .is_some_and(|s| s.phase == Phase::Joined && s.joined.contains(resource));
+        let to_occupant = stanza.to.as_ref().is_some_and(|t| t.resource().is_some());
+        let is_chat = stanza.type_attr() == Some("groupchat") || to_occupant;
+        if !joined && is_chat && !stanza.is_error() {
+            let reply = StanzaError::new(Condition::NotAcceptable)
+                .with_text("this session is not in the room")
+                .reply_to(&stanza.el);
+            self.to_session(resource, reply);
+            return;
+        }
+        let is_error = stanza.is_error();
         let mut el = stanza.el;
         el.set("from", self.jid.as_str());
-        self.server.route_element(el);
+        if to_occupant && !is_error {
+            // A private message: every device sees it like the rest of the
+            // room (XEP-0280 §9: a sent carbon to the other sessions that
+            // joined), and it is archived once for the account (XEP-0313).
+            self.private_message_sent(resource, room, &el, stanza.receipt.as_ref())
+                .await;
+        }
+        let mut out = match Stanza::parse(el) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        // XEP-0198: the sender's ack waits for where the message goes.
+        out.receipt = stanza.receipt;
+        self.server.route(out);
+    }
+
+    async fn private_message_sent(
+        &mut self,
+        resource: &str,
+        room: &BareJid,
+        el: &minidom::Element,
+        receipt: Option<&roost_proto::stanza::Receipt>,
+    ) {
+        let others: Vec<String> = self
+            .rooms
+            .map
+            .get(room)
+            .map(|s| {
+                s.joined
+                    .iter()
+                    .filter(|r| *r != resource)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for r in others {
+            let Some(e) = self.resources.get(&r) else {
+                continue;
+            };
+            if !e.carbons || el.has_child("private", ns::CARBONS) {
+                continue;
+            }
+            let mut own = el.clone();
+            own.set(
+                "from",
+                self.resources
+                    .get(resource)
+                    .map(|s| s.handle.jid.to_string())
+                    .unwrap_or_default(),
+            );
+            let copy = crate::account::carbons::wrap(
+                "sent",
+                self.jid.as_str(),
+                e.handle.jid.as_str(),
+                &own,
+            );
+            self.to_session(&r, copy);
+        }
+        if let Some(to) = el.attr("to").and_then(|t| Jid::new(t).ok()) {
+            let mut archived = el.clone();
+            self.archive_message(&mut archived, &to, false, receipt)
+                .await;
+        }
     }
 
     pub(super) fn room_iq_from_session(
@@ -55,6 +135,15 @@ impl Account {
         }
         let ours = format!("amuc-{}", roost_proto::id::random_token(14));
         let original = stanza.id().unwrap_or_default().to_string();
+        // XEP-0045 §10.1: the owner's configuration (or instant-room) form.
+        let configures = stanza.type_attr() == Some("set")
+            && stanza.el.children().next().is_some_and(|q| {
+                q.is("query", "http://jabber.org/protocol/muc#owner")
+                    && q.has_child("x", "jabber:x:data")
+            });
+        if configures {
+            self.rooms.configs.insert(ours.clone(), room.clone());
+        }
         self.rooms
             .iqs
             .insert(ours.clone(), (resource.to_string(), original));
@@ -72,6 +161,14 @@ impl Account {
         let Some((resource, original)) = self.rooms.iqs.remove(&id) else {
             return;
         };
+        if let Some(room) = self.rooms.configs.remove(&id) {
+            if stanza.type_attr() == Some("result") {
+                // Configured: the room is no longer locked (201 is history).
+                if let Some(state) = self.rooms.map.get_mut(&room) {
+                    state.join_codes.retain(|c| c != "201");
+                }
+            }
+        }
         let mut el = stanza.el;
         el.set("id", original);
         self.to_session(&resource, el);
