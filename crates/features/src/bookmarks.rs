@@ -386,12 +386,20 @@ pub async fn legacy_node_items(req: &Request<'_>, verb: &Element) -> roost_core:
         .filter(|c| c.is("item", NS_PUBSUB))
         .filter_map(|c| c.attr("id"))
         .all(|id| id == LEGACY_ITEM);
+    let storage = legacy_storage(req.server, req.owner).await?;
+    // XEP-0060 §6.5.9.11: a view of nothing is a node that does not exist;
+    // inventing an empty item would tell clients bookmarks are stored here.
+    if storage.children().next().is_none() && req.node(NS).await?.is_none() {
+        return Err(roost_proto::StanzaError::new(
+            roost_proto::Condition::ItemNotFound,
+        ));
+    }
     let mut items = Element::bare("items", NS_PUBSUB).attr_set("node", LEGACY_NODE);
     if wants_current {
         items.append_child(
             Element::bare("item", NS_PUBSUB)
                 .attr_set("id", LEGACY_ITEM)
-                .child(legacy_storage(req.server, req.owner).await?),
+                .child(storage),
         );
     }
     Ok(Some(Element::bare("pubsub", NS_PUBSUB).child(items)))

@@ -272,3 +272,39 @@ async fn account_disco_advertises_mam() {
         .collect();
     assert!(features.contains(&MAM.to_string()), "{features:?}");
 }
+
+#[tokio::test]
+async fn preference_jids_are_normalised_and_malformed_ones_refused() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    let mut a = s.login("alice", "home").await;
+    let r = a
+        .iq(
+            "set",
+            None,
+            "<prefs xmlns='urn:xmpp:mam:2' default='roster'><always><jid>Romeo@Montague.LIT</jid></always><never><jid>TYBALT@capulet.lit/Home</jid></never></prefs>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    let jids = |r: &Element, list: &str| -> Vec<String> {
+        r.get_child("prefs", MAM)
+            .and_then(|p| p.get_child(list, MAM))
+            .map(|l| l.children().map(|j| j.text()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(jids(&r, "always"), vec!["romeo@montague.lit"]);
+    assert_eq!(jids(&r, "never"), vec!["tybalt@capulet.lit/Home"]);
+    let got = a.iq("get", None, "<prefs xmlns='urn:xmpp:mam:2'/>").await;
+    assert_eq!(jids(&got, "always"), vec!["romeo@montague.lit"]);
+    let bad = a
+        .iq(
+            "set",
+            None,
+            "<prefs xmlns='urn:xmpp:mam:2' default='always'><always><jid>a@b@c</jid></always></prefs>",
+        )
+        .await;
+    assert_eq!(bad.attr("type"), Some("error"));
+    assert!(bad
+        .get_child("error", "jabber:client")
+        .is_some_and(|e| e.has_child("jid-malformed", "urn:ietf:params:xml:ns:xmpp-stanzas")));
+}

@@ -486,3 +486,41 @@ async fn private_xml_without_payload_or_in_reserved_namespaces_is_not_acceptable
         assert_eq!(condition(&r), "not-acceptable", "{kind} {inner}");
     }
 }
+
+#[tokio::test]
+async fn the_legacy_pep_node_without_bookmarks_does_not_exist() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    let mut a = s.login("alice", "home").await;
+    for node in [LEGACY, BOOKMARKS, "urn:xmpp:avatar:metadata"] {
+        let r = a
+            .iq(
+                "get",
+                None,
+                &format!("<pubsub xmlns='{PUBSUB}'><items node='{node}'/></pubsub>"),
+            )
+            .await;
+        assert_eq!(
+            r.attr("type"),
+            Some("error"),
+            "{node}: {}",
+            String::from(&r)
+        );
+        assert_eq!(condition(&r), "item-not-found", "{node}");
+    }
+    // Once a bookmark exists the view has its item.
+    add_bookmark(
+        &mut a,
+        "room@conference.localhost",
+        "<conference xmlns='urn:xmpp:bookmarks:1' autojoin='false'/>",
+    )
+    .await;
+    let r = a
+        .iq(
+            "get",
+            None,
+            &format!("<pubsub xmlns='{PUBSUB}'><items node='{LEGACY}'/></pubsub>"),
+        )
+        .await;
+    ok(&r);
+}

@@ -286,3 +286,122 @@ async fn roster_and_subscriptions_survive_a_restart() {
         vec![("bob@localhost".into(), "both".into(), None)]
     );
 }
+
+#[tokio::test]
+async fn blocking_a_contact_ends_presence_both_ways() {
+    let s = TestServer::start().await;
+    let (mut a, mut b) = friends(&s).await;
+    let r = a
+        .iq(
+            "set",
+            None,
+            "<block xmlns='urn:xmpp:blocking'><item jid='bob@localhost'/></block>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    // XEP-0191 §3.3: alice's client sees bob go, and bob sees alice go.
+    a.expect(
+        "bob unavailable",
+        is_presence("bob@localhost/work", Some("unavailable")),
+    )
+    .await;
+    b.expect(
+        "alice unavailable",
+        is_presence("alice@localhost/home", Some("unavailable")),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn roster_pushes_of_removed_and_changed_items_carry_their_state_and_ver() {
+    let s = TestServer::start().await;
+    let (mut a, mut b) = friends(&s).await;
+    let push_for = |jid: &'static str| {
+        move |e: &Element| {
+            e.name() == "iq"
+                && e.attr("type") == Some("set")
+                && e.get_child("query", ROSTER)
+                    .and_then(|q| q.get_child("item", ROSTER))
+                    .is_some_and(|i| i.attr("jid") == Some(jid))
+        }
+    };
+    let before = |c: &Element| {
+        c.get_child("query", ROSTER)
+            .and_then(|q| q.attr("ver"))
+            .map(str::to_string)
+    };
+    let ver_b0 = before(&b.roster().await).expect("ver");
+    // Pushes from making friends are behind us: drop what is held.
+    while b
+        .gets_within(Duration::from_millis(200), push_for("alice@localhost"))
+        .await
+        .is_some()
+    {}
+    // A changed item keeps its exact subscription state.
+    a.iq(
+        "set",
+        None,
+        "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' name='Bobby'/></query>",
+    )
+    .await;
+    let p = a
+        .expect("rename push", |e| {
+            push_for("bob@localhost")(e)
+                && e.get_child("query", ROSTER)
+                    .and_then(|q| q.get_child("item", ROSTER))
+                    .is_some_and(|i| i.attr("name") == Some("Bobby"))
+        })
+        .await;
+    let q = p.get_child("query", ROSTER).unwrap();
+    let item = q.get_child("item", ROSTER).unwrap();
+    assert_eq!(item.attr("subscription"), Some("both"));
+    assert_eq!(item.attr("name"), Some("Bobby"));
+    assert!(q.attr("ver").is_some());
+    // Removal: alice gets subscription='remove'; bob's item becomes 'none'.
+    a.iq(
+        "set",
+        None,
+        "<query xmlns='jabber:iq:roster'><item jid='bob@localhost' subscription='remove'/></query>",
+    )
+    .await;
+    let p = a
+        .expect("remove push", |e| {
+            push_for("bob@localhost")(e)
+                && e.get_child("query", ROSTER)
+                    .and_then(|q| q.get_child("item", ROSTER))
+                    .is_some_and(|i| i.attr("subscription") == Some("remove"))
+        })
+        .await;
+    let q = p.get_child("query", ROSTER).unwrap();
+    assert_eq!(
+        q.get_child("item", ROSTER).unwrap().attr("subscription"),
+        Some("remove")
+    );
+    let ver_a = q.attr("ver").expect("ver on the removal push").to_string();
+    let r = a.roster().await;
+    assert_eq!(before(&r).as_deref(), Some(ver_a.as_str()));
+    assert!(items(&r).is_empty());
+    // bob's side: pushes until his item for alice has no subscription left.
+    let mut last = None;
+    for _ in 0..2 {
+        let p = b.expect("push", push_for("alice@localhost")).await;
+        let q = p.get_child("query", ROSTER).unwrap().clone();
+        last = Some(q);
+        if last
+            .as_ref()
+            .and_then(|q| q.get_child("item", ROSTER))
+            .and_then(|i| i.attr("subscription"))
+            == Some("none")
+        {
+            break;
+        }
+    }
+    let q = last.unwrap();
+    assert_eq!(
+        q.get_child("item", ROSTER).unwrap().attr("subscription"),
+        Some("none")
+    );
+    let ver_b = q.attr("ver").expect("ver").to_string();
+    assert_ne!(ver_b, ver_b0);
+    assert_eq!(before(&b.roster().await).as_deref(), Some(ver_b.as_str()));
+}

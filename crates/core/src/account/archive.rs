@@ -53,15 +53,32 @@ impl Prefs {
                 "default must be always, never or roster",
             ));
         }
-        let list = |name: &str| -> Vec<String> {
-            el.get_child(name, ns::MAM)
-                .map(|l| l.children().map(|j| j.text().trim().to_string()).collect())
-                .unwrap_or_default()
+        // XEP-0313 §6.1: JIDs are compared as JIDs, so they are kept in
+        // their normalised (stringprep) form, and one that is not a JID is
+        // refused rather than stored as text that never matches.
+        let list = |name: &str| -> Result<Vec<String>, StanzaError> {
+            let mut out: Vec<String> = Vec::new();
+            for j in el
+                .get_child(name, ns::MAM)
+                .into_iter()
+                .flat_map(|l| l.children())
+                .filter(|c| c.name() == "jid")
+            {
+                let jid = Jid::new(j.text().trim()).map_err(|_| {
+                    StanzaError::new(Condition::JidMalformed)
+                        .with_text("a preference names something that is not a JID")
+                })?;
+                let text = jid.to_string();
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+            Ok(out)
         };
         Ok(Prefs {
             default,
-            always: list("always"),
-            never: list("never"),
+            always: list("always")?,
+            never: list("never")?,
         })
     }
 }

@@ -132,7 +132,7 @@ impl Account {
                     }
                 }
                 self.save_blocklist(list).await?;
-                // §3.3: blocked contacts see us go offline.
+                // §3.3: blocked contacts see us go offline...
                 for j in &items {
                     for e in self.resources.available() {
                         let p = Element::bare("presence", ns::CLIENT)
@@ -142,6 +142,9 @@ impl Account {
                         self.server.route_element(p);
                     }
                 }
+                // ...and our sessions see them go: nothing of theirs
+                // arrives any more, so what the clients show must end now.
+                self.blocked_contacts_go_offline(&items);
                 self.push_blocking(payload.clone());
                 Ok(None)
             }
@@ -158,6 +161,38 @@ impl Account {
                 Ok(None)
             }
             _ => Err(StanzaError::bad_request("unknown blocking request")),
+        }
+    }
+
+    /// Unavailable presence from every resource of a newly blocked entity
+    /// we saw available (or from the blocked JID itself when we saw none),
+    /// to each of our sessions that sent initial presence.
+    fn blocked_contacts_go_offline(&mut self, items: &[Jid]) {
+        let mut senders: Vec<String> = Vec::new();
+        for item in items {
+            let seen: Vec<String> = self
+                .shown_available
+                .iter()
+                .filter(|full| blocks(item, &Jid::from((*full).clone())))
+                .map(|full| full.to_string())
+                .collect();
+            if seen.is_empty() {
+                senders.push(item.to_string());
+            }
+            senders.extend(seen);
+        }
+        let gone = |full: &jid::FullJid| items.iter().any(|i| blocks(i, &Jid::from(full.clone())));
+        self.shown_available.retain(|full| !gone(full));
+        self.contact_resources.retain(|full| !gone(full));
+        for e in self.resources.available() {
+            for from in &senders {
+                e.handle.send(
+                    Element::bare("presence", ns::CLIENT)
+                        .attr_set("from", from.as_str())
+                        .attr_set("to", e.handle.jid.as_str())
+                        .attr_set("type", "unavailable"),
+                );
+            }
         }
     }
 

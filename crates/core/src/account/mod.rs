@@ -96,6 +96,9 @@ pub(crate) struct Account {
     mam_prefs: Option<archive::Prefs>,
     /// Contacts' resources seen available, to offer them our PEP data once.
     contact_resources: std::collections::HashSet<jid::FullJid>,
+    /// Other entities' resources whose available presence reached our
+    /// sessions and that have not gone unavailable since.
+    shown_available: std::collections::HashSet<jid::FullJid>,
     /// Rooms the account occupies (account-based MUC joining).
     rooms: rooms::Rooms,
 }
@@ -122,6 +125,7 @@ impl Account {
             blocklist: None,
             mam_prefs: None,
             contact_resources: Default::default(),
+            shown_available: Default::default(),
             rooms: Default::default(),
         };
         tokio::spawn(account.run(rx, generation));

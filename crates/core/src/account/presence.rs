@@ -217,6 +217,17 @@ impl Account {
         if full.to_bare() == self.jid {
             return;
         }
+        // What our sessions were shown as available, so that blocking the
+        // contact can show it going (XEP-0191 §3.3, blocking.rs).
+        match kind {
+            None if self.shown_available.len() < 10_000 => {
+                self.shown_available.insert(full.clone());
+            }
+            Some("unavailable") => {
+                self.shown_available.remove(&full);
+            }
+            _ => {}
+        }
         match kind {
             None if !self.contact_resources.contains(&full) => {
                 let allowed = self
