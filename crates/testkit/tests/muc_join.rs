@@ -617,7 +617,7 @@ async fn a_nick_the_server_normalised_is_reported_with_210() {
 }
 
 #[tokio::test]
-async fn a_bare_jid_injected_by_the_server_is_an_occupant_of_its_own() {
+async fn a_bare_jid_injected_by_the_server_is_an_occupant_until_its_server_bounces_groupchat() {
     let s = muc::server().await;
     users(&s, &["alice", "bob"]).await;
     let mut a = s.login("alice", "home").await;
@@ -646,13 +646,13 @@ async fn a_bare_jid_injected_by_the_server_is_an_occupant_of_its_own() {
         })
         .await;
     assert_eq!(item(&p).unwrap().attr("jid"), Some("alice@localhost"));
-    // A private message to her occupant JID reaches the bare JID too.
-    b.send(&format!(
-        "<message to='{r}/alice' type='chat'><body>hi bare</body></message>"
-    ))
-    .await;
-    let pm = a
-        .expect("private message", |e| body(e).as_deref() == Some("hi bare"))
+    // With account-based joining off, the account cannot take the room's
+    // groupchat traffic (the subject): its server answers
+    // service-unavailable, and the room removes the ghost with 333.
+    let gone = b
+        .expect("alice removed", |e| {
+            is_presence_from(e, &format!("{r}/alice")) && e.attr("type") == Some("unavailable")
+        })
         .await;
-    assert_eq!(pm.attr("from"), Some(&*format!("{r}/bob")));
+    assert!(has_status(&gone, 333), "{}", String::from(&gone));
 }

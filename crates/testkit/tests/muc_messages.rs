@@ -633,7 +633,9 @@ async fn garbage_from_one_occupant_does_not_break_the_room_for_others() {
         format!("<iq type='set' id='j1' to='{r}'><query xmlns='http://jabber.org/protocol/muc#admin'><item/></query></iq>"),
         format!("<iq type='get' id='j2' to='{r}'/>"),
         format!("<iq type='result' id='nothing' to='{r}/crone'/>"),
-        format!("<message to='{r}' type='error'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"),
+        // An error that does not mean "gone" (service-unavailable would:
+        // muc_multisession.rs) changes nothing.
+        format!("<message to='{r}' type='error'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>"),
     ] {
         b.send(&junk).await;
     }

@@ -581,3 +581,124 @@ async fn a_banned_user_may_not_register() {
     assert_eq!(error_condition(&res).as_deref(), Some("forbidden"));
     let _ = MUC_USER;
 }
+
+fn voice_request() -> String {
+    "<x xmlns='jabber:x:data' type='submit'>\
+     <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>\
+     <field var='muc#role' type='list-single'><value>participant</value></field></x>"
+        .to_string()
+}
+
+fn approval_form(e: &minidom::Element) -> Option<&minidom::Element> {
+    e.get_child("x", "jabber:x:data")
+        .filter(|x| x.attr("type") == Some("form"))
+        .filter(|x| {
+            field_value(x, "FORM_TYPE").as_deref() == Some("http://jabber.org/protocol/muc#request")
+        })
+}
+
+fn field_value(x: &minidom::Element, var: &str) -> Option<String> {
+    x.children()
+        .find(|f| f.attr("var") == Some(var))
+        .and_then(|f| f.children().next())
+        .map(|v| v.text())
+}
+
+#[tokio::test]
+async fn a_visitor_requests_voice_and_a_moderator_grants_it() {
+    let s = muc::server().await;
+    let (mut a, mut b, _c, r) =
+        three_in_a_room(&s, "askers", &[("muc#roomconfig_moderatedroom", "1")]).await;
+    b.send(&format!(
+        "<message to='{r}' id='vr1'>{}</message>",
+        voice_request()
+    ))
+    .await;
+    // The moderator (alice, owner) gets the approval form.
+    let m = a
+        .expect("approval form", |e| {
+            e.name() == "message" && approval_form(e).is_some()
+        })
+        .await;
+    assert_eq!(m.attr("from"), Some(r.as_str()));
+    let x = approval_form(&m).unwrap();
+    assert_eq!(field_value(x, "muc#roomnick").as_deref(), Some("bob"));
+    assert_eq!(
+        field_value(x, "muc#jid").as_deref(),
+        Some("bob@localhost/home")
+    );
+    assert_eq!(
+        field_value(x, "muc#request_allow").as_deref(),
+        Some("false")
+    );
+    // A second request while one waits is not passed on again.
+    b.send(&format!(
+        "<message to='{r}' id='vr2'>{}</message>",
+        voice_request()
+    ))
+    .await;
+    assert!(a
+        .gets_within(Duration::from_millis(500), |e| approval_form(e).is_some())
+        .await
+        .is_none());
+    // Approve.
+    a.send(&format!(
+        "<message to='{r}' id='ok'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>\
+         <field var='muc#role'><value>participant</value></field>\
+         <field var='muc#jid'><value>bob@localhost/home</value></field>\
+         <field var='muc#roomnick'><value>bob</value></field>\
+         <field var='muc#request_allow'><value>true</value></field></x></message>"
+    ))
+    .await;
+    let p = b
+        .expect("voice", |e| {
+            is_presence_from(e, &format!("{r}/bob"))
+                && item(e).and_then(|i| i.attr("role")) == Some("participant")
+        })
+        .await;
+    assert!(has_status(&p, 110));
+    b.say(&r, "thank you").await;
+    a.expect_groupchat("thank you").await;
+}
+
+#[tokio::test]
+async fn a_denied_voice_request_leaves_the_visitor_silent_and_non_moderators_cannot_answer() {
+    let s = muc::server().await;
+    let (mut a, mut b, mut c, r) =
+        three_in_a_room(&s, "deniers", &[("muc#roomconfig_moderatedroom", "1")]).await;
+    let answer = |allow: &str| {
+        format!(
+            "<message to='{r}'><x xmlns='jabber:x:data' type='submit'>\
+             <field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>\
+             <field var='muc#roomnick'><value>bob</value></field>\
+             <field var='muc#request_allow'><value>{allow}</value></field></x></message>"
+        )
+    };
+    b.send(&format!("<message to='{r}'>{}</message>", voice_request()))
+        .await;
+    a.expect("approval form", |e| approval_form(e).is_some())
+        .await;
+    // carol is a visitor, not a moderator: she cannot approve.
+    c.send(&answer("true")).await;
+    let e = c
+        .expect("forbidden", |e| e.attr("type") == Some("error"))
+        .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("forbidden"));
+    a.send(&answer("false")).await;
+    assert!(b
+        .gets_within(Duration::from_millis(500), |e| {
+            is_presence_from(e, &format!("{r}/bob"))
+                && item(e).and_then(|i| i.attr("role")) == Some("participant")
+        })
+        .await
+        .is_none());
+    b.say(&r, "still silent").await;
+    let e = b.expect("error", |e| e.attr("type") == Some("error")).await;
+    assert_eq!(error_condition(&e).as_deref(), Some("forbidden"));
+    // Denied, so a new request reaches the moderator again.
+    b.send(&format!("<message to='{r}'>{}</message>", voice_request()))
+        .await;
+    a.expect("a new approval form", |e| approval_form(e).is_some())
+        .await;
+}

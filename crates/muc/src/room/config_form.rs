@@ -499,19 +499,17 @@ impl Room {
             return;
         }
         let id = roost_proto::id::random_token(12);
+        let mut x = Element::bare("x", ns::MUC_USER);
+        for code in &codes {
+            x.append_child(super::occupant::status(*code));
+        }
+        let m = Element::bare("message", ns::CLIENT)
+            .attr_set("type", "groupchat")
+            .attr_set("id", id)
+            .attr_set("from", self.jid.as_str())
+            .child(x);
         for occ in self.occupants.iter() {
-            let mut x = Element::bare("x", ns::MUC_USER);
-            for code in &codes {
-                x.append_child(super::occupant::status(*code));
-            }
-            self.send(
-                Element::bare("message", ns::CLIENT)
-                    .attr_set("type", "groupchat")
-                    .attr_set("id", id.clone())
-                    .attr_set("from", self.jid.as_str())
-                    .attr_set("to", occ.jid.as_str())
-                    .child(x),
-            );
+            self.send_to_occupant(occ, &m);
         }
     }
 
@@ -540,7 +538,9 @@ impl Room {
         for mut occ in occupants.into_occupants() {
             occ.role = Role::None;
             // One presence per occupant, from its own nick (no broadcast).
-            self.send(self.presence_of(&occ, &occ.jid, Role::None, false, &notice));
+            for jid in occ.jids() {
+                self.send(self.presence_of(&occ, jid, Role::None, false, &notice));
+            }
         }
         self.forget().await
     }

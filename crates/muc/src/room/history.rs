@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 use minidom::Element;
 use roost_proto::{datetime, Elem, ElementExt};
 
-use super::occupant::Occupant;
 use super::Room;
 use crate::ns;
+use jid::Jid;
 
 /// A message as the room reflected it, without `to`.
 #[derive(Debug, Clone)]
@@ -104,10 +104,10 @@ impl HistoryRequest {
 impl Room {
     /// §7.2.13: history to a joining occupant, after presence, before the
     /// subject.
-    pub(super) fn send_history(&self, occ: &Occupant, request: &HistoryRequest) {
+    pub(super) fn send_history(&self, to: &Jid, request: &HistoryRequest) {
         let render = |entry: &HistoryEntry| {
             let mut el = entry.el.clone();
-            el.set("to", occ.jid.as_str());
+            el.set("to", to.as_str());
             // XEP-0203; §7.2.13: `from` is the room itself.
             el.append_child(
                 Element::bare("delay", ns::DELAY)

@@ -148,6 +148,7 @@ impl Room {
             ns::OCCUPANT_ID,
             ns::SID,
             ns::REGISTER,
+            ns::MUC_REQUEST,
             pick(c.persistent, "muc_persistent", "muc_temporary"),
             pick(c.members_only, "muc_membersonly", "muc_open"),
             pick(c.public, "muc_public", "muc_hidden"),
@@ -272,7 +273,8 @@ impl Room {
         out.set("to", target.jid.as_str());
         let pending = PendingIq {
             id: stanza.id().unwrap_or_default().to_string(),
-            requester: requester.jid.clone(),
+            // The session that asked, of the several behind a nick.
+            requester: from.clone(),
             requester_nick: requester.nick.clone(),
             responder: target.bare.clone(),
             responder_nick: target.nick.clone(),

@@ -10,21 +10,24 @@ use roost_proto::{Condition, Elem, Stanza, StanzaError};
 use super::affiliation::{default_role, Affiliation, AffiliationEntry, Role};
 use super::config_form::Settings;
 use super::history::HistoryRequest;
-use super::occupant::{clean_presence, Notice, Occupant};
+use super::occupant::{clean_presence, Notice, Occupant, OccupantSession};
 use super::Room;
 use crate::ns;
 
 /// Admins and owners may enter a full room, up to this many extra (§7.2.9).
 const ADMIN_EXTRA_OCCUPANTS: usize = 10;
 
-/// Delivery-related errors that mean an occupant is gone (§18.1.3).
-const GONE_CONDITIONS: [Condition; 6] = [
+/// Delivery-related errors that mean an occupant is gone (§18.1.3 "Ghost
+/// Users"), and `service-unavailable`, which the occupant's server sends
+/// for a resource that is no longer there (RFC 6121 §8.5.3.2.1).
+const GONE_CONDITIONS: [Condition; 7] = [
     Condition::Gone,
     Condition::ItemNotFound,
     Condition::RecipientUnavailable,
     Condition::Redirect,
     Condition::RemoteServerNotFound,
     Condition::RemoteServerTimeout,
+    Condition::ServiceUnavailable,
 ];
 
 /// The nick as the client wrote it in `to` (before resourceprep).
@@ -52,15 +55,15 @@ impl Room {
                 match current {
                     None => self.enter(stanza, from, nick).await,
                     Some(current) if current == nick => {
-                        self.update_presence(stanza, &current);
+                        self.update_presence(stanza, from, &current);
                     }
-                    Some(current) => self.change_nick(stanza, &current, nick),
+                    Some(current) => self.change_nick(stanza, from, &current, nick),
                 }
             }
             Some("unavailable") => {
                 // §17.3 #5: ignored from non-occupants.
                 if let Some(nick) = self.occupants.by_jid(from).map(|o| o.nick.clone()) {
-                    self.exit(stanza, &nick).await;
+                    self.exit(stanza, from, &nick).await;
                 }
             }
             Some("error") => self.occupant_error(stanza, from).await,
@@ -104,6 +107,9 @@ impl Room {
         let affiliation = self.affiliation_of(&bare);
         let given = muc.get_child("password", ns::MUC).map(|p| p.text());
         let count = self.occupants.len();
+        // §7.2.9 forbids a nick only to another user: a session of the
+        // same user joins the occupant it already is.
+        let same_user = self.occupants.get(&nick).is_some_and(|o| o.bare == bare);
         let check = if self.locked && affiliation != Affiliation::Owner {
             // §7.2.10
             Err(StanzaError::new(Condition::ItemNotFound).with_text("the room is locked"))
@@ -114,7 +120,7 @@ impl Room {
             // §7.2.6
             Err(StanzaError::new(Condition::RegistrationRequired)
                 .with_text("the room is members-only"))
-        } else if self.occupants.get(&nick).is_some()
+        } else if (self.occupants.get(&nick).is_some() && !same_user)
             || self
                 .nick_reserved_by(&nick)
                 .is_some_and(|owner| *owner != bare)
@@ -127,7 +133,8 @@ impl Room {
         {
             // §7.2.5
             Err(StanzaError::new(Condition::NotAuthorized).with_text("a password is required"))
-        } else if count >= self.config.max_users
+        } else if !same_user
+            && count >= self.config.max_users
             && (affiliation < Affiliation::Admin
                 || count >= self.config.max_users + ADMIN_EXTRA_OCCUPANTS)
         {
@@ -139,11 +146,14 @@ impl Room {
         if let Err(e) = check {
             return self.error(stanza, e);
         }
+        if same_user {
+            return self.enter_as_session(stanza, from, &nick, muc);
+        }
         let role = default_role(affiliation, self.config.moderated);
         let occ = self.occupant(from, nick, role, stanza);
         // §7.2.2: everyone else first, then the newcomer to everyone, its own
         // self-presence last (with 100, 170, 201, 210 as they apply).
-        self.send_occupants_to(&occ);
+        self.send_occupants_to(&occ, from);
         self.occupants.insert(occ.clone());
         let mut self_codes = Vec::new();
         if self.config.non_anonymous() {
@@ -167,9 +177,60 @@ impl Room {
         };
         self.broadcast_presence(&occ, &n);
         let request = HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
-        self.send_history(&occ, &request);
-        self.send_subject(&occ);
+        self.send_history(from, &request);
+        self.send_subject(from);
         tracing::debug!(room = %self.jid, nick = %occ.nick, "occupant entered");
+    }
+
+    /// Codes of a self-presence at join that the room's settings give.
+    fn lasting_join_codes(&self) -> Vec<u16> {
+        let mut codes = Vec::new();
+        if self.config.non_anonymous() {
+            codes.push(100);
+        }
+        if self.config.archiving {
+            codes.push(170);
+        }
+        if self.locked {
+            codes.push(201);
+        }
+        codes
+    }
+
+    /// Another session of an occupant's user joins under its nick: it gets
+    /// the join sequence on its own; others see a change only if the
+    /// occupant's shown presence changed.
+    fn enter_as_session(
+        &mut self,
+        stanza: &Stanza,
+        from: &Jid,
+        nick: &str,
+        muc: &minidom::Element,
+    ) {
+        let changed = self
+            .occupants
+            .add_session(nick, from.clone(), clean_presence(&stanza.el));
+        let Some(occ) = self.occupants.get(nick).cloned() else {
+            return;
+        };
+        self.send_occupants_to(&occ, from);
+        if changed {
+            self.send_presence_to_others(&occ, &Notice::default());
+        }
+        let mut self_codes = self.lasting_join_codes();
+        if raw_nick(stanza).is_some_and(|raw| raw != occ.nick) {
+            self_codes.push(210);
+        }
+        let n = Notice {
+            self_codes,
+            self_id: stanza.id().map(str::to_string),
+            ..Notice::default()
+        };
+        self.send_self_presence_to(&occ, from, &n);
+        let request = HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
+        self.send_history(from, &request);
+        self.send_subject(from);
+        tracing::debug!(room = %self.jid, nick = %occ.nick, sessions = occ.sessions.len(), "another session entered");
     }
 
     fn occupant(&self, from: &Jid, nick: String, role: Role, stanza: &Stanza) -> Occupant {
@@ -181,6 +242,11 @@ impl Room {
             bare,
             role,
             presence: clean_presence(&stanza.el),
+            sessions: vec![OccupantSession {
+                jid: from.clone(),
+                presence: clean_presence(&stanza.el),
+                changed: 0,
+            }],
         }
     }
 
@@ -236,17 +302,16 @@ impl Room {
     /// §7.7 and §17.3 #3: new presence for the room, or (with `<x/>`) a
     /// client that lost track and joins again: it gets the whole join
     /// sequence again, the others an update only if something changed.
-    fn update_presence(&mut self, stanza: &Stanza, nick: &str) {
+    fn update_presence(&mut self, stanza: &Stanza, from: &Jid, nick: &str) {
         if self.too_large(stanza) {
             return self.error(stanza, self.size_error());
         }
-        let presence = clean_presence(&stanza.el);
-        let Some(occ) = self.occupants.get_mut(nick) else {
+        let changed = self
+            .occupants
+            .set_presence(from, clean_presence(&stanza.el));
+        let Some(occ) = self.occupants.get(nick).cloned() else {
             return;
         };
-        let changed = occ.presence != presence;
-        occ.presence = presence;
-        let occ = occ.clone();
         let n = Notice {
             self_id: stanza.id().map(str::to_string),
             ..Notice::default()
@@ -256,27 +321,27 @@ impl Room {
             if changed {
                 self.send_presence_to_others(&occ, &n);
             }
-            self.send_occupants_to(&occ);
+            self.send_occupants_to(&occ, from);
             let mut codes = n.clone();
-            if self.config.non_anonymous() {
-                codes.self_codes.push(100);
-            }
-            if self.config.archiving {
-                codes.self_codes.push(170);
-            }
-            self.send_self_presence(&occ, &codes);
+            codes.self_codes = self.lasting_join_codes();
+            self.send_self_presence_to(&occ, from, &codes);
             let request =
                 HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
-            self.send_history(&occ, &request);
-            self.send_subject(&occ);
-        } else {
+            self.send_history(from, &request);
+            self.send_subject(from);
+        } else if changed || occ.sessions.len() == 1 {
             self.broadcast_presence(&occ, &n);
+        } else {
+            // Hidden behind a more available session: only it hears back.
+            self.send_self_presence_to(&occ, from, &n);
         }
     }
 
     /// §7.6: unavailable from the old nick with the new one and 303, then
     /// available from the new nick, to everyone.
-    fn change_nick(&mut self, stanza: &Stanza, old: &str, new: String) {
+    /// With several sessions behind the nick, all of them move: the
+    /// occupant is one.
+    fn change_nick(&mut self, stanza: &Stanza, from: &Jid, old: &str, new: String) {
         if new.trim().is_empty() {
             return self.error(
                 stanza,
@@ -306,12 +371,11 @@ impl Room {
         };
         self.broadcast_presence(&occ, &leaving);
         self.occupants.rename(old, &new);
-        let presence = clean_presence(&stanza.el);
-        let Some(renamed) = self.occupants.get_mut(&new) else {
+        self.occupants
+            .set_presence(from, clean_presence(&stanza.el));
+        let Some(renamed) = self.occupants.get(&new).cloned() else {
             return;
         };
-        renamed.presence = presence;
-        let renamed = renamed.clone();
         let mut self_codes = Vec::new();
         if raw_nick(stanza).is_some_and(|raw| raw != new) {
             self_codes.push(210);
@@ -326,11 +390,30 @@ impl Room {
         );
     }
 
-    /// §7.14: the occupant leaves, with its status text if any.
-    async fn exit(&mut self, stanza: &Stanza, nick: &str) {
+    /// §7.14: the occupant leaves, with its status text if any. One of
+    /// several sessions leaving is not a leave for the others: it alone
+    /// gets the unavailable self-presence.
+    async fn exit(&mut self, stanza: &Stanza, from: &Jid, nick: &str) {
+        if let Some(changed) = self.occupants.remove_session(from) {
+            let Some(occ) = self.occupants.get(nick).cloned() else {
+                return;
+            };
+            let mut gone = occ.clone();
+            gone.role = Role::None;
+            let n = Notice {
+                self_id: stanza.id().map(str::to_string),
+                ..Notice::unavailable()
+            };
+            self.send_self_presence_to(&gone, from, &n);
+            if changed {
+                self.broadcast_presence(&occ, &Notice::default());
+            }
+            return;
+        }
         let Some(mut occ) = self.occupants.remove(nick) else {
             return;
         };
+        self.voice_requests.remove(nick);
         occ.role = Role::None;
         let status: Vec<_> = stanza
             .el
@@ -367,6 +450,15 @@ impl Room {
         let gone = StanzaError::from_stanza(&stanza.el)
             .is_some_and(|e| GONE_CONDITIONS.contains(&e.condition));
         if gone {
+            // One of several sessions: only it is gone, silently.
+            if let Some(changed) = self.occupants.remove_session(from) {
+                if changed {
+                    if let Some(occ) = self.occupants.get(&nick).cloned() {
+                        self.broadcast_presence(&occ, &Notice::default());
+                    }
+                }
+                return;
+            }
             self.remove_occupant(
                 &nick,
                 &Notice {

@@ -60,13 +60,13 @@ impl Room {
                         return self.decline(stanza, from, decline);
                     }
                 }
-                if stanza.el.get_child("x", ns::DATA_FORMS).is_some_and(|x| {
-                    x.children().any(|f| {
-                        f.attr("var") == Some("FORM_TYPE") && f.text().contains(ns::MUC_REQUEST)
-                    })
-                }) {
-                    // §7.13 voice requests are not supported.
-                    return self.error(stanza, StanzaError::new(Condition::FeatureNotImplemented));
+                if let Some(x) = stanza
+                    .el
+                    .get_child("x", ns::DATA_FORMS)
+                    .filter(|x| crate::forms::Form::parse(x).form_type() == Some(ns::MUC_REQUEST))
+                {
+                    // §7.13 voice requests and §8.6 their approval.
+                    return self.voice_form(stanza, from, &x.clone());
                 }
                 // §17.2 #1
                 self.error(
@@ -149,9 +149,7 @@ impl Room {
             );
         }
         for o in self.occupants.iter() {
-            let mut m = out.clone();
-            m.set("to", o.jid.as_str());
-            self.send(m);
+            self.send_to_occupant(o, &out);
         }
     }
 
@@ -194,19 +192,17 @@ impl Room {
         );
         self.subject = Some(subject);
         for o in self.occupants.iter() {
-            let mut m = out.clone();
-            m.set("to", o.jid.as_str());
-            self.send(m);
+            self.send_to_occupant(o, &out);
         }
     }
 
     /// §7.2.15: the subject ends the join sequence; an empty `<subject/>`
     /// when there is none, delayed (XEP-0203) when it was set.
-    pub(super) fn send_subject(&self, occ: &Occupant) {
+    pub(super) fn send_subject(&self, to: &Jid) {
         let mut m = Element::bare("message", ns::CLIENT)
             .attr_set("type", "groupchat")
             .attr_set("id", roost_proto::id::random_token(12))
-            .attr_set("to", occ.jid.as_str());
+            .attr_set("to", to.as_str());
         match &self.subject {
             Some(s) => {
                 let from = if s.nick.is_empty() {
@@ -270,7 +266,6 @@ impl Room {
             }
         }
         out.set("from", self.occupant_jid(&sender.nick));
-        out.set("to", recipient.jid.as_str());
         // §7.5: for carbons (XEP-0280), mark it as coming through a room.
         if !out.has_child("x", ns::MUC_USER) {
             out.append_child(Element::bare("x", ns::MUC_USER));
@@ -279,7 +274,8 @@ impl Room {
             Element::bare("occupant-id", ns::OCCUPANT_ID)
                 .attr_set("id", sender.occupant_id.as_str()),
         );
-        self.send(out);
+        // Every session behind the nick gets it.
+        self.send_to_occupant(recipient, &out);
     }
 
     /// An error an occupant's client returned for a private message is

@@ -8,7 +8,8 @@
 //! `message.rs` (groupchat, subject, private messages, invitations),
 //! `iq.rs` (disco, self-ping, IQs between occupants), `moderation.rs`
 //! (`muc#admin`), `config_form.rs` (`muc#owner`), `register.rs` (§7.10),
-//! `archive.rs` (XEP-0313), `history.rs`, `occupant.rs`, `affiliation.rs`.
+//! `archive.rs` (XEP-0313), `voice.rs` (§7.13, §8.6 voice requests),
+//! `history.rs`, `occupant.rs`, `affiliation.rs`.
 
 pub(crate) mod affiliation;
 mod archive;
@@ -20,6 +21,7 @@ mod message;
 mod moderation;
 pub(crate) mod occupant;
 mod register;
+mod voice;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -69,6 +71,8 @@ pub(crate) struct Room {
     pending_iqs: PendingIqs,
     /// (invitee, inviter) of recent mediated invitations.
     invites: VecDeque<(BareJid, Jid)>,
+    /// Nicks of visitors whose voice request awaits a moderator (§7.13).
+    voice_requests: std::collections::HashSet<String>,
     /// While set, what the room sends is held back (sent after an IQ's
     /// result, in the order the spec asks).
     deferred: Mutex<Option<Vec<Element>>>,
@@ -112,6 +116,7 @@ impl Room {
             history: History::default(),
             pending_iqs: PendingIqs::default(),
             invites: VecDeque::new(),
+            voice_requests: Default::default(),
             deferred: Mutex::new(None),
         }
     }
@@ -241,6 +246,7 @@ impl Room {
         self.history.clear();
         self.pending_iqs = PendingIqs::default();
         self.invites.clear();
+        self.voice_requests.clear();
     }
 
     async fn handle(&mut self, stanza: Stanza) {
@@ -334,7 +340,7 @@ impl Room {
                     codes: vec![332],
                     ..Notice::unavailable()
                 };
-                self.send(self.presence_of(&occ, &occ.jid, occ.role, true, &n));
+                self.send_self_presence(&occ, &n);
             }
         }
         self.flush();

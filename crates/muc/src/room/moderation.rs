@@ -362,7 +362,7 @@ impl Room {
         self.send_presence_to_others(&occ, n);
     }
 
-    fn apply_role(
+    pub(super) fn apply_role(
         &mut self,
         nick: &str,
         role: Role,
@@ -397,7 +397,9 @@ impl Room {
         }
         // A new moderator of a semi-anonymous room now sees real JIDs.
         if role == Role::Moderator && was != Role::Moderator && !self.config.non_anonymous() {
-            self.send_occupants_to(&occ);
+            for jid in occ.jids() {
+                self.send_occupants_to(&occ, jid);
+            }
         }
     }
 
@@ -481,7 +483,9 @@ impl Room {
                     && old_role != Role::Moderator
                     && !self.config.non_anonymous()
                 {
-                    self.send_occupants_to(&occ);
+                    for jid in occ.jids() {
+                        self.send_occupants_to(&occ, jid);
+                    }
                 }
             }
         }

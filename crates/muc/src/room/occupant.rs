@@ -2,8 +2,11 @@
 //! room sends about them (extended `muc#user` information, real JIDs only
 //! to those allowed to see them, status codes), with XEP-0421 occupant ids.
 //!
-//! An occupant's real JID is the one it joined with, full or bare: the room
-//! sends everything for it to exactly that address.
+//! One occupant per nick, and several real JIDs of one bare JID may stand
+//! behind it (§7.2.9 refuses a nick only to *another* user; Prosody and
+//! ejabberd allow a user's sessions to share one). The occupant shows the
+//! presence of its most available session (the most recent change among
+//! equals); what the room sends to the occupant reaches every session.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,18 +20,73 @@ use super::affiliation::Role;
 use super::Room;
 use crate::ns;
 
+/// One real JID in the room under an occupant's nick.
+#[derive(Debug, Clone)]
+pub(crate) struct OccupantSession {
+    /// The real JID exactly as it joined (full or bare).
+    pub jid: Jid,
+    /// The last available presence it sent, cleaned (`clean_presence`).
+    pub presence: Element,
+    /// When that presence was set, in the room's order of changes.
+    pub changed: u64,
+}
+
 /// One occupant of the room.
 #[derive(Debug, Clone)]
 pub(crate) struct Occupant {
     pub nick: String,
-    /// The real JID exactly as it joined (full or bare).
+    /// The real JID shown for the occupant: its most available session's.
     pub jid: Jid,
     pub bare: BareJid,
     pub role: Role,
-    /// The last available presence it sent, cleaned (`clean_presence`).
+    /// The presence shown for the occupant (the same session's).
     pub presence: Element,
     /// XEP-0421, stable per real bare JID.
     pub occupant_id: String,
+    /// Every real JID behind the nick; never empty while in the room.
+    pub sessions: Vec<OccupantSession>,
+}
+
+/// Rank of availability (§7.7): the most available session is shown.
+fn availability(presence: &Element) -> u8 {
+    match presence
+        .get_child("show", roost_proto::ns::CLIENT)
+        .map(|s| s.text())
+        .as_deref()
+        .map(str::trim)
+    {
+        Some("chat") => 5,
+        None | Some("") => 4,
+        Some("away") => 3,
+        Some("dnd") => 2,
+        Some("xa") => 1,
+        _ => 4,
+    }
+}
+
+impl Occupant {
+    /// The real JIDs the room sends the occupant's traffic to.
+    pub fn jids(&self) -> impl Iterator<Item = &Jid> {
+        self.sessions.iter().map(|s| &s.jid)
+    }
+
+    /// Show the most available session (the latest change among equals);
+    /// whether what others see of the occupant changed.
+    fn choose_shown(&mut self) -> bool {
+        let Some(best) = self
+            .sessions
+            .iter()
+            .max_by_key(|s| (availability(&s.presence), s.changed))
+        else {
+            return false;
+        };
+        // Only the presence is news to others: a change of the session
+        // behind it alone (same show and status) is not broadcast.
+        let changed = best.presence != self.presence;
+        self.jid = best.jid.clone();
+        self.presence = best.presence.clone();
+        changed
+    }
 }
 
 /// The occupants by nick and by real JID.
@@ -36,6 +94,8 @@ pub(crate) struct Occupant {
 pub(crate) struct Occupants {
     by_nick: BTreeMap<String, Occupant>,
     by_jid: HashMap<Jid, String>,
+    /// Order of presence changes (`OccupantSession::changed`).
+    changes: u64,
 }
 
 impl Occupants {
@@ -72,14 +132,68 @@ impl Occupants {
             .collect()
     }
 
+    fn next_change(&mut self) -> u64 {
+        self.changes += 1;
+        self.changes
+    }
+
+    /// A new occupant (or a renamed one, with all of its sessions).
     pub fn insert(&mut self, occ: Occupant) {
-        self.by_jid.insert(occ.jid.clone(), occ.nick.clone());
+        for s in &occ.sessions {
+            self.by_jid.insert(s.jid.clone(), occ.nick.clone());
+        }
         self.by_nick.insert(occ.nick.clone(), occ);
+    }
+
+    /// Another real JID of the same user joins under an occupant's nick;
+    /// whether what others see of the occupant changed.
+    pub fn add_session(&mut self, nick: &str, jid: Jid, presence: Element) -> bool {
+        let changed = self.next_change();
+        let Some(occ) = self.by_nick.get_mut(nick) else {
+            return false;
+        };
+        occ.sessions.retain(|s| s.jid != jid);
+        occ.sessions.push(OccupantSession {
+            jid: jid.clone(),
+            presence,
+            changed,
+        });
+        self.by_jid.insert(jid, nick.to_string());
+        occ.choose_shown()
+    }
+
+    /// A session's new presence (§7.7); whether what others see changed.
+    pub fn set_presence(&mut self, jid: &Jid, presence: Element) -> bool {
+        let changed = self.next_change();
+        let Some(occ) = self.by_jid.get(jid).and_then(|n| self.by_nick.get_mut(n)) else {
+            return false;
+        };
+        if let Some(s) = occ.sessions.iter_mut().find(|s| &s.jid == jid) {
+            s.presence = presence;
+            s.changed = changed;
+        }
+        occ.choose_shown()
+    }
+
+    /// One session leaves an occupant that keeps others; whether what
+    /// others see changed. `None` when it was the last (remove the
+    /// occupant instead) or is not in the room.
+    pub fn remove_session(&mut self, jid: &Jid) -> Option<bool> {
+        let nick = self.by_jid.get(jid)?.clone();
+        let occ = self.by_nick.get_mut(&nick)?;
+        if occ.sessions.len() < 2 {
+            return None;
+        }
+        occ.sessions.retain(|s| &s.jid != jid);
+        self.by_jid.remove(jid);
+        Some(occ.choose_shown())
     }
 
     pub fn remove(&mut self, nick: &str) -> Option<Occupant> {
         let occ = self.by_nick.remove(nick)?;
-        self.by_jid.remove(&occ.jid);
+        for j in occ.jids() {
+            self.by_jid.remove(j);
+        }
         Some(occ)
     }
 
@@ -187,7 +301,10 @@ impl Room {
             .attr_set("affiliation", self.affiliation_of(&occ.bare).as_str())
             .attr_set("role", occ.role.as_str());
         // §7.2.3 / §7.2.4: real JIDs to everyone, or to moderators only.
-        if is_self || self.config.non_anonymous() || recipient_role == Role::Moderator {
+        // A session's own copy names that session's real JID.
+        if is_self {
+            item.set("jid", to.as_str());
+        } else if self.config.non_anonymous() || recipient_role == Role::Moderator {
             item.set("jid", occ.jid.as_str());
         }
         if let Some(nick) = &n.new_nick {
@@ -222,15 +339,24 @@ impl Room {
         p
     }
 
-    /// `occ`'s own copy (with 110).
+    /// `occ`'s own copy (with 110), to each of its sessions.
     pub(super) fn send_self_presence(&self, occ: &Occupant, n: &Notice) {
-        self.send(self.presence_of(occ, &occ.jid, occ.role, true, n));
+        for jid in occ.jids() {
+            self.send(self.presence_of(occ, jid, occ.role, true, n));
+        }
     }
 
-    /// Everyone else's copy.
+    /// `occ`'s own copy to one of its sessions (joining or leaving alone).
+    pub(super) fn send_self_presence_to(&self, occ: &Occupant, jid: &Jid, n: &Notice) {
+        self.send(self.presence_of(occ, jid, occ.role, true, n));
+    }
+
+    /// Everyone else's copy, to each of their sessions.
     pub(super) fn send_presence_to_others(&self, occ: &Occupant, n: &Notice) {
-        for other in self.occupants.iter().filter(|o| o.jid != occ.jid) {
-            self.send(self.presence_of(occ, &other.jid, other.role, false, n));
+        for other in self.occupants.iter().filter(|o| o.nick != occ.nick) {
+            for jid in other.jids() {
+                self.send(self.presence_of(occ, jid, other.role, false, n));
+            }
         }
     }
 
@@ -238,6 +364,15 @@ impl Room {
     pub(super) fn broadcast_presence(&self, occ: &Occupant, n: &Notice) {
         self.send_presence_to_others(occ, n);
         self.send_self_presence(occ, n);
+    }
+
+    /// A copy of `el` to each session of `occ`.
+    pub(super) fn send_to_occupant(&self, occ: &Occupant, el: &Element) {
+        for jid in occ.jids() {
+            let mut m = el.clone();
+            m.set("to", jid.as_str());
+            self.send(m);
+        }
     }
 
     /// Take an occupant out of the room (kick, ban, affiliation change,
@@ -250,11 +385,11 @@ impl Room {
         Some(occ)
     }
 
-    /// Every current occupant's presence to `to` (§7.2.2), for a newcomer or
-    /// a new moderator of a semi-anonymous room.
-    pub(super) fn send_occupants_to(&self, to: &Occupant) {
-        for other in self.occupants.iter().filter(|o| o.jid != to.jid) {
-            self.send(self.presence_of(other, &to.jid, to.role, false, &Notice::default()));
+    /// Every current occupant's presence to one session of `to` (§7.2.2),
+    /// for a newcomer or a new moderator of a semi-anonymous room.
+    pub(super) fn send_occupants_to(&self, to: &Occupant, jid: &Jid) {
+        for other in self.occupants.iter().filter(|o| o.nick != to.nick) {
+            self.send(self.presence_of(other, jid, to.role, false, &Notice::default()));
         }
     }
 }
@@ -268,10 +403,15 @@ mod tests {
         Occupant {
             nick: nick.into(),
             bare: jid.to_bare(),
-            jid,
+            jid: jid.clone(),
             role: Role::Participant,
             presence: Element::bare("presence", ns::CLIENT),
             occupant_id: String::new(),
+            sessions: vec![OccupantSession {
+                jid,
+                presence: Element::bare("presence", ns::CLIENT),
+                changed: 0,
+            }],
         }
     }
 
@@ -291,6 +431,36 @@ mod tests {
         assert_eq!(o.remove("oldhag").map(|x| x.nick), Some("oldhag".into()));
         assert!(o.by_jid(&full).is_none());
         assert_eq!(o.len(), 1);
+    }
+
+    #[test]
+    fn sessions_of_one_user_share_a_nick_and_the_most_available_is_shown() {
+        let mut o = Occupants::default();
+        o.insert(occ("hag", "hag@a.example/pda"));
+        let pc = Jid::new("hag@a.example/pc").unwrap();
+        let pda = Jid::new("hag@a.example/pda").unwrap();
+        let away: Element = "<presence xmlns='jabber:client'><show>away</show></presence>"
+            .parse()
+            .unwrap();
+        // An away second session changes nothing others see.
+        assert!(!o.add_session("hag", pc.clone(), away.clone()));
+        assert_eq!(o.by_jid(&pc).map(|x| x.nick.as_str()), Some("hag"));
+        assert_eq!(o.get("hag").unwrap().jid, pda);
+        // The first goes away too: equal, the latest change is shown.
+        assert!(o.set_presence(&pda, away.clone()));
+        assert_eq!(o.get("hag").unwrap().jid, pda);
+        assert!(
+            !o.set_presence(&pc, away.clone()),
+            "same presence, other session"
+        );
+        assert_eq!(o.get("hag").unwrap().jid, pc);
+        // One session leaving keeps the occupant; the last does not.
+        assert_eq!(o.remove_session(&pda), Some(false));
+        assert!(o.by_jid(&pda).is_none());
+        assert_eq!(o.get("hag").unwrap().jid, pc);
+        assert_eq!(o.remove_session(&pc), None);
+        assert!(o.remove("hag").is_some());
+        assert!(o.by_jid(&pc).is_none());
     }
 
     #[test]
