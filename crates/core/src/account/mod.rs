@@ -260,7 +260,10 @@ impl Account {
         };
         match stanza.kind {
             roost_proto::StanzaKind::Presence => {
-                let broadcast = stanza.to.is_none().then(|| stanza.el.clone());
+                // Rooms the session joined follow its broadcast presence
+                // (a copy only when there is such a room).
+                let broadcast = (stanza.to.is_none() && self.rooms_joined_by(resource))
+                    .then(|| stanza.el.clone());
                 self.outbound_presence(resource, stanza).await;
                 if let Some(p) = broadcast {
                     self.session_presence_changed(resource, &p);

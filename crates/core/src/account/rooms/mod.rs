@@ -264,6 +264,13 @@ impl Account {
         self.server.route_element(p);
     }
 
+    /// Whether the session joined (or is joining) any room.
+    pub(super) fn rooms_joined_by(&self, resource: &str) -> bool {
+        self.rooms.map.values().any(|s| {
+            s.joined.contains(resource) || s.pending.iter().any(|p| p.resource == resource)
+        })
+    }
+
     /// A session broadcast its presence (RFC 6121 §4.4): the rooms it
     /// joined show the new aggregate (rule 7). Unavailable takes the
     /// session out of its rooms, as it would leave them in plain XEP-0045
