@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Interop tests: a real XMPP client library (slixmpp) against `roost serve`.
+# Interop tests: real XMPP client libraries (slixmpp, aioxmpp) against
+# `roost serve`. The xmpp.js tests run with scripts/interop-xmppjs.sh.
 #
 #   scripts/interop.sh [pytest args...]
 #

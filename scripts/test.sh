@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and socket integration tests of the
-# Rust workspace, then the third-party client interop tests (slixmpp, in a
-# virtualenv this script creates), then the browser test (Converse.js in
+# Rust workspace, then the third-party client interop tests (slixmpp and
+# aioxmpp in a virtualenv, xmpp.js with the pinned npm packages, each
+# installed by its script), then the browser test (Converse.js in
 # Debian's headless Chromium over WebSocket; installs chromium and the
 # pinned npm packages when missing). Exits non-zero on the first failure.
 set -euo pipefail
@@ -10,9 +11,12 @@ cd "$(dirname "$0")/.."
 echo "== cargo test (workspace) =="
 cargo test --workspace --locked
 
-echo "== interop (slixmpp) =="
+echo "== interop (slixmpp, aioxmpp) =="
 cargo build --locked -p roost-server --bin roost
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh
+
+echo "== interop (xmpp.js over STARTTLS, direct TLS and WebSocket) =="
+ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop-xmppjs.sh
 
 echo "== browser (Converse.js over WebSocket, headless Chromium) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/browser-test.sh

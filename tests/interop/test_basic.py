@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 
 import pytest
+from slixmpp import JID
 from slixmpp.exceptions import IqError
 
 from conftest import PASSWORD
@@ -280,6 +281,52 @@ async def test_disco_ping_version(server, connect):
     ver = await c.xmpp.plugin["xep_0092"].get_version(server.domain, timeout=STEP_TIMEOUT)
     assert ver["software_version"]["name"] == "Roost"
     assert ver["software_version"]["version"]
+
+
+@bounded
+async def test_disco_info_without_to_is_the_accounts(server, connect):
+    """RFC 6120 §10.3.3: an IQ without 'to' is handled for the account's
+    bare JID: its identity and PEP (XEP-0163 §4), not the server's info."""
+    acct = server.new_user("disco")
+    c = await connect(server, acct)
+    iq = c.xmpp.make_iq_get(queryxmlns="http://jabber.org/protocol/disco#info")
+    assert not iq["to"], str(iq)
+    res = await c.iq(iq)
+    assert not res["from"] or res["from"] == JID(acct.jid), f"answered by {res['from']}: {res}"
+    ids = {(i.get("category"), i.get("type")) for i in
+           res.xml.findall("{http://jabber.org/protocol/disco#info}query/"
+                           "{http://jabber.org/protocol/disco#info}identity")}
+    features = {f.get("var") for f in
+                res.xml.findall("{http://jabber.org/protocol/disco#info}query/"
+                                "{http://jabber.org/protocol/disco#info}feature")}
+    assert ("account", "registered") in ids, ids
+    assert ("pubsub", "pep") in ids, ids
+    assert not any(cat == "server" for cat, _ in ids), f"the server's identity: {ids}"
+    for f in ("http://jabber.org/protocol/pubsub", "http://jabber.org/protocol/pubsub#publish"):
+        assert f in features, sorted(features)
+
+
+@bounded(timeout=120)
+async def test_50_consecutive_logins(server):
+    """SCRAM-SHA-256 and SCRAM-SHA-1 alternately, STARTTLS and direct TLS
+    alternately: every login succeeds (SCRAM nonces a client's parser
+    cannot read would fail some)."""
+    failures = []
+    for i in range(50):
+        mech = ("SCRAM-SHA-256", "SCRAM-SHA-1")[i % 2]
+        c = Client(server, server.bob, mech=mech, direct_tls=bool(i // 2 % 2),
+                   resource=f"slix{i}")
+        try:
+            await c.connect()
+            assert c.xmpp.plugin["feature_mechanisms"].mech.name == mech
+            assert str(c.jid) == f"{server.bob.jid}/slix{i}"
+        except BaseException as e:  # noqa: BLE001 - reported below
+            failures.append(f"login {i + 1} ({mech}): {e!r}")
+            if len(failures) >= 3:
+                break
+        finally:
+            await c.close()
+    assert failures == [], f"{len(failures)} logins failed: {failures}"
 
 
 @bounded

@@ -94,9 +94,19 @@ impl StreamManagement {
         self.unacked.len()
     }
 
-    /// Apply an acknowledgement of `h` stanzas in total.
+    /// Apply an acknowledgement of `h` stanzas in total. An `h` below one
+    /// acknowledged before (a client that reset its count, as xmpp.js
+    /// 0.14 does when its own `<enable/>` round trip ends late) is stale:
+    /// it acknowledges nothing new and is not an error; XEP-0198 §4 asks
+    /// for one only when `h` exceeds what was sent.
     pub fn ack(&mut self, h: u32) -> Result<(), HandledCountTooHigh> {
-        let newly = h.wrapping_sub(self.acked_out) as usize;
+        let newly = h.wrapping_sub(self.acked_out);
+        if newly > u32::MAX / 2 {
+            tracing::debug!(h, acked = self.acked_out, "stale stream management ack ignored");
+            self.requested = false;
+            return Ok(());
+        }
+        let newly = newly as usize;
         if newly > self.unacked.len() {
             return Err(HandledCountTooHigh);
         }
@@ -159,6 +169,21 @@ mod tests {
         assert!(sm.ack(9).is_err());
         sm.ack(5).unwrap();
         assert_eq!(sm.unacked_len(), 0);
+    }
+
+    #[test]
+    fn a_lower_h_than_before_is_stale_not_an_error() {
+        let mut sm = StreamManagement::new(None);
+        for i in 0..3 {
+            sm.sent(el(i));
+        }
+        sm.ack(2).unwrap();
+        sm.ack(1).unwrap();
+        sm.ack(0).unwrap();
+        assert_eq!(sm.unacked_len(), 1);
+        sm.ack(3).unwrap();
+        assert_eq!(sm.unacked_len(), 0);
+        assert!(sm.ack(4).is_err());
     }
 
     #[test]

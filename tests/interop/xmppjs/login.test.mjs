@@ -1,0 +1,114 @@
+// xmpp.js logins: every SASL mechanism xmpp.js has (SCRAM-SHA-1, PLAIN;
+// it has no SCRAM-SHA-256) over every transport it has (STARTTLS on the c2s
+// port, direct TLS on c2s_tls, WebSocket), wrong passwords, and 50
+// consecutive logins per transport (SCRAM nonces that xmpp.js's SCRAM
+// parser could not read used to fail some of them).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { PASSWORD, Roost, XClient, bare, withSession, xml } from './harness.mjs';
+
+const TRANSPORTS = ['starttls', 'tls', 'ws'];
+const MECHANISMS = ['SCRAM-SHA-1', 'PLAIN'];
+const REPEAT = 50;
+
+describe('xmpp.js logins', { timeout: 150_000 }, () => {
+  let server;
+  let alice;
+  let bob;
+  const srv = () => server;
+
+  before(async () => {
+    server = await new Roost('xmppjs-login').start();
+    alice = server.addUser('alice');
+    bob = server.addUser('bob');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  for (const transport of TRANSPORTS) {
+    for (const mechanism of MECHANISMS) {
+      test(
+        `${mechanism} over ${transport}`,
+        withSession(srv, async (s) => {
+          const c = await s.connect(alice, { transport, mechanism });
+          assert.equal(c.authMechanism, mechanism, 'the mechanism xmpp.js used');
+          assert.ok(c.offeredMechanisms.includes('SCRAM-SHA-1'), `offered: ${c.offeredMechanisms}`);
+          assert.equal(bare(c.jid), alice.jid);
+          assert.match(c.jid, /\/.+/, 'a resource was bound');
+          assert.equal(c.xmpp.isSecure(), true, 'xmpp.js considers the connection secure');
+          if (transport === 'starttls') {
+            // Before TLS: STARTTLS and no mechanisms; after it: the mechanisms.
+            assert.match(c.features[0], /<starttls xmlns="urn:ietf:params:xml:ns:xmpp-tls"/);
+            assert.doesNotMatch(c.features[0], /<mechanisms/);
+            assert.match(c.features[1], new RegExp(`<mechanism>${mechanism}</mechanism>`));
+            assert.equal(c.xmpp.socket.socket.encrypted, true, 'the socket was upgraded to TLS');
+          } else if (transport === 'tls') {
+            assert.doesNotMatch(c.features[0], /starttls/);
+            assert.match(c.features[0], new RegExp(`<mechanism>${mechanism}</mechanism>`));
+            assert.equal(c.xmpp.socket.socket.encrypted, true, 'a TLS socket');
+            assert.match(c.xmpp.socket.socket.getProtocol(), /^TLSv1\.[23]$/);
+          } else {
+            assert.doesNotMatch(c.features[0], /starttls/);
+            assert.match(c.features[0], new RegExp(`<mechanism>${mechanism}</mechanism>`));
+            assert.equal(c.xmpp.socket.socket.constructor.name, 'WebSocket');
+            assert.equal(c.xmpp.socket.socket.protocol, 'xmpp', 'the xmpp subprotocol was agreed');
+          }
+          // The session works: a round trip to the server.
+          const pong = await c.ping();
+          assert.equal(pong.attrs.type, 'result');
+          // And a resource-bound session can be closed cleanly.
+          await c.close();
+          assert.equal(c.xmpp.status, 'offline');
+        }),
+      );
+    }
+  }
+
+  for (const [transport, mechanism] of [
+    ['starttls', 'SCRAM-SHA-1'],
+    ['tls', 'PLAIN'],
+    ['ws', 'SCRAM-SHA-1'],
+    ['ws', 'PLAIN'],
+  ]) {
+    test(
+      `wrong password with ${mechanism} over ${transport} is not-authorized`,
+      withSession(srv, async (s) => {
+        const c = s.client(bob, { transport, mechanism, password: `not ${PASSWORD}` });
+        await assert.rejects(c.connect(), (err) => {
+          assert.equal(err.name, 'SASLError', String(err));
+          assert.equal(err.condition, 'not-authorized');
+          return true;
+        });
+        assert.equal(c.jid, undefined, 'no JID was bound');
+      }),
+    );
+  }
+
+  for (const transport of TRANSPORTS) {
+    test(`${REPEAT} consecutive SCRAM-SHA-1 logins over ${transport}`, async () => {
+      const failures = [];
+      const nonces = new Set();
+      for (let i = 0; i < REPEAT && failures.length < 3; i += 1) {
+        const c = new XClient(server, alice, { transport, mechanism: 'SCRAM-SHA-1', resource: `r${i}` });
+        try {
+          await c.connect();
+          assert.equal(c.jid, `${alice.jid}/r${i}`);
+          // The server-first-message: r=<client nonce><server nonce>,s=...,i=...
+          const first = c.saslChallenges[0] ?? '';
+          const r = /^r=([^,]*),s=[^,]+,i=\d+$/.exec(first);
+          assert.ok(r, `server-first-message: ${JSON.stringify(first)}`);
+          nonces.add(r[1]);
+        } catch (err) {
+          failures.push(`login ${i + 1}: ${err.message}\n${c.dump()}`);
+        } finally {
+          await c.close();
+        }
+      }
+      assert.deepEqual(failures, [], `${failures.length} of the logins failed`);
+      assert.equal(nonces.size, REPEAT, 'every login had its own nonce');
+    });
+  }
+});
