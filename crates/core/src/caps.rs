@@ -131,6 +131,35 @@ pub fn sha1_ver(query: &Element) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(Sha1::digest(s.as_bytes())))
 }
 
+/// XEP-0030 §3.1: an `<identity/>`.
+pub fn disco_identity(category: &str, kind: &str, name: Option<&str>) -> Element {
+    Element::bare("identity", ns::DISCO_INFO)
+        .attr_set("category", category)
+        .attr_set("type", kind)
+        .attr_opt("name", name)
+}
+
+/// XEP-0030 §3.1: a disco#info answer with these identities and features
+/// (disco#info and disco#items always among them, sorted, once each).
+pub fn disco_info(
+    identities: Vec<Element>,
+    mut features: Vec<&'static str>,
+    node: Option<&str>,
+) -> Element {
+    features.push(ns::DISCO_INFO);
+    features.push(ns::DISCO_ITEMS);
+    features.sort_unstable();
+    features.dedup();
+    Element::bare("query", ns::DISCO_INFO)
+        .attr_opt("node", node)
+        .children_from(identities)
+        .children_from(
+            features
+                .into_iter()
+                .map(|f| Element::bare("feature", ns::DISCO_INFO).attr_set("var", f)),
+        )
+}
+
 /// XEP-0115 §6.3: the node naming this software in the server's own caps.
 pub const SERVER_NODE: &str = "urn:xmpp:roost:server";
 
@@ -138,24 +167,11 @@ impl Server {
     /// XEP-0030: the server domain's disco#info, from the module registry
     /// (with `node` echoed, for the caps node `SERVER_NODE#ver`).
     pub fn server_disco_info(&self, node: Option<&str>) -> Element {
-        let mut features = self.registry.server_features();
-        features.push(ns::DISCO_INFO);
-        features.push(ns::DISCO_ITEMS);
-        features.sort_unstable();
-        features.dedup();
-        Element::bare("query", ns::DISCO_INFO)
-            .attr_opt("node", node)
-            .child(
-                Element::bare("identity", ns::DISCO_INFO)
-                    .attr_set("category", "server")
-                    .attr_set("type", "im")
-                    .attr_set("name", "Roost"),
-            )
-            .children_from(
-                features
-                    .into_iter()
-                    .map(|f| Element::bare("feature", ns::DISCO_INFO).attr_set("var", f)),
-            )
+        disco_info(
+            vec![disco_identity("server", "im", Some("Roost"))],
+            self.registry.server_features(),
+            node,
+        )
     }
 
     /// XEP-0115 §6.3: the server's own `<c/>` for stream features, so

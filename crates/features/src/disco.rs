@@ -17,27 +17,7 @@ pub struct Disco {
     pub pep: Option<PepService>,
 }
 
-fn identity(category: &str, kind: &str, name: Option<&str>) -> Element {
-    Element::bare("identity", ns::DISCO_INFO)
-        .attr_set("category", category)
-        .attr_set("type", kind)
-        .attr_opt("name", name)
-}
-
-fn info(identities: Vec<Element>, mut features: Vec<&'static str>, node: Option<&str>) -> Element {
-    features.push(ns::DISCO_INFO);
-    features.push(ns::DISCO_ITEMS);
-    features.sort_unstable();
-    features.dedup();
-    Element::bare("query", ns::DISCO_INFO)
-        .attr_opt("node", node)
-        .children_from(identities)
-        .children_from(
-            features
-                .into_iter()
-                .map(|f| Element::bare("feature", ns::DISCO_INFO).attr_set("var", f)),
-        )
-}
+use roost_core::caps::{disco_identity as identity, disco_info as info};
 
 impl Disco {
     /// Disco on an account's bare JID; nodes are PEP nodes.

@@ -5,6 +5,7 @@ pub mod datetime;
 pub mod element;
 pub mod id;
 pub mod ns;
+pub mod presence;
 pub mod serialize;
 pub mod stanza;
 pub mod stanza_error;

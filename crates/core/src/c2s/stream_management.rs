@@ -102,7 +102,11 @@ impl StreamManagement {
     pub fn ack(&mut self, h: u32) -> Result<(), HandledCountTooHigh> {
         let newly = h.wrapping_sub(self.acked_out);
         if newly > u32::MAX / 2 {
-            tracing::debug!(h, acked = self.acked_out, "stale stream management ack ignored");
+            tracing::debug!(
+                h,
+                acked = self.acked_out,
+                "stale stream management ack ignored"
+            );
             self.requested = false;
             return Ok(());
         }

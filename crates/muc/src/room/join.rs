@@ -155,16 +155,11 @@ impl Room {
         // self-presence last (with 100, 170, 201, 210 as they apply).
         self.send_occupants_to(&occ, from);
         self.occupants.insert(occ.clone());
-        let mut self_codes = Vec::new();
-        if self.config.non_anonymous() {
-            self_codes.push(100);
-        }
-        if self.config.archiving {
-            self_codes.push(170);
-        }
-        // §10.1.1: 201 for the creator, and for an owner entering a room
-        // that is still locked, so that its client offers configuration.
-        if created || self.locked {
+        // §10.1.1: 201 for the creator (also of an instant room), and for
+        // an owner entering a room that is still locked (lasting codes),
+        // so that its client offers configuration.
+        let mut self_codes = self.lasting_join_codes();
+        if created && !self.locked {
             self_codes.push(201);
         }
         if raw_nick(stanza).is_some_and(|raw| raw != occ.nick) {

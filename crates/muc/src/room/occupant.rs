@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use base64::Engine;
 use jid::{BareJid, Jid};
 use minidom::Element;
+use roost_proto::presence::availability;
 use roost_proto::{Elem, ElementExt};
 use sha2::{Digest, Sha256};
 
@@ -45,23 +46,6 @@ pub(crate) struct Occupant {
     pub occupant_id: String,
     /// Every real JID behind the nick; never empty while in the room.
     pub sessions: Vec<OccupantSession>,
-}
-
-/// Rank of availability (§7.7): the most available session is shown.
-fn availability(presence: &Element) -> u8 {
-    match presence
-        .get_child("show", roost_proto::ns::CLIENT)
-        .map(|s| s.text())
-        .as_deref()
-        .map(str::trim)
-    {
-        Some("chat") => 5,
-        None | Some("") => 4,
-        Some("away") => 3,
-        Some("dnd") => 2,
-        Some("xa") => 1,
-        _ => 4,
-    }
 }
 
 impl Occupant {

@@ -22,6 +22,7 @@ use minidom::Element;
 use roost_proto::{ns, Elem, ElementExt, Stanza};
 
 use super::Account;
+use roost_proto::presence::availability;
 
 pub use bookmarks::{BookmarkNicks, RoomBookmark};
 
@@ -166,22 +167,6 @@ pub fn status_codes(presence: &Element) -> Vec<String> {
 /// XEP-0045 presence of ourselves (status 110).
 pub fn is_self_presence(presence: &Element) -> bool {
     status_codes(presence).iter().any(|c| c == "110")
-}
-
-/// Rank of a presence's availability (rule 7: the most available wins).
-fn availability(presence: &Element) -> u8 {
-    match presence
-        .child_text("show", ns::CLIENT)
-        .as_deref()
-        .map(str::trim)
-    {
-        Some("chat") => 5,
-        None | Some("") => 4,
-        Some("away") => 3,
-        Some("dnd") => 2,
-        Some("xa") => 1,
-        _ => 4,
-    }
 }
 
 impl Account {
