@@ -141,6 +141,62 @@ impl Default for AccountMucConfig {
     }
 }
 
+/// How a peer server must prove who it is (XEP-0178, XEP-0220).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum S2sAuthentication {
+    /// A certificate valid for the peer's domain (SASL EXTERNAL), or
+    /// Server Dialback where the certificate does not verify.
+    CertificateOrDialback,
+    /// A certificate valid for the peer's domain, nothing else.
+    Certificate,
+}
+
+/// Server-to-server federation (RFC 6120, XEP-0178, XEP-0220, XEP-0368).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S2sConfig {
+    /// Federate at all. Ignored (off) for the domain `localhost`: there is
+    /// nobody to federate with.
+    pub enabled: bool,
+    /// Only TLS-protected server streams, both ways.
+    pub require_encryption: bool,
+    pub authentication: S2sAuthentication,
+    /// PEM file of extra trust anchors for peers' certificates, besides
+    /// the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Static routes, domain -> "address:port" (STARTTLS), used instead of
+    /// DNS: private links and tests.
+    pub hosts: std::collections::BTreeMap<String, String>,
+    /// A DNS server ("address:port") to ask instead of the system's.
+    pub dns_server: Option<String>,
+    /// Seconds to set up an outgoing connection (DNS, TCP, TLS, auth).
+    pub connect_timeout: u64,
+    /// Seconds a server stream may stay silent before it is closed.
+    pub idle_timeout: u64,
+    /// Stanzas queued per remote domain while its connection is set up.
+    pub max_queue: usize,
+    /// Incoming server connections at most.
+    pub max_incoming: usize,
+}
+
+impl Default for S2sConfig {
+    fn default() -> Self {
+        S2sConfig {
+            enabled: true,
+            require_encryption: true,
+            authentication: S2sAuthentication::CertificateOrDialback,
+            ca_file: None,
+            hosts: Default::default(),
+            dns_server: None,
+            connect_timeout: 30,
+            idle_timeout: 600,
+            max_queue: 1000,
+            max_incoming: 1000,
+        }
+    }
+}
+
 /// What the kernel needs to know, assembled by the server crate.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -152,9 +208,15 @@ pub struct CoreConfig {
     pub stream_management: StreamManagementConfig,
     pub archive: ArchiveConfig,
     pub account_muc: AccountMucConfig,
+    pub s2s: S2sConfig,
 }
 
 impl CoreConfig {
+    /// Federation is on: enabled, and not the stand-alone `localhost`.
+    pub fn federates(&self) -> bool {
+        self.s2s.enabled && self.domain != "localhost"
+    }
+
     pub fn registration_allowed(&self, peer_is_loopback: bool) -> bool {
         self.registration.open
             || (peer_is_loopback

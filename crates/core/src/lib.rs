@@ -5,7 +5,9 @@
 //! Path of a stanza: `listener` accepts -> `c2s::negotiation` (TLS, SASL,
 //! bind) -> `c2s::session` reads it -> local IQs go to `module` handlers,
 //! everything else to `router` -> `account` task of the addressee (or a
-//! service) -> the addressee's session -> socket.
+//! service) -> the addressee's session -> socket. Stanzas for other
+//! domains leave through `s2s` (outgoing streams); other servers' stanzas
+//! arrive through `s2s` (incoming streams) into the same `router`.
 
 pub mod account;
 pub mod c2s;
@@ -19,6 +21,7 @@ pub mod mam_query;
 pub mod metrics;
 pub mod module;
 pub mod router;
+pub mod s2s;
 pub mod server;
 pub mod server_iq;
 pub mod tls;

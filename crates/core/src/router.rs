@@ -1,6 +1,6 @@
 //! The router (RFC 6120 §10): `JID -> handle` maps only, and the decision
 //! where a stanza goes: the server itself, a local account's task, a
-//! service on its own domain (MUC), or nowhere (no federation yet).
+//! service on its own domain (MUC), or another server (`s2s`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +47,13 @@ impl Router {
 
     fn service(&self, domain: &str) -> Option<Arc<dyn Service>> {
         self.services.read().ok()?.get(domain).cloned()
+    }
+
+    pub fn has_service(&self, domain: &str) -> bool {
+        self.services
+            .read()
+            .map(|s| s.contains_key(domain))
+            .unwrap_or(false)
     }
 
     /// The services' domains and names, sorted by domain (XEP-0030 items of
@@ -158,11 +165,12 @@ impl Server {
             }
         } else if let Some(service) = self.router.service(domain) {
             service.deliver(self, stanza);
-        } else {
-            // No federation yet: every other domain is unreachable.
-            if stanza.kind != StanzaKind::Presence {
-                self.bounce(&stanza, StanzaError::new(Condition::RemoteServerNotFound));
-            }
+        } else if let Some(s2s) = self.s2s.get() {
+            // RFC 6120 §10.4: another server's domain.
+            s2s.clone().send(self, stanza);
+        } else if stanza.kind != StanzaKind::Presence {
+            // Federation is off: every other domain is unreachable.
+            self.bounce(&stanza, StanzaError::new(Condition::RemoteServerNotFound));
         }
     }
 

@@ -34,6 +34,8 @@ pub struct Server {
     pub counters: crate::counters::Counters,
     /// Set once by the server crate: writes room nicks back to bookmarks.
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
+    /// Federation, when on (set once at start by the server crate).
+    pub s2s: std::sync::OnceLock<Arc<crate::s2s::S2s>>,
     /// XEP-0115 `ver` of the server's own disco#info (see `stream_caps`).
     pub(crate) own_caps_ver: std::sync::OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -62,6 +64,7 @@ impl Server {
             caps: Default::default(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
+            s2s: std::sync::OnceLock::new(),
             own_caps_ver: std::sync::OnceLock::new(),
             shutdown,
             next_session_id: AtomicU64::new(1),
@@ -104,6 +107,11 @@ impl Server {
 
     pub fn is_local_domain(&self, domain: &str) -> bool {
         domain == self.config.domain
+    }
+
+    /// Domains this server answers for: its own and its services' (MUC).
+    pub fn hosts(&self, domain: &str) -> bool {
+        self.is_local_domain(domain) || self.router.has_service(domain)
     }
 
     /// Answer an IQ request with the module registered for its payload.

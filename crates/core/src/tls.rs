@@ -34,14 +34,15 @@ pub fn generated_paths(data_dir: &Path) -> (PathBuf, PathBuf) {
     (data_dir.join("tls/cert.pem"), data_dir.join("tls/key.pem"))
 }
 
-/// Build the rustls config from `cert`/`key`, or from a self-signed
-/// certificate for `domain` kept in `data_dir` (generated on first use).
-pub fn server_config(
+/// The certificate chain and key: the operator's PEM files, or a
+/// self-signed certificate for `domain` kept in `data_dir` (generated on
+/// first use).
+pub fn identity(
     cert: Option<&Path>,
     key: Option<&Path>,
     domain: &str,
     data_dir: &Path,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let (cert_path, key_path) = match (cert, key) {
         (Some(c), Some(k)) => (c.to_path_buf(), k.to_path_buf()),
         (None, None) => {
@@ -53,17 +54,31 @@ pub fn server_config(
         }
         _ => return Err(TlsError::Incomplete),
     };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
+    Ok((read_certs(&cert_path)?, read_key(&key_path)?))
+}
+
+/// The crypto provider of every TLS config: ring, with AES-128-GCM first
+/// (see `preference`).
+pub fn provider() -> rustls::crypto::CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
-    // AES-128-GCM with SHA-256 first: as safe, and cheaper per handshake
-    // (the key schedule's SHA-256 has hardware support where SHA-384 often
-    // has none) and per record. The server's order decides, so that every
-    // client that offers it gets it.
     provider
         .cipher_suites
         .sort_by_key(|s| preference(s.suite()));
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+    provider
+}
+
+/// Build the rustls config from `cert`/`key`, or from a self-signed
+/// certificate for `domain` kept in `data_dir` (generated on first use).
+pub fn server_config(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    domain: &str,
+    data_dir: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = identity(cert, key, domain, data_dir)?;
+    // The server's order decides (see `preference`), so that every client
+    // that offers AES-128-GCM gets it.
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
@@ -73,7 +88,10 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
-/// Lower is preferred; suites not named keep their relative order after these.
+/// Lower is preferred; suites not named keep their relative order after
+/// these. AES-128-GCM with SHA-256 first: as safe, and cheaper per
+/// handshake (the key schedule's SHA-256 has hardware support where
+/// SHA-384 often has none) and per record.
 fn preference(suite: rustls::CipherSuite) -> u8 {
     use rustls::CipherSuite as S;
     match suite {
@@ -85,7 +103,7 @@ fn preference(suite: rustls::CipherSuite) -> u8 {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let data = std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.into(),
         source,

@@ -18,17 +18,34 @@ const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// Append `el` as one XML element to `out`. Top-level elements always
 /// declare their namespace, so the bytes stand alone.
 pub fn element_into(el: &Element, out: &mut Vec<u8>) {
-    write_element(el, None, None, out);
+    write_element(el, None, None, None, out);
+}
+
+/// `element_into` with the stanza content namespace written as `content`:
+/// elements in `jabber:client` or `jabber:server` come out in `content`.
+/// Server-to-server streams carry stanzas in `jabber:server` (RFC 6120
+/// §4.8.3), client streams in `jabber:client`; the server keeps every
+/// stanza in `jabber:client` inside, and this translates at the border.
+pub fn element_into_content_ns(el: &Element, content: &str, out: &mut Vec<u8>) {
+    write_element(el, None, None, Some(content), out);
 }
 
 /// `element_into` with the top element's `to` attribute replaced by `to`:
 /// one tree shared by several sessions is written to each with its own
 /// addressee, without copying the tree.
 pub fn element_to_into(el: &Element, to: &str, out: &mut Vec<u8>) {
-    write_element(el, None, Some(to), out);
+    write_element(el, None, Some(to), None, out);
 }
 
-fn write_element(el: &Element, parent_ns: Option<&str>, to: Option<&str>, out: &mut Vec<u8>) {
+const CONTENT_NAMESPACES: [&str; 2] = ["jabber:client", "jabber:server"];
+
+fn write_element(
+    el: &Element,
+    parent_ns: Option<&str>,
+    to: Option<&str>,
+    content: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     out.push(b'<');
     out.extend_from_slice(el.name().as_bytes());
     // Children nearly always share their parent's namespace; only when
@@ -41,8 +58,12 @@ fn write_element(el: &Element, parent_ns: Option<&str>, to: Option<&str>, out: &
         // An element without namespace under one with a default namespace
         // must undeclare it; at the top there is nothing to undeclare.
         if !(ns.is_empty() && parent_ns.is_none()) {
+            let written = match content {
+                Some(c) if CONTENT_NAMESPACES.contains(&ns.as_str()) => c,
+                _ => ns.as_str(),
+            };
             out.extend_from_slice(b" xmlns='");
-            escape_attr(ns, out);
+            escape_attr(written, out);
             out.push(b'\'');
         }
     }
@@ -86,7 +107,7 @@ fn write_element(el: &Element, parent_ns: Option<&str>, to: Option<&str>, out: &
     let ns_here = own_ns.as_deref().or(parent_ns);
     for node in nodes {
         match node {
-            Node::Element(child) => write_element(child, ns_here, None, out),
+            Node::Element(child) => write_element(child, ns_here, None, content, out),
             Node::Text(text) => escape_text(text, out),
         }
     }
@@ -219,6 +240,18 @@ mod tests {
     #[test]
     fn attributes_in_other_namespaces_get_a_prefix() {
         round_trip("<message xmlns='jabber:client' xmlns:p='urn:p' xmlns:q='urn:q' p:one='1' q:two='2' three='3'><body/></message>");
+    }
+
+    #[test]
+    fn the_content_namespace_is_translated_and_others_kept() {
+        let el: Element = "<message xmlns='jabber:client' to='a@b'><body>jabber:client</body><x xmlns='urn:x'><y xmlns='jabber:client'/></x></message>".parse().unwrap();
+        let mut out = Vec::new();
+        element_into_content_ns(&el, "jabber:server", &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "<message xmlns='jabber:server' to='a@b'><body>jabber:client</body><x xmlns='urn:x'><y xmlns='jabber:server'/></x></message>");
+        let back: Element = text.parse().unwrap();
+        assert_eq!(back.ns(), "jabber:server");
+        assert!(back.has_child("body", "jabber:server"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    AccountMucConfig, ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig,
+    AccountMucConfig, ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig, S2sConfig,
     StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ pub struct Config {
     pub muc: roost_muc::MucConfig,
     /// Web clients: WebSocket origins and HTTP limits.
     pub http: roost_core::http::HttpConfig,
+    /// Server-to-server federation.
+    pub s2s: S2sConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +49,12 @@ pub struct ListenConfig {
     pub http: Addresses,
     /// The same over TLS (the certificate of `[tls]`); empty disables it.
     pub https: Addresses,
+    /// Server-to-server streams with STARTTLS (RFC 6120); empty disables
+    /// incoming federation.
+    pub s2s: Addresses,
+    /// Server-to-server streams with direct TLS (XEP-0368, ALPN
+    /// `xmpp-server`); empty disables them.
+    pub s2s_tls: Addresses,
 }
 
 impl Default for ListenConfig {
@@ -57,6 +65,9 @@ impl Default for ListenConfig {
             c2s_tls: ["127.0.0.1:5223", "[::1]:5223"].into(),
             http: ["127.0.0.1:5280", "[::1]:5280"].into(),
             https: ["127.0.0.1:5281", "[::1]:5281"].into(),
+            // Used only when federation is on (not for `localhost`).
+            s2s: ["0.0.0.0:5269", "[::]:5269"].into(),
+            s2s_tls: Addresses::default(),
         }
     }
 }
@@ -76,6 +87,7 @@ impl Default for Config {
             account_muc: AccountMucConfig::default(),
             muc: roost_muc::MucConfig::default(),
             http: roost_core::http::HttpConfig::default(),
+            s2s: S2sConfig::default(),
         }
     }
 }
@@ -133,6 +145,8 @@ impl Config {
             ("listen.c2s_tls", &self.listen.c2s_tls),
             ("listen.http", &self.listen.http),
             ("listen.https", &self.listen.https),
+            ("listen.s2s", &self.listen.s2s),
+            ("listen.s2s_tls", &self.listen.s2s_tls),
         ] {
             if let Some(bad) = value.invalid() {
                 return Err(ConfigError::Invalid {
@@ -168,6 +182,39 @@ impl Config {
         self.http
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        for (domain, addr) in &self.s2s.hosts {
+            if jid::BareJid::new(domain)
+                .ok()
+                .is_none_or(|j| j.node().is_some())
+                || addr.parse::<std::net::SocketAddr>().is_err()
+            {
+                return Err(ConfigError::Invalid {
+                    key: "s2s.hosts",
+                    message: format!("{domain:?} = {addr:?} is not a domain and an address:port"),
+                });
+            }
+        }
+        if let Some(dns) = &self.s2s.dns_server {
+            if dns.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid {
+                    key: "s2s.dns_server",
+                    message: format!("{dns:?} is not an address:port"),
+                });
+            }
+        }
+        for (key, ok) in [
+            ("s2s.connect_timeout", self.s2s.connect_timeout >= 1),
+            ("s2s.idle_timeout", self.s2s.idle_timeout >= 1),
+            ("s2s.max_queue", self.s2s.max_queue >= 1),
+            ("s2s.max_incoming", self.s2s.max_incoming >= 1),
+        ] {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "value too small".into(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -185,6 +232,7 @@ impl Config {
             stream_management: self.stream_management.clone(),
             archive: self.archive.clone(),
             account_muc: self.account_muc.clone(),
+            s2s: self.s2s.clone(),
         }
     }
 
@@ -209,6 +257,31 @@ mod tests {
         assert_eq!(cfg.domain, "localhost");
         assert_eq!(cfg.listen.c2s, Config::default().listen.c2s);
         assert_eq!(cfg.listen.c2s_tls, Config::default().listen.c2s_tls);
+        assert_eq!(cfg.listen.s2s, Config::default().listen.s2s);
+        assert_eq!(cfg.listen.s2s_tls, Config::default().listen.s2s_tls);
+        let d = S2sConfig::default();
+        assert_eq!(
+            (
+                cfg.s2s.enabled,
+                cfg.s2s.require_encryption,
+                cfg.s2s.authentication
+            ),
+            (d.enabled, d.require_encryption, d.authentication)
+        );
+        assert_eq!(
+            (
+                cfg.s2s.connect_timeout,
+                cfg.s2s.idle_timeout,
+                cfg.s2s.max_queue,
+                cfg.s2s.max_incoming
+            ),
+            (
+                d.connect_timeout,
+                d.idle_timeout,
+                d.max_queue,
+                d.max_incoming
+            )
+        );
         assert_eq!(cfg.listen.http, Config::default().listen.http);
         assert_eq!(cfg.listen.https, Config::default().listen.https);
         assert_eq!(
@@ -263,6 +336,38 @@ max_romos = 1
             .unwrap_err()
             .to_string()
             .starts_with("muc.max_occupants"));
+    }
+
+    #[test]
+    fn the_federation_keys_of_the_issue_parse() {
+        let cfg = Config::parse(
+            "domain = 'example.org'
+[listen]
+s2s = '0.0.0.0:5269'
+s2s_tls = '0.0.0.0:5270'
+[s2s]
+enabled = true
+require_encryption = true
+authentication = 'certificate'
+ca_file = '/path/ca.pem'
+hosts = { 'prosody.test' = '127.0.0.3:5269' }
+dns_server = '127.0.0.53:53'
+",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.s2s.hosts["prosody.test"], "127.0.0.3:5269");
+        assert!(cfg.core().federates());
+        let local = Config::default();
+        assert!(!local.core().federates(), "localhost does not federate");
+        let mut bad = cfg.clone();
+        bad.s2s.hosts.insert("x.test".into(), "nowhere".into());
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("s2s.hosts"));
+        assert!(Config::parse("[s2s]\nauthentication = 'password'\n").is_err());
     }
 
     #[test]

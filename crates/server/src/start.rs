@@ -23,6 +23,9 @@ pub struct Running {
     /// Web clients (RFC 7395, XEP-0156), plain and TLS.
     pub http: Option<SocketAddr>,
     pub https: Option<SocketAddr>,
+    /// Federation (when on), STARTTLS and direct TLS.
+    pub s2s: Option<SocketAddr>,
+    pub s2s_tls: Option<SocketAddr>,
 }
 
 impl Running {
@@ -54,6 +57,22 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // nodes and by the bookmark bridge of account-based MUC joining.
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
+    let federating = server.config.federates();
+    if federating {
+        let (certs, key) = roost_core::tls::identity(
+            cfg.tls.cert.as_deref(),
+            cfg.tls.key.as_deref(),
+            &cfg.domain,
+            &cfg.data_dir,
+        )
+        .context("tls")?;
+        let s2s_tls = roost_core::s2s::certs::S2sTls::new(certs, key, cfg.s2s.ca_file.as_deref())
+            .context("s2s.ca_file")?;
+        let _ = server.s2s.set(Arc::new(roost_core::s2s::S2s::new(
+            cfg.s2s.clone(),
+            s2s_tls,
+        )));
+    }
     if cfg.muc.enabled {
         let muc = roost_muc::MucService::open(cfg.muc.clone(), &cfg.domain, &server.stores)
             .await
@@ -69,6 +88,14 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     let c2s_tls = bind_all("c2s_tls", &cfg.listen.c2s_tls).await?;
     let http = bind_all("http", &cfg.listen.http).await?;
     let https = bind_all("https", &cfg.listen.https).await?;
+    let (s2s, s2s_tls) = if federating {
+        (
+            bind_all("s2s", &cfg.listen.s2s).await?,
+            bind_all("s2s_tls", &cfg.listen.s2s_tls).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let first = |ls: &[TcpListener]| ls.first().and_then(|l| l.local_addr().ok());
     let running = Running {
         server: server.clone(),
@@ -76,7 +103,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         c2s_tls: first(&c2s_tls),
         http: first(&http),
         https: first(&https),
+        s2s: first(&s2s),
+        s2s_tls: first(&s2s_tls),
     };
+    for (listeners, direct_tls) in [(s2s, false), (s2s_tls, true)] {
+        for l in listeners {
+            let addr = l.local_addr().ok();
+            tracing::info!(?addr, direct_tls, "listening for servers (federation)");
+            tokio::spawn(roost_core::listener::serve_s2s(
+                server.clone(),
+                l,
+                direct_tls,
+            ));
+        }
+    }
     for (listeners, direct_tls) in [(c2s, false), (c2s_tls, true)] {
         for l in listeners {
             let addr = l.local_addr().ok();

@@ -62,6 +62,10 @@ impl Login {
         self.direct_tls = true;
         self
     }
+    pub fn domain(mut self, d: &str) -> Login {
+        self.domain = d.into();
+        self
+    }
 }
 
 fn tls_connector() -> tokio_rustls::TlsConnector {
@@ -333,9 +337,57 @@ impl Conn {
         self.io = Box::new(tls);
     }
 
+    /// STARTTLS with a client configuration of the test's own (a peer
+    /// server presenting a certificate).
+    pub async fn starttls_with(&mut self, cfg: Arc<rustls::ClientConfig>) {
+        self.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            .await;
+        let proceed = self.next_element().await.expect("proceed");
+        assert_eq!(proceed.name(), "proceed", "{}", String::from(&proceed));
+        let tcp = self.tcp_only.take().expect("plain tcp");
+        let name = ServerName::try_from(self.domain.clone()).expect("name");
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .expect("tls handshake");
+        self.io = Box::new(tls);
+    }
+
+    /// Open (or restart) a server-to-server stream (`jabber:server`, with
+    /// the dialback prefix) from `from`; the features.
+    pub async fn open_server_stream(&mut self, from: &str) -> Element {
+        self.reader.reset();
+        let header = format!(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='{from}' to='{}' version='1.0'>",
+            self.domain
+        );
+        self.send(&header).await;
+        loop {
+            match self
+                .next_event()
+                .await
+                .expect("stream closed before features")
+            {
+                StreamEvent::Header(_) => {}
+                StreamEvent::Element(e) if e.name() == "features" => {
+                    self.features = Some(e.clone());
+                    return e;
+                }
+                StreamEvent::Element(e) => panic!("expected features, got {}", String::from(&e)),
+                StreamEvent::End => panic!("stream ended before features"),
+            }
+        }
+    }
+
     /// Connect, TLS, and stop at the SASL features.
     pub async fn secured(addr: SocketAddr, direct_tls: bool) -> Conn {
+        Conn::secured_for(addr, direct_tls, "localhost").await
+    }
+
+    /// `secured`, for a server whose domain is `domain`.
+    pub async fn secured_for(addr: SocketAddr, direct_tls: bool, domain: &str) -> Conn {
         let mut c = Conn::connect(addr, direct_tls).await.expect("connect");
+        c.domain = domain.to_string();
         c.open_stream().await;
         if !direct_tls {
             c.starttls().await;
@@ -457,8 +509,7 @@ pub struct Client {
 
 impl Client {
     pub async fn login(addr: SocketAddr, login: Login) -> Result<Client, String> {
-        let mut conn = Conn::secured(addr, login.direct_tls).await;
-        conn.domain = login.domain.clone();
+        let mut conn = Conn::secured_for(addr, login.direct_tls, &login.domain).await;
         conn.authenticate(&login.user, &login.password, login.mech)
             .await?;
         conn.open_stream().await;

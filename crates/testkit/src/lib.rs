@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod client;
 pub mod fake_room;
+pub mod federation;
 pub mod muc;
 pub mod server;
 pub mod web;

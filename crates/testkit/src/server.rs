@@ -104,7 +104,9 @@ impl TestServer {
     pub async fn login(&self, name: &str, resource: &str) -> crate::Client {
         crate::Client::login(
             self.c2s(),
-            crate::Login::new(name, &format!("pw-{name}")).resource(resource),
+            crate::Login::new(name, &format!("pw-{name}"))
+                .resource(resource)
+                .domain(self.domain()),
         )
         .await
         .expect("login")
@@ -116,7 +118,9 @@ impl TestServer {
         crate::Client::login_ws(
             self.http(),
             false,
-            crate::Login::new(name, &format!("pw-{name}")).resource(resource),
+            crate::Login::new(name, &format!("pw-{name}"))
+                .resource(resource)
+                .domain(self.domain()),
         )
         .await
         .expect("login over WebSocket")

@@ -1,6 +1,7 @@
 //! Accept loops for client connections: STARTTLS on `listen.c2s`, direct
 //! TLS on `listen.c2s_tls` (XEP-0368), HTTP and HTTPS for web clients on
-//! `listen.http` and `listen.https` (RFC 7395 WebSocket, XEP-0156). A
+//! `listen.http` and `listen.https` (RFC 7395 WebSocket, XEP-0156), and
+//! other servers on `listen.s2s` and `listen.s2s_tls` (federation). A
 //! listener takes an already bound socket, so tests bind port 0; every
 //! connection takes one of the `max_connections` permits, shared by all
 //! listeners, and connections beyond it are refused at once.
@@ -20,6 +21,33 @@ pub async fn serve_c2s(server: Arc<Server>, listener: TcpListener, direct_tls: b
         tokio::spawn(c2s::serve_connection(server, tcp, peer, direct_tls, permit));
     })
     .await
+}
+
+/// Server-to-server streams (federation): STARTTLS on `listen.s2s`,
+/// direct TLS on `listen.s2s_tls`. They do not take client permits: the
+/// federation has its own limit (`s2s.max_incoming`).
+pub async fn serve_s2s(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
+    let mut shutdown = server.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = crate::server::until_shutdown(&mut shutdown) => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                tokio::spawn(crate::s2s::serve_connection(
+                    server.clone(),
+                    tcp,
+                    peer,
+                    direct_tls,
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 pub async fn serve_http(server: Arc<Server>, listener: TcpListener, endpoint: Arc<HttpEndpoint>) {

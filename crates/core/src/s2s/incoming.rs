@@ -1,0 +1,354 @@
+//! Incoming server streams (RFC 6120 §4–§6 as the receiving entity) on
+//! `[listen] s2s` (STARTTLS) and `s2s_tls` (XEP-0368). The peer proves
+//! a domain with a certificate (SASL EXTERNAL, XEP-0178) or with Server
+//! Dialback (XEP-0220), several domains over one stream if it likes; every
+//! stanza's `from` must then be one of the proven domains (else
+//! `invalid-from`) and its `to` one we host (else `host-unknown`).
+//! Dialback verification requests for keys we made are answered here too.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use minidom::Element;
+use roost_proto::{ns, Elem, Stanza, StreamError};
+use roost_stream::StreamEvent;
+use tokio::net::TcpStream;
+
+use super::stream::{S2sError, S2sStream};
+use super::{dialback, S2s};
+use crate::server::Server;
+
+struct Incoming {
+    server: Arc<Server>,
+    s2s: Arc<S2s>,
+    /// Domains this stream proved (SASL EXTERNAL or dialback).
+    proven: HashSet<String>,
+    /// SASL succeeded: no second authentication (RFC 6120 §6.4.6).
+    sasl_done: bool,
+}
+
+/// Serve one accepted server connection until it ends.
+pub async fn serve_connection(
+    server: Arc<Server>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    direct_tls: bool,
+) {
+    let Some(s2s) = server.s2s.get().cloned() else {
+        return;
+    };
+    let Ok(_permit) = s2s.incoming.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "too many server connections; refusing");
+        return;
+    };
+    let mut st = S2sStream::new(tcp, peer, server.config.limits.max_stanza_size);
+    if direct_tls {
+        let handshake = st.server_tls(s2s.tls.acceptor());
+        match tokio::time::timeout(Duration::from_secs(s2s.config.connect_timeout), handshake).await
+        {
+            Ok(Ok(())) => {}
+            _ => {
+                tracing::debug!(%peer, "server TLS handshake failed");
+                return;
+            }
+        }
+    }
+    let mut incoming = Incoming {
+        server,
+        s2s,
+        proven: HashSet::new(),
+        sasl_done: false,
+    };
+    match incoming.run(&mut st).await {
+        Ok(()) => st.close().await,
+        Err(S2sError::Refused(text)) => {
+            tracing::info!(%peer, reason = %text, "server stream refused");
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "server stream ended"),
+    }
+}
+
+/// What to do after an element.
+enum Next {
+    Continue,
+    /// TLS or SASL succeeded: a new stream on the same connection.
+    Restart,
+}
+
+impl Incoming {
+    async fn run(&mut self, st: &mut S2sStream) -> Result<(), S2sError> {
+        let idle = Duration::from_secs(self.s2s.config.idle_timeout);
+        let first_wait = Duration::from_secs(self.s2s.config.connect_timeout);
+        loop {
+            let header = match st.next(first_wait).await? {
+                StreamEvent::Header(h) => h,
+                _ => {
+                    st.fail(StreamError::NotWellFormed, None).await;
+                    return Err(S2sError::Refused("no stream header".into()));
+                }
+            };
+            let Some(to) = header.to.clone().filter(|t| self.server.hosts(t)) else {
+                st.open(&self.server.config.domain, header.from.as_deref(), None)
+                    .await?;
+                st.fail(StreamError::HostUnknown, None).await;
+                return Err(S2sError::Refused(format!(
+                    "not our domain: {:?}",
+                    header.to
+                )));
+            };
+            let id = roost_proto::id::random_token(16);
+            st.open(&to, header.from.as_deref(), Some(&id)).await?;
+            let features = self.features(st, header.from.as_deref());
+            st.send_bytes(&roost_stream::writer::features(&features))
+                .await?;
+            loop {
+                let el = match st.next(idle).await {
+                    Ok(StreamEvent::Element(el)) => el,
+                    Ok(StreamEvent::End) => return Ok(()),
+                    Ok(StreamEvent::Header(_)) => {
+                        st.fail(StreamError::NotWellFormed, None).await;
+                        return Err(S2sError::Refused("header inside the stream".into()));
+                    }
+                    Err(S2sError::Stream(e)) => {
+                        st.fail(e, None).await;
+                        return Err(S2sError::Stream(e));
+                    }
+                    Err(S2sError::Timeout) => {
+                        st.fail(StreamError::ConnectionTimeout, None).await;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                match self
+                    .element(st, el, &to, &id, header.from.as_deref())
+                    .await?
+                {
+                    Next::Continue => {}
+                    Next::Restart => break,
+                }
+            }
+        }
+    }
+
+    fn features(&self, st: &S2sStream, from: Option<&str>) -> Vec<Element> {
+        let mut f = Vec::new();
+        if !st.is_tls() {
+            let mut starttls = Element::bare("starttls", ns::TLS);
+            if self.s2s.config.require_encryption {
+                starttls.append_child(Element::bare("required", ns::TLS));
+            }
+            f.push(starttls);
+            if self.s2s.config.require_encryption {
+                return f;
+            }
+        }
+        if self.sasl_done {
+            return f;
+        }
+        let proves = from.is_some_and(|d| self.s2s.tls.proves(&st.peer_certificates(), d));
+        if st.is_tls() && proves {
+            f.push(
+                Element::bare("mechanisms", ns::SASL)
+                    .child(Element::bare("mechanism", ns::SASL).text_node("EXTERNAL")),
+            );
+        }
+        if self.s2s.dialback_allowed() {
+            f.push(
+                Element::bare("dialback", dialback::FEATURE_NS)
+                    .child(Element::bare("errors", dialback::FEATURE_NS)),
+            );
+        }
+        f
+    }
+
+    async fn element(
+        &mut self,
+        st: &mut S2sStream,
+        el: Element,
+        local: &str,
+        stream_id: &str,
+        header_from: Option<&str>,
+    ) -> Result<Next, S2sError> {
+        if el.is("starttls", ns::TLS) {
+            if st.is_tls() {
+                st.fail(StreamError::PolicyViolation, Some("TLS is already on"))
+                    .await;
+                return Err(S2sError::Refused("STARTTLS twice".into()));
+            }
+            st.send(&Element::bare("proceed", ns::TLS)).await?;
+            st.server_tls(self.s2s.tls.acceptor()).await?;
+            return Ok(Next::Restart);
+        }
+        if el.is("auth", ns::SASL) {
+            return self.sasl_external(st, &el, header_from).await;
+        }
+        if el.is("result", dialback::NS) {
+            self.dialback_result(st, &el, local, stream_id).await?;
+            return Ok(Next::Continue);
+        }
+        if el.is("verify", dialback::NS) {
+            self.dialback_verify(st, &el).await?;
+            return Ok(Next::Continue);
+        }
+        if self.s2s.config.require_encryption && !st.is_tls() {
+            st.fail(StreamError::PolicyViolation, Some("TLS is required"))
+                .await;
+            return Err(S2sError::Refused("stanza before TLS".into()));
+        }
+        let stanza = match Stanza::parse(el) {
+            Ok(s) => s,
+            Err(_) => {
+                st.fail(StreamError::UnsupportedStanzaType, None).await;
+                return Err(S2sError::Refused("not a stanza".into()));
+            }
+        };
+        // RFC 6120 §4.9.3.9, §8.1.2.2: only domains this stream proved.
+        let from_ok = stanza
+            .from
+            .as_ref()
+            .is_some_and(|f| self.proven.contains(f.domain().as_str()));
+        if !from_ok {
+            let err = if self.proven.is_empty() {
+                StreamError::NotAuthorized
+            } else {
+                StreamError::InvalidFrom
+            };
+            st.fail(err, None).await;
+            return Err(S2sError::Refused(format!(
+                "stanza from {:?} not proven on this stream",
+                stanza.from.as_ref().map(|f| f.to_string())
+            )));
+        }
+        let to_ok = stanza
+            .to
+            .as_ref()
+            .is_some_and(|t| self.server.hosts(t.domain().as_str()));
+        if !to_ok {
+            st.fail(StreamError::HostUnknown, None).await;
+            return Err(S2sError::Refused(
+                "stanza to a domain we do not host".into(),
+            ));
+        }
+        self.server.route(stanza);
+        Ok(Next::Continue)
+    }
+
+    /// XEP-0178: the certificate proves the stream's `from`; an
+    /// authorization identity, if given, must name the same domain.
+    async fn sasl_external(
+        &mut self,
+        st: &mut S2sStream,
+        el: &Element,
+        header_from: Option<&str>,
+    ) -> Result<Next, S2sError> {
+        let failure =
+            |cond: &str| Element::bare("failure", ns::SASL).child(Element::bare(cond, ns::SASL));
+        if self.sasl_done || !st.is_tls() || el.attr("mechanism") != Some("EXTERNAL") {
+            st.send(&failure("invalid-mechanism")).await?;
+            return Ok(Next::Continue);
+        }
+        let Some(domain) = header_from else {
+            st.send(&failure("not-authorized")).await?;
+            return Ok(Next::Continue);
+        };
+        let text = el.text();
+        let authzid = match text.trim() {
+            "" | "=" => None,
+            b64 => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+        };
+        let authzid_ok = authzid.as_deref().is_none_or(|a| a == domain);
+        if !authzid_ok || !self.s2s.tls.proves(&st.peer_certificates(), domain) {
+            st.send(&failure("not-authorized")).await?;
+            return Ok(Next::Continue);
+        }
+        st.send(&Element::bare("success", ns::SASL)).await?;
+        self.proven.insert(domain.to_string());
+        self.sasl_done = true;
+        tracing::info!(peer = %st.peer, %domain, "server authenticated (certificate)");
+        st.restart();
+        Ok(Next::Restart)
+    }
+
+    /// XEP-0220 §2.1.2–§2.1.4: the peer claims a domain with a key; we ask
+    /// that domain's authoritative server, unless its certificate already
+    /// proves the domain (XEP-0344 §2.4).
+    async fn dialback_result(
+        &mut self,
+        st: &mut S2sStream,
+        el: &Element,
+        _local: &str,
+        stream_id: &str,
+    ) -> Result<(), S2sError> {
+        let (Some(from), Some(to)) = (el.attr("from"), el.attr("to")) else {
+            st.fail(StreamError::ImproperAddressing, None).await;
+            return Err(S2sError::Refused("db:result without from or to".into()));
+        };
+        let (from, to) = (from.to_string(), to.to_string());
+        let answer = |kind: &str| {
+            Element::bare("result", dialback::NS)
+                .attr_set("from", to.as_str())
+                .attr_set("to", from.as_str())
+                .attr_set("type", kind)
+        };
+        if !self.server.hosts(&to) {
+            st.send(
+                &answer("error").child(
+                    Element::bare("error", ns::CLIENT)
+                        .attr_set("type", "cancel")
+                        .child(Element::bare("item-not-found", ns::STANZAS)),
+                ),
+            )
+            .await?;
+            return Ok(());
+        }
+        let allowed =
+            self.s2s.dialback_allowed() && (st.is_tls() || !self.s2s.config.require_encryption);
+        let valid = if !allowed {
+            false
+        } else if self.s2s.tls.proves(&st.peer_certificates(), &from) {
+            true
+        } else {
+            let key = el.text();
+            let s2s = self.s2s.clone();
+            s2s.verify(&self.server, &to, &from, stream_id, key.trim())
+                .await
+        };
+        st.send(&answer(if valid { "valid" } else { "invalid" }))
+            .await?;
+        if valid {
+            tracing::info!(peer = %st.peer, domain = %from, "server authenticated (dialback)");
+            self.proven.insert(from);
+        }
+        Ok(())
+    }
+
+    /// XEP-0220 §2.2: we are the authoritative server; was the key ours?
+    async fn dialback_verify(&mut self, st: &mut S2sStream, el: &Element) -> Result<(), S2sError> {
+        let (Some(receiving), Some(originating), Some(id)) =
+            (el.attr("from"), el.attr("to"), el.attr("id"))
+        else {
+            st.fail(StreamError::ImproperAddressing, None).await;
+            return Err(S2sError::Refused("db:verify without from, to or id".into()));
+        };
+        let valid = self.server.hosts(originating)
+            && self
+                .s2s
+                .secret
+                .verify(receiving, originating, id, el.text().trim());
+        st.send(
+            &Element::bare("verify", dialback::NS)
+                .attr_set("from", originating)
+                .attr_set("to", receiving)
+                .attr_set("id", id)
+                .attr_set("type", if valid { "valid" } else { "invalid" }),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,180 @@
+//! Server-to-server federation (RFC 6120, XEP-0178, XEP-0220, XEP-0368):
+//! stanzas for other domains leave through one outgoing stream per
+//! (our domain, their domain) pair, set up on demand (`outgoing.rs`:
+//! DNS, TLS, SASL EXTERNAL or Server Dialback); other servers' streams
+//! come in on `[listen] s2s` and `s2s_tls` (`incoming.rs`), where every
+//! stanza's `from` must be a domain that stream proved.
+//!
+//! Files: `resolve.rs` (static routes, SRV), `certs.rs` (who a
+//! certificate proves), `dialback.rs` (XEP-0185 keys), `stream.rs` (the
+//! XML stream and the `jabber:server` namespace).
+
+pub mod certs;
+pub mod dialback;
+mod incoming;
+mod outgoing;
+pub mod resolve;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use roost_proto::{Condition, Stanza, StanzaError, StanzaKind};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::S2sConfig;
+use crate::server::Server;
+
+pub use incoming::serve_connection;
+
+/// A dialback key to check with the domain's authoritative server.
+pub(crate) struct VerifyRequest {
+    /// Our domain, the receiving server of the stream being verified.
+    pub receiving: String,
+    pub stream_id: String,
+    pub key: String,
+    pub answer: oneshot::Sender<bool>,
+}
+
+/// The way to one outgoing stream's task.
+#[derive(Clone)]
+struct OutgoingHandle {
+    stanzas: mpsc::Sender<Stanza>,
+    verifies: mpsc::Sender<VerifyRequest>,
+    generation: u64,
+}
+
+/// Federation state shared by the server: outgoing streams by domain
+/// pair, our TLS identity and trust, the dialback secret, DNS.
+pub struct S2s {
+    pub(crate) config: S2sConfig,
+    pub(crate) tls: certs::S2sTls,
+    pub(crate) secret: dialback::Secret,
+    pub(crate) resolver: resolve::Resolver,
+    outgoing: Mutex<HashMap<(String, String), OutgoingHandle>>,
+    next_generation: std::sync::atomic::AtomicU64,
+    /// One permit per incoming server connection (`max_incoming`).
+    pub(crate) incoming: Arc<tokio::sync::Semaphore>,
+}
+
+impl S2s {
+    pub fn new(config: S2sConfig, tls: certs::S2sTls) -> S2s {
+        let resolver = resolve::Resolver::new(&config.hosts, config.dns_server.as_deref());
+        S2s {
+            incoming: Arc::new(tokio::sync::Semaphore::new(config.max_incoming)),
+            config,
+            tls,
+            secret: dialback::Secret::random(),
+            resolver,
+            outgoing: Mutex::new(HashMap::new()),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    pub(crate) fn dialback_allowed(&self) -> bool {
+        self.config.authentication == crate::config::S2sAuthentication::CertificateOrDialback
+    }
+
+    /// The outgoing stream from `local` to `remote`, started if needed.
+    fn handle(self: &Arc<Self>, server: &Arc<Server>, local: &str, remote: &str) -> OutgoingHandle {
+        let key = (local.to_string(), remote.to_string());
+        let mut map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = map.get(&key) {
+            if !h.stanzas.is_closed() {
+                return h.clone();
+            }
+        }
+        let (stanzas, stanza_rx) = mpsc::channel(self.config.max_queue);
+        let (verifies, verify_rx) = mpsc::channel(64);
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let handle = OutgoingHandle {
+            stanzas,
+            verifies,
+            generation,
+        };
+        map.insert(key.clone(), handle.clone());
+        tokio::spawn(outgoing::run(
+            server.clone(),
+            self.clone(),
+            key.0,
+            key.1,
+            generation,
+            stanza_rx,
+            verify_rx,
+        ));
+        handle
+    }
+
+    /// Called by an outgoing task that ends; `false` if a newer one took over.
+    fn retire(&self, local: &str, remote: &str, generation: u64) -> bool {
+        let mut map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (local.to_string(), remote.to_string());
+        match map.get(&key) {
+            Some(h) if h.generation == generation => {
+                map.remove(&key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Send a stanza from one of our domains to another server.
+    pub fn send(self: &Arc<Self>, server: &Arc<Server>, stanza: Stanza) {
+        let (Some(from), Some(to)) = (stanza.from.clone(), stanza.to.clone()) else {
+            return;
+        };
+        let local = from.domain().to_string();
+        if !server.hosts(&local) {
+            tracing::warn!(%from, "not sending a stanza from a domain we do not host");
+            return;
+        }
+        let handle = self.handle(server, &local, to.domain().as_str());
+        if let Err(e) = handle.stanzas.try_send(stanza) {
+            let stanza = match e {
+                mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
+            };
+            bounce(
+                server,
+                &stanza,
+                StanzaError::new(Condition::ResourceConstraint)
+                    .with_text("too many stanzas are waiting for that server"),
+            );
+        }
+    }
+
+    /// Ask `originating`'s authoritative server whether `key` is its key for
+    /// a stream to `receiving` with `stream_id` (XEP-0220 §2.1.3).
+    pub(crate) async fn verify(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        receiving: &str,
+        originating: &str,
+        stream_id: &str,
+        key: &str,
+    ) -> bool {
+        let (answer, rx) = oneshot::channel();
+        let handle = self.handle(server, receiving, originating);
+        let req = VerifyRequest {
+            receiving: receiving.to_string(),
+            stream_id: stream_id.to_string(),
+            key: key.to_string(),
+            answer,
+        };
+        if handle.verifies.send(req).await.is_err() {
+            return false;
+        }
+        let wait = std::time::Duration::from_secs(self.config.connect_timeout);
+        matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(true)))
+    }
+}
+
+/// A stanza that cannot reach its server: an error back to the sender,
+/// except for errors themselves and presence (RFC 6120 §8.3.1, §10.4.3).
+pub(crate) fn bounce(server: &Arc<Server>, stanza: &Stanza, err: StanzaError) {
+    if stanza.kind == StanzaKind::Presence {
+        return;
+    }
+    server.bounce(stanza, err);
+}
