@@ -4,7 +4,9 @@
 # aioxmpp in a virtualenv, xmpp.js with the pinned npm packages, each
 # installed by its script), then the browser test (Converse.js in
 # Debian's headless Chromium over WebSocket; installs chromium and the
-# pinned npm packages when missing). Exits non-zero on the first failure.
+# pinned npm packages when missing), and federation against Debian's
+# Prosody and ejabberd in a network namespace of its own. Exits non-zero
+# on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,9 @@ ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh
 
 echo "== interop (xmpp.js over STARTTLS, direct TLS and WebSocket) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop-xmppjs.sh
+
+echo "== federation (Prosody and ejabberd in a network namespace) =="
+ROOST_BIN="$PWD/target/debug/roost" bash scripts/federation-interop.sh
 
 echo "== browser (Converse.js over WebSocket, headless Chromium) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/browser-test.sh

@@ -172,6 +172,7 @@ impl Incoming {
         stream_id: &str,
         header_from: Option<&str>,
     ) -> Result<Next, S2sError> {
+        tracing::trace!(peer = %st.peer, name = el.name(), ns = %el.ns(), "server stream element");
         if el.is("starttls", ns::TLS) {
             if st.is_tls() {
                 st.fail(StreamError::PolicyViolation, Some("TLS is already on"))
@@ -290,25 +291,22 @@ impl Incoming {
             return Err(S2sError::Refused("db:result without from or to".into()));
         };
         let (from, to) = (from.to_string(), to.to_string());
-        let answer = |kind: &str| {
-            Element::bare("result", dialback::NS)
-                .attr_set("from", to.as_str())
-                .attr_set("to", from.as_str())
-                .attr_set("type", kind)
-        };
         if !self.server.hosts(&to) {
-            st.send(
-                &answer("error").child(
-                    Element::bare("error", ns::CLIENT)
-                        .attr_set("type", "cancel")
-                        .child(Element::bare("item-not-found", ns::STANZAS)),
-                ),
+            let error = format!(
+                "<error type='cancel'><item-not-found xmlns='{}'/></error>",
+                ns::STANZAS
+            );
+            st.send_db(
+                "result",
+                &[("from", &to), ("to", &from), ("type", "error")],
+                Some(&error),
             )
             .await?;
             return Ok(());
         }
         let allowed =
             self.s2s.dialback_allowed() && (st.is_tls() || !self.s2s.config.require_encryption);
+        tracing::debug!(peer = %st.peer, %from, %to, "dialback key to verify");
         let valid = if !allowed {
             false
         } else if self.s2s.tls.proves(&st.peer_certificates(), &from) {
@@ -319,8 +317,13 @@ impl Incoming {
             s2s.verify(&self.server, &to, &from, stream_id, key.trim())
                 .await
         };
-        st.send(&answer(if valid { "valid" } else { "invalid" }))
-            .await?;
+        let kind = if valid { "valid" } else { "invalid" };
+        st.send_db(
+            "result",
+            &[("from", &to), ("to", &from), ("type", kind)],
+            None,
+        )
+        .await?;
         if valid {
             tracing::info!(peer = %st.peer, domain = %from, "server authenticated (dialback)");
             self.proven.insert(from);
@@ -341,12 +344,16 @@ impl Incoming {
                 .s2s
                 .secret
                 .verify(receiving, originating, id, el.text().trim());
-        st.send(
-            &Element::bare("verify", dialback::NS)
-                .attr_set("from", originating)
-                .attr_set("to", receiving)
-                .attr_set("id", id)
-                .attr_set("type", if valid { "valid" } else { "invalid" }),
+        let kind = if valid { "valid" } else { "invalid" };
+        st.send_db(
+            "verify",
+            &[
+                ("from", originating),
+                ("to", receiving),
+                ("id", id),
+                ("type", kind),
+            ],
+            None,
         )
         .await?;
         Ok(())

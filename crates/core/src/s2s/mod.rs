@@ -7,7 +7,8 @@
 //!
 //! Files: `resolve.rs` (static routes, SRV), `certs.rs` (who a
 //! certificate proves), `dialback.rs` (XEP-0185 keys), `stream.rs` (the
-//! XML stream and the `jabber:server` namespace).
+//! XML stream and the `jabber:server` namespace), `verify.rs` (asking a
+//! domain's server whether a dialback key is genuine).
 
 pub mod certs;
 pub mod dialback;
@@ -15,32 +16,23 @@ mod incoming;
 mod outgoing;
 pub mod resolve;
 pub mod stream;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use roost_proto::{Condition, Stanza, StanzaError, StanzaKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::config::S2sConfig;
 use crate::server::Server;
 
 pub use incoming::serve_connection;
 
-/// A dialback key to check with the domain's authoritative server.
-pub(crate) struct VerifyRequest {
-    /// Our domain, the receiving server of the stream being verified.
-    pub receiving: String,
-    pub stream_id: String,
-    pub key: String,
-    pub answer: oneshot::Sender<bool>,
-}
-
 /// The way to one outgoing stream's task.
 #[derive(Clone)]
 struct OutgoingHandle {
     stanzas: mpsc::Sender<Stanza>,
-    verifies: mpsc::Sender<VerifyRequest>,
     generation: u64,
 }
 
@@ -85,13 +77,11 @@ impl S2s {
             }
         }
         let (stanzas, stanza_rx) = mpsc::channel(self.config.max_queue);
-        let (verifies, verify_rx) = mpsc::channel(64);
         let generation = self
             .next_generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let handle = OutgoingHandle {
             stanzas,
-            verifies,
             generation,
         };
         map.insert(key.clone(), handle.clone());
@@ -102,7 +92,6 @@ impl S2s {
             key.1,
             generation,
             stanza_rx,
-            verify_rx,
         ));
         handle
     }
@@ -154,19 +143,8 @@ impl S2s {
         stream_id: &str,
         key: &str,
     ) -> bool {
-        let (answer, rx) = oneshot::channel();
-        let handle = self.handle(server, receiving, originating);
-        let req = VerifyRequest {
-            receiving: receiving.to_string(),
-            stream_id: stream_id.to_string(),
-            key: key.to_string(),
-            answer,
-        };
-        if handle.verifies.send(req).await.is_err() {
-            return false;
-        }
-        let wait = std::time::Duration::from_secs(self.config.connect_timeout);
-        matches!(tokio::time::timeout(wait, rx).await, Ok(Ok(true)))
+        let max = server.config.limits.max_stanza_size;
+        verify::ask(self, max, receiving, originating, stream_id, key).await
     }
 }
 

@@ -5,15 +5,13 @@
 //! domain (XEP-0178) or else with Server Dialback (XEP-0220), then writes
 //! stanzas until the stream has been idle for `[s2s] idle_timeout`.
 //!
-//! Dialback verification requests (`<db:verify/>`) to the same peer go
-//! over this stream too, also before it is authenticated: two servers
-//! dialling each other back at once must not wait on each other.
+//! Dialback verification requests (`<db:verify/>`) do not use this
+//! stream: they get a connection of their own (`verify.rs`).
 //!
 //! When the peer cannot be reached, every queued stanza bounces with
 //! `remote-server-not-found` (or `remote-server-timeout`), and later ones
 //! bounce at once during a back-off that doubles up to five minutes.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +21,12 @@ use minidom::Element;
 use roost_proto::{ns, Condition, Elem, Stanza, StanzaError};
 use roost_stream::StreamEvent;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::resolve::Target;
 use super::stream::{S2sError, S2sStream};
-use super::{bounce, dialback, S2s, VerifyRequest};
+use super::{bounce, dialback, S2s};
 use crate::server::Server;
 
 /// Silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).
@@ -36,9 +34,6 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 /// First retry delay after a failed connection; doubles to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// Verification answers awaited: stream id -> who asked.
-type Waiting = HashMap<String, oneshot::Sender<bool>>;
 
 struct Ctx {
     server: Arc<Server>,
@@ -54,7 +49,6 @@ pub(super) async fn run(
     remote: String,
     generation: u64,
     mut stanzas: mpsc::Receiver<Stanza>,
-    mut verifies: mpsc::Receiver<VerifyRequest>,
 ) {
     let ctx = Ctx {
         server,
@@ -70,50 +64,27 @@ pub(super) async fn run(
         // Nothing to do until something is queued.
         let first = tokio::select! {
             s = stanzas.recv() => match s {
-                Some(s) => Some(s),
+                Some(s) => s,
                 None => break,
             },
-            v = verifies.recv() => {
-                let Some(v) = v else { break };
-                if retry_at.is_some_and(|at| Instant::now() < at) {
-                    let _ = v.answer.send(false);
-                    continue;
-                }
-                // Connect to verify; the request goes out once the stream is up.
-                if verifies_first(&ctx, v, &mut stanzas, &mut verifies).await {
-                    failures = 0;
-                    retry_at = None;
-                }
-                continue;
-            }
             _ = tokio::time::sleep(idle) => {
                 if ctx.s2s.retire(&ctx.local, &ctx.remote, generation) {
-                    drain_after_retire(&ctx, &mut stanzas, &mut verifies);
+                    drain_after_retire(&ctx, &mut stanzas);
                     break;
                 }
                 continue;
             }
             _ = crate::server::until_shutdown(&mut shutdown) => break,
         };
-        let Some(first) = first else { continue };
         if retry_at.is_some_and(|at| Instant::now() < at) {
             bounce(&ctx.server, &first, unreachable_error(false));
             continue;
         }
-        let mut waiting = Waiting::new();
-        match connect(&ctx, &mut verifies, &mut waiting).await {
+        match connect(&ctx).await {
             Ok(stream) => {
                 failures = 0;
                 retry_at = None;
-                pump(
-                    &ctx,
-                    stream,
-                    Some(first),
-                    &mut stanzas,
-                    &mut verifies,
-                    waiting,
-                )
-                .await;
+                pump(&ctx, stream, first, &mut stanzas).await;
             }
             Err(timed_out) => {
                 failures += 1;
@@ -125,9 +96,6 @@ pub(super) async fn run(
                 bounce(&ctx.server, &first, err.clone());
                 while let Ok(s) = stanzas.try_recv() {
                     bounce(&ctx.server, &s, err.clone());
-                }
-                for (_, w) in waiting.drain() {
-                    let _ = w.send(false);
                 }
             }
         }
@@ -143,64 +111,18 @@ fn unreachable_error(timed_out: bool) -> StanzaError {
     }
 }
 
-/// What slipped into the queues after this task left the map goes through
+/// What slipped into the queue after this task left the map goes through
 /// a fresh task.
-fn drain_after_retire(
-    ctx: &Ctx,
-    stanzas: &mut mpsc::Receiver<Stanza>,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-) {
+fn drain_after_retire(ctx: &Ctx, stanzas: &mut mpsc::Receiver<Stanza>) {
     stanzas.close();
-    verifies.close();
     while let Ok(s) = stanzas.try_recv() {
         ctx.s2s.send(&ctx.server, s);
     }
-    while let Ok(v) = verifies.try_recv() {
-        let _ = v.answer.send(false);
-    }
-}
-
-/// A verification request arrived with no stream up: connect, ask, and
-/// keep the stream for what follows. `true` if the stream came up.
-async fn verifies_first(
-    ctx: &Ctx,
-    v: VerifyRequest,
-    stanzas: &mut mpsc::Receiver<Stanza>,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-) -> bool {
-    let mut waiting = Waiting::new();
-    // Re-queue it in front: `connect` sends what `verifies` holds, so
-    // send this one by hand once connected.
-    match connect_with(ctx, verifies, &mut waiting, Some(v)).await {
-        Ok(stream) => {
-            pump(ctx, stream, None, stanzas, verifies, waiting).await;
-            true
-        }
-        Err(_) => {
-            for (_, w) in waiting.drain() {
-                let _ = w.send(false);
-            }
-            false
-        }
-    }
-}
-
-async fn connect(
-    ctx: &Ctx,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-    waiting: &mut Waiting,
-) -> Result<S2sStream, bool> {
-    connect_with(ctx, verifies, waiting, None).await
 }
 
 /// Set up and authenticate a stream within `connect_timeout`; `Err(true)`
 /// when the time ran out, `Err(false)` for any other failure.
-async fn connect_with(
-    ctx: &Ctx,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-    waiting: &mut Waiting,
-    mut first_verify: Option<VerifyRequest>,
-) -> Result<S2sStream, bool> {
+async fn connect(ctx: &Ctx) -> Result<S2sStream, bool> {
     let wait = Duration::from_secs(ctx.s2s.config.connect_timeout);
     let attempt = async {
         let targets = ctx.s2s.resolver.targets(&ctx.remote).await;
@@ -208,15 +130,12 @@ async fn connect_with(
             tracing::info!(remote = %ctx.remote, "no address for the server");
         }
         for target in targets {
-            match try_target(ctx, &target, verifies, waiting, &mut first_verify).await {
+            match try_target(ctx, &target).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => {
                     tracing::info!(remote = %ctx.remote, addr = %target.addr, error = %e, "server stream failed")
                 }
             }
-        }
-        if let Some(v) = first_verify.take() {
-            let _ = v.answer.send(false);
         }
         Err(false)
     };
@@ -229,13 +148,7 @@ async fn connect_with(
     }
 }
 
-async fn try_target(
-    ctx: &Ctx,
-    target: &Target,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-    waiting: &mut Waiting,
-    first_verify: &mut Option<VerifyRequest>,
-) -> Result<S2sStream, S2sError> {
+async fn try_target(ctx: &Ctx, target: &Target) -> Result<S2sStream, S2sError> {
     let s2s = &ctx.s2s;
     let tcp = TcpStream::connect(target.addr).await?;
     let max = ctx.server.config.limits.max_stanza_size;
@@ -247,29 +160,19 @@ async fn try_target(
     if target.direct_tls {
         st.client_tls(tls_cfg.clone(), &ctx.remote).await?;
     }
-    let (mut header_id, mut features) = open(ctx, &mut st).await?;
-    if !st.is_tls() {
-        if features.has_child("starttls", ns::TLS) {
-            st.send(&Element::bare("starttls", ns::TLS)).await?;
-            match next_element(&mut st).await? {
-                el if el.is("proceed", ns::TLS) => {}
-                _ => return Err(S2sError::Refused("STARTTLS refused".into())),
-            }
-            st.client_tls(tls_cfg, &ctx.remote).await?;
-            (header_id, features) = open(ctx, &mut st).await?;
-        } else if s2s.config.require_encryption {
-            return Err(S2sError::Refused("the peer offers no TLS".into()));
-        }
-    }
-    // Verification requests may go now, before we are authenticated.
-    if let Some(v) = first_verify.take() {
-        send_verify(ctx, &mut st, v, waiting).await?;
-    }
+    let wait = Duration::from_secs(s2s.config.connect_timeout);
+    let opened = open(&mut st, &ctx.local, &ctx.remote, wait).await?;
+    let (header_id, features) =
+        secure(&mut st, s2s, tls_cfg, &ctx.local, &ctx.remote, opened).await?;
     let proven = st.is_tls() && verified.load(Ordering::Relaxed);
-    let external = features
-        .get_child("mechanisms", ns::SASL)
-        .is_some_and(|m| m.children().any(|c| c.text().trim() == "EXTERNAL"));
-    if proven && external {
+    let mechanisms = features.get_child("mechanisms", ns::SASL);
+    let external = mechanisms.is_some_and(|m| m.children().any(|c| c.text().trim() == "EXTERNAL"));
+    // EXTERNAL proves *our* domain with our certificate; it works whenever
+    // the peer trusts it. Whether *we* could verify the peer's certificate
+    // matters only when certificates are required (the handshake failed
+    // already if not); otherwise we trust the peer as far as DNS took us,
+    // exactly as dialback would.
+    if st.is_tls() && external && (proven || s2s.dialback_allowed()) {
         // XEP-0178: the authorization identity, for older peers.
         let authzid = base64::engine::general_purpose::STANDARD.encode(ctx.local.as_bytes());
         st.send(
@@ -278,10 +181,10 @@ async fn try_target(
                 .text_node(authzid),
         )
         .await?;
-        let answer = serving_verifies(ctx, &mut st, verifies, waiting).await?;
+        let answer = next_element(&mut st).await?;
         if answer.is("success", ns::SASL) {
             st.restart();
-            open(ctx, &mut st).await?;
+            open(&mut st, &ctx.local, &ctx.remote, wait).await?;
             tracing::info!(local = %ctx.local, remote = %ctx.remote, "server stream authenticated (certificate)");
             return Ok(st);
         }
@@ -292,20 +195,23 @@ async fn try_target(
             "the peer's certificate does not prove its domain, and dialback is off".into(),
         ));
     }
-    if !s2s.config.require_encryption || st.is_tls() {
+    // XEP-0220 §2.4: only with a peer that offers it (or an old one that
+    // offers no SASL at all).
+    let offers_dialback =
+        features.has_child("dialback", dialback::FEATURE_NS) || mechanisms.is_none();
+    if offers_dialback && (!s2s.config.require_encryption || st.is_tls()) {
         let Some(id) = header_id else {
             return Err(S2sError::Refused("no stream id for dialback".into()));
         };
         let key = s2s.secret.key(&ctx.remote, &ctx.local, &id);
-        st.send(
-            &Element::bare("result", dialback::NS)
-                .attr_set("from", ctx.local.as_str())
-                .attr_set("to", ctx.remote.as_str())
-                .text_node(key),
+        st.send_db(
+            "result",
+            &[("from", &ctx.local), ("to", &ctx.remote)],
+            Some(&key),
         )
         .await?;
         loop {
-            let el = serving_verifies(ctx, &mut st, verifies, waiting).await?;
+            let el = next_element(&mut st).await?;
             if !el.is("result", dialback::NS) {
                 continue;
             }
@@ -323,9 +229,13 @@ async fn try_target(
 
 /// Send our header and read the peer's header and features; the id of
 /// the peer's stream (for dialback keys) and the features.
-async fn open(ctx: &Ctx, st: &mut S2sStream) -> Result<(Option<String>, Element), S2sError> {
-    st.open(&ctx.local, Some(&ctx.remote), None).await?;
-    let wait = Duration::from_secs(ctx.s2s.config.connect_timeout);
+pub(super) async fn open(
+    st: &mut S2sStream,
+    local: &str,
+    remote: &str,
+    wait: Duration,
+) -> Result<(Option<String>, Element), S2sError> {
+    st.open(local, Some(remote), None).await?;
     let id = match st.next(wait).await? {
         StreamEvent::Header(h) => h.id,
         _ => return Err(S2sError::Refused("expected a stream header".into())),
@@ -337,7 +247,37 @@ async fn open(ctx: &Ctx, st: &mut S2sStream) -> Result<(Option<String>, Element)
     Ok((id, features))
 }
 
-async fn next_element(st: &mut S2sStream) -> Result<Element, S2sError> {
+/// TLS for a stream that has none yet: STARTTLS when offered; refused
+/// when the peer offers none and encryption is required. The features
+/// after the restart (or the same ones without TLS).
+pub(super) async fn secure(
+    st: &mut S2sStream,
+    s2s: &S2s,
+    tls_cfg: std::sync::Arc<rustls::ClientConfig>,
+    local: &str,
+    remote: &str,
+    opened: (Option<String>, Element),
+) -> Result<(Option<String>, Element), S2sError> {
+    if st.is_tls() {
+        return Ok(opened);
+    }
+    if opened.1.has_child("starttls", ns::TLS) {
+        st.send(&Element::bare("starttls", ns::TLS)).await?;
+        match next_element(st).await? {
+            el if el.is("proceed", ns::TLS) => {}
+            _ => return Err(S2sError::Refused("STARTTLS refused".into())),
+        }
+        st.client_tls(tls_cfg, remote).await?;
+        let wait = Duration::from_secs(s2s.config.connect_timeout);
+        return open(st, local, remote, wait).await;
+    }
+    if s2s.config.require_encryption {
+        return Err(S2sError::Refused("the peer offers no TLS".into()));
+    }
+    Ok(opened)
+}
+
+pub(super) async fn next_element(st: &mut S2sStream) -> Result<Element, S2sError> {
     match st.next(Duration::from_secs(30)).await? {
         StreamEvent::Element(el) => Ok(el),
         StreamEvent::End => Err(S2sError::Closed),
@@ -345,76 +285,17 @@ async fn next_element(st: &mut S2sStream) -> Result<Element, S2sError> {
     }
 }
 
-async fn send_verify(
-    ctx: &Ctx,
-    st: &mut S2sStream,
-    v: VerifyRequest,
-    waiting: &mut Waiting,
-) -> Result<(), S2sError> {
-    st.send(
-        &Element::bare("verify", dialback::NS)
-            .attr_set("from", v.receiving.as_str())
-            .attr_set("to", ctx.remote.as_str())
-            .attr_set("id", v.stream_id.as_str())
-            .text_node(v.key),
-    )
-    .await?;
-    waiting.insert(v.stream_id, v.answer);
-    Ok(())
-}
-
-/// A `<db:verify type=…/>` answer for a request we sent.
-fn verify_answer(el: &Element, waiting: &mut Waiting) -> bool {
-    if !el.is("verify", dialback::NS) {
-        return false;
-    }
-    if let Some(w) = el.attr("id").and_then(|id| waiting.remove(id)) {
-        let _ = w.send(el.attr("type") == Some("valid"));
-    }
-    true
-}
-
-/// The next element that is not a verification answer, sending
-/// verification requests as they come.
-async fn serving_verifies(
-    ctx: &Ctx,
-    st: &mut S2sStream,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-    waiting: &mut Waiting,
-) -> Result<Element, S2sError> {
-    loop {
-        tokio::select! {
-            ev = st.next(Duration::from_secs(ctx.s2s.config.connect_timeout)) => match ev? {
-                StreamEvent::Element(el) if verify_answer(&el, waiting) => {}
-                StreamEvent::Element(el) => return Ok(el),
-                StreamEvent::End => return Err(S2sError::Closed),
-                StreamEvent::Header(_) => return Err(S2sError::Refused("unexpected header".into())),
-            },
-            Some(v) = verifies.recv() => send_verify(ctx, st, v, waiting).await?,
-        }
-    }
-}
-
 /// The authenticated stream: write stanzas as they come, answer keepalive
 /// needs, collect verification answers; end when idle or broken.
-async fn pump(
-    ctx: &Ctx,
-    mut st: S2sStream,
-    first: Option<Stanza>,
-    stanzas: &mut mpsc::Receiver<Stanza>,
-    verifies: &mut mpsc::Receiver<VerifyRequest>,
-    mut waiting: Waiting,
-) {
+async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::Receiver<Stanza>) {
     let idle = Duration::from_secs(ctx.s2s.config.idle_timeout);
     let mut last_stanza = Instant::now();
     let mut last_write = Instant::now();
     let mut shutdown = ctx.server.shutdown_signal();
-    if let Some(s) = first {
-        if let Err(e) = st.send(&s.el).await {
-            tracing::info!(remote = %ctx.remote, error = %e, "server stream broke");
-            bounce(&ctx.server, &s, unreachable_error(false));
-            return;
-        }
+    if let Err(e) = st.send(&first.el).await {
+        tracing::info!(remote = %ctx.remote, error = %e, "server stream broke");
+        bounce(&ctx.server, &first, unreachable_error(false));
+        return;
     }
     loop {
         let keepalive_at = last_write + KEEPALIVE;
@@ -430,17 +311,9 @@ async fn pump(
                 last_stanza = Instant::now();
                 last_write = last_stanza;
             }
-            Some(v) = verifies.recv() => {
-                if send_verify(ctx, &mut st, v, &mut waiting).await.is_err() {
-                    break;
-                }
-                last_write = Instant::now();
-            }
             ev = st.next(idle) => match ev {
                 Ok(StreamEvent::Element(el)) => {
-                    if !verify_answer(&el, &mut waiting) {
-                        tracing::debug!(remote = %ctx.remote, name = el.name(), "ignored on an outgoing stream");
-                    }
+                    tracing::debug!(remote = %ctx.remote, name = el.name(), "ignored on an outgoing stream");
                 }
                 Ok(StreamEvent::End) | Err(_) => break,
                 Ok(StreamEvent::Header(_)) => break,
@@ -460,9 +333,6 @@ async fn pump(
                 return;
             }
         }
-    }
-    for (_, w) in waiting.drain() {
-        let _ = w.send(false);
     }
     st.close().await;
 }

@@ -216,6 +216,28 @@ impl S2sStream {
         self.send_bytes(&out).await
     }
 
+    /// A dialback element, written with the `db:` prefix our stream header
+    /// declares: the form XEP-0220 shows, and the only one some servers
+    /// (ejabberd) recognise, since they match element names literally.
+    /// `inner` is written as it is (escaped text, or XML).
+    pub async fn send_db(
+        &mut self,
+        name: &str,
+        attrs: &[(&str, &str)],
+        inner: Option<&str>,
+    ) -> Result<(), S2sError> {
+        use roost_proto::serialize::attr_escaped as a;
+        let mut out = format!("<db:{name}");
+        for (k, v) in attrs {
+            out.push_str(&format!(" {k}='{}'", a(v)));
+        }
+        match inner {
+            Some(i) => out.push_str(&format!(">{i}</db:{name}>")),
+            None => out.push_str("/>"),
+        }
+        self.send_bytes(out.as_bytes()).await
+    }
+
     /// A stream error, then the end of the stream (RFC 6120 §4.9).
     pub async fn fail(&mut self, err: StreamError, text: Option<&str>) {
         // The error comes with the closing tag.
