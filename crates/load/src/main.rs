@@ -125,6 +125,13 @@ enum Cmd {
         duration: u64,
         #[arg(long, default_value_t = 5)]
         drain: u64,
+        /// Federation: the second account of each pair lives on this
+        /// server (c2s address), so every message crosses server-to-server.
+        #[arg(long, requires = "peer_domain")]
+        peer_server: Option<SocketAddr>,
+        /// The domain of `--peer-server`'s accounts.
+        #[arg(long, requires = "peer_server")]
+        peer_domain: Option<String>,
     },
     /// Groupchat fan-out: R rooms x U accounts x K sessions, S senders.
     Muc {
@@ -197,6 +204,14 @@ fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let c = cli.common;
     sys::raise_nofile();
+    let peer = match &cli.cmd {
+        Cmd::Chat {
+            peer_server: Some(addr),
+            peer_domain: Some(domain),
+            ..
+        } => Some((*addr, domain.clone())),
+        _ => None,
+    };
     let ctx = Arc::new(Ctx {
         target: Target::new(
             c.server,
@@ -215,8 +230,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         setup_concurrency: c.setup_concurrency,
         base: Instant::now(),
     });
+    // The same accounts, named the same, on the peer server (federation).
+    let peer_ctx = peer.map(|(addr, domain)| {
+        Arc::new(Ctx {
+            target: Target::new(addr, &domain, c.tls, c.mech, Duration::from_secs(c.timeout)),
+            user: ctx.user.clone(),
+            password: ctx.password.clone(),
+            first: ctx.first,
+            muc_domain: format!("conference.{domain}"),
+            label: ctx.label.clone(),
+            server_pid: None,
+            metrics: None,
+            setup_concurrency: ctx.setup_concurrency,
+            base: ctx.base,
+        })
+    });
     if c.register || matches!(cli.cmd, Cmd::Register { .. }) {
         let n = cli.cmd.accounts();
+        if let Some(p) = &peer_ctx {
+            p.register(n).await?;
+        }
         let t = Instant::now();
         let (created, existed) = ctx.register(n).await?;
         let secs = t.elapsed().as_secs_f64();
@@ -277,9 +310,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             duration,
             drain,
+            ..
         } => {
             scenario::chat::run(
                 ctx,
+                peer_ctx,
                 scenario::chat::Params {
                     pairs,
                     rate,

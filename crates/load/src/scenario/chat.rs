@@ -2,7 +2,9 @@
 //! partner's bare JID) both ways at a total target rate for T seconds.
 //! Every body carries its send time; receivers turn it into latency.
 //! Delivered per second, latency percentiles, losses after a drain wait,
-//! server CPU per 1,000 messages.
+//! server CPU per 1,000 messages. With a peer server (`--peer-server`),
+//! the second account of every pair lives there: each message crosses a
+//! server-to-server stream (federation throughput and latency).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +27,18 @@ pub struct Params {
     pub drain: u64,
 }
 
-pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    peer: Option<Arc<Ctx>>,
+    p: Params,
+) -> anyhow::Result<(String, String)> {
+    // Account i's server: odd accounts on the peer, when there is one.
+    let side = |i: u64| -> Arc<Ctx> {
+        match &peer {
+            Some(peer) if i % 2 == 1 => peer.clone(),
+            _ => ctx.clone(),
+        }
+    };
     let sessions = p.pairs * 2;
     let rx = Arc::new(Received::default());
     let (stop_tx, stop) = watch::channel(false);
@@ -33,7 +46,7 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
     let sem = Arc::new(Semaphore::new(ctx.setup_concurrency.max(1)));
     let mut logins = Vec::new();
     for i in 0..sessions {
-        let (ctx, sem) = (ctx.clone(), sem.clone());
+        let (ctx, sem) = (side(i), sem.clone());
         logins.push(tokio::spawn(async move {
             let _p = sem.acquire_owned().await;
             ctx.login(i, "chat").await.map(|(c, _)| c)
@@ -62,7 +75,7 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
     let mut senders = Vec::new();
     for (i, wr) in writers.into_iter().enumerate() {
         let i = i as u64;
-        let to = escape(&ctx.bare(i ^ 1));
+        let to = escape(&side(i ^ 1).bare(i ^ 1));
         let offset = Duration::from_secs_f64((period * i as f64 / sessions as f64).min(1.0));
         senders.push(spawn_sender(
             ctx.clone(),
@@ -110,6 +123,13 @@ pub async fn run(ctx: Arc<Ctx>, p: Params) -> anyhow::Result<(String, String)> {
     let line = ctx
         .line("chat")
         .int("pairs", p.pairs)
+        .str(
+            "peer",
+            &peer
+                .as_ref()
+                .map(|p| p.target.domain.clone())
+                .unwrap_or_default(),
+        )
         .num("target_rate", p.rate)
         .int("duration_s", p.duration)
         .int("sent", sent)
