@@ -306,6 +306,11 @@ impl Conn {
         )
         };
         self.send(&header).await;
+        self.read_features().await
+    }
+
+    /// The peer's stream header (skipped) and features.
+    async fn read_features(&mut self) -> Element {
         loop {
             match self
                 .next_event()
@@ -362,21 +367,7 @@ impl Conn {
             self.domain
         );
         self.send(&header).await;
-        loop {
-            match self
-                .next_event()
-                .await
-                .expect("stream closed before features")
-            {
-                StreamEvent::Header(_) => {}
-                StreamEvent::Element(e) if e.name() == "features" => {
-                    self.features = Some(e.clone());
-                    return e;
-                }
-                StreamEvent::Element(e) => panic!("expected features, got {}", String::from(&e)),
-                StreamEvent::End => panic!("stream ended before features"),
-            }
-        }
+        self.read_features().await
     }
 
     /// Connect, TLS, and stop at the SASL features.

@@ -158,23 +158,34 @@ impl Room {
         // §10.1.1: 201 for the creator (also of an instant room), and for
         // an owner entering a room that is still locked (lasting codes),
         // so that its client offers configuration.
+        let n = self.join_notice(stanza, &occ, created && !self.locked);
+        self.broadcast_presence(&occ, &n);
+        self.send_history_and_subject(from, muc);
+        tracing::debug!(room = %self.jid, nick = %occ.nick, "occupant entered");
+    }
+
+    /// The self-presence notice of a join: the room's lasting codes, 201
+    /// for a creator (`created`), 210 when the nick was normalised.
+    fn join_notice(&self, stanza: &Stanza, occ: &Occupant, created: bool) -> Notice {
         let mut self_codes = self.lasting_join_codes();
-        if created && !self.locked {
+        if created {
             self_codes.push(201);
         }
         if raw_nick(stanza).is_some_and(|raw| raw != occ.nick) {
             self_codes.push(210);
         }
-        let n = Notice {
+        Notice {
             self_codes,
             self_id: stanza.id().map(str::to_string),
             ..Notice::default()
-        };
-        self.broadcast_presence(&occ, &n);
+        }
+    }
+
+    /// §7.2.13–§7.2.15: the end of a join sequence, for one session.
+    fn send_history_and_subject(&self, to: &Jid, muc: &minidom::Element) {
         let request = HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
-        self.send_history(from, &request);
-        self.send_subject(from);
-        tracing::debug!(room = %self.jid, nick = %occ.nick, "occupant entered");
+        self.send_history(to, &request);
+        self.send_subject(to);
     }
 
     /// Codes of a self-presence at join that the room's settings give.
@@ -212,19 +223,9 @@ impl Room {
         if changed {
             self.send_presence_to_others(&occ, &Notice::default());
         }
-        let mut self_codes = self.lasting_join_codes();
-        if raw_nick(stanza).is_some_and(|raw| raw != occ.nick) {
-            self_codes.push(210);
-        }
-        let n = Notice {
-            self_codes,
-            self_id: stanza.id().map(str::to_string),
-            ..Notice::default()
-        };
+        let n = self.join_notice(stanza, &occ, false);
         self.send_self_presence_to(&occ, from, &n);
-        let request = HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
-        self.send_history(from, &request);
-        self.send_subject(from);
+        self.send_history_and_subject(from, muc);
         tracing::debug!(room = %self.jid, nick = %occ.nick, sessions = occ.sessions.len(), "another session entered");
     }
 
@@ -320,10 +321,7 @@ impl Room {
             let mut codes = n.clone();
             codes.self_codes = self.lasting_join_codes();
             self.send_self_presence_to(&occ, from, &codes);
-            let request =
-                HistoryRequest::parse(muc.get_child("history", ns::MUC), SystemTime::now());
-            self.send_history(from, &request);
-            self.send_subject(from);
+            self.send_history_and_subject(from, muc);
         } else if changed || occ.sessions.len() == 1 {
             self.broadcast_presence(&occ, &n);
         } else {
