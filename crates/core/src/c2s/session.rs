@@ -37,7 +37,7 @@ const MAX_ACK_REQUESTS: u32 = 64;
 /// The longest an `<r/>` waits for stanzas in flight to become safe; then
 /// it is answered with what is done (the client asks again later). Longer
 /// than the archive's gather window (250 ms) with room for a busy disk.
-const ACK_WAIT: Duration = Duration::from_secs(5);
+const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// IQ namespaces the account task answers for its own sessions.
 const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING, ns::MAM];
