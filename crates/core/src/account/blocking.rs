@@ -171,8 +171,8 @@ impl Account {
         let mut senders: Vec<String> = Vec::new();
         for item in items {
             let seen: Vec<String> = self
-                .shown_available
-                .iter()
+                .contact_resources
+                .keys()
                 .filter(|full| blocks(item, &Jid::from((*full).clone())))
                 .map(|full| full.to_string())
                 .collect();
@@ -182,8 +182,7 @@ impl Account {
             senders.extend(seen);
         }
         let gone = |full: &jid::FullJid| items.iter().any(|i| blocks(i, &Jid::from(full.clone())));
-        self.shown_available.retain(|full| !gone(full));
-        self.contact_resources.retain(|full| !gone(full));
+        self.contact_resources.retain(|full, _| !gone(full));
         for e in self.resources.available() {
             for from in &senders {
                 e.handle.send(

@@ -95,10 +95,11 @@ pub(crate) struct Account {
     /// XEP-0313 preferences, loaded on first use.
     mam_prefs: Option<archive::Prefs>,
     /// Contacts' resources seen available, to offer them our PEP data once.
-    contact_resources: std::collections::HashSet<jid::FullJid>,
     /// Other entities' resources whose available presence reached our
-    /// sessions and that have not gone unavailable since.
-    shown_available: std::collections::HashSet<jid::FullJid>,
+    /// sessions and that have not gone unavailable since (so that blocking
+    /// one shows it going, XEP-0191 §3.3), each with whether it was offered
+    /// our PEP data (XEP-0163 §6.2: once, when it may see our presence).
+    contact_resources: std::collections::HashMap<jid::FullJid, bool>,
     /// Rooms the account occupies (account-based MUC joining).
     rooms: rooms::Rooms,
 }
@@ -125,7 +126,6 @@ impl Account {
             blocklist: None,
             mam_prefs: None,
             contact_resources: Default::default(),
-            shown_available: Default::default(),
             rooms: Default::default(),
         };
         tokio::spawn(account.run(rx, generation));

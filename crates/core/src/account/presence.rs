@@ -217,25 +217,21 @@ impl Account {
         if full.to_bare() == self.jid {
             return;
         }
-        // What our sessions were shown as available, so that blocking the
-        // contact can show it going (XEP-0191 §3.3, blocking.rs).
         match kind {
-            None if self.shown_available.len() < 10_000 => {
-                self.shown_available.insert(full.clone());
-            }
-            Some("unavailable") => {
-                self.shown_available.remove(&full);
-            }
-            _ => {}
-        }
-        match kind {
-            None if !self.contact_resources.contains(&full) => {
+            None => {
+                let offered = self.contact_resources.get(&full).copied();
+                if offered == Some(true) {
+                    return;
+                }
+                if offered.is_none() && self.contact_resources.len() >= 10_000 {
+                    return;
+                }
                 let allowed = self
                     .roster_item(&full.to_bare())
                     .await
                     .is_some_and(|i| i.subscription.has_from());
-                if allowed && self.contact_resources.len() < 10_000 {
-                    self.contact_resources.insert(full.clone());
+                self.contact_resources.insert(full.clone(), allowed);
+                if allowed {
                     self.contact_available(full);
                 }
             }

@@ -185,18 +185,18 @@ async fn recv_resumption(rx: &mut Option<mpsc::Receiver<Resumption>>) -> Option<
 /// Some stanza of the client became safe, or the deadline of an owed ack
 /// passed (either way `answer_due_ack` decides).
 async fn ack_progress(sm: &Option<StreamManagement>) {
-    let Some(m) = sm else {
+    let Some((m, due)) = sm.as_ref().and_then(|m| Some((m, m.ack_due?))) else {
         return std::future::pending().await;
     };
-    match m.ack_due {
-        Some(due) => {
-            tokio::select! {
-                _ = m.receipts.progressed() => {}
-                _ = tokio::time::sleep_until(due) => {}
-            }
+    // Boxed: a timer and a waiter would otherwise sit in every idle
+    // session's state, while an ack is owed only for moments.
+    Box::pin(async move {
+        tokio::select! {
+            _ = m.receipts.progressed() => {}
+            _ = tokio::time::sleep_until(due) => {}
         }
-        None => std::future::pending().await,
-    }
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -134,9 +134,6 @@ pub struct Rooms {
     pub(super) map: HashMap<BareJid, RoomState>,
     /// Our IQ id -> (session resource, its original id) (rule 6).
     pub(super) iqs: HashMap<String, (String, String)>,
-    /// Owner configuration IQs in flight: IQ id -> room. A result means
-    /// the room is configured, so later sessions no longer get 201.
-    pub(super) configs: HashMap<String, BareJid>,
     /// Self-pings in flight: IQ id -> room (rule 15).
     pub(super) pings: HashMap<String, BareJid>,
     /// The autojoin bookmarks last synchronised (rule 13), so the account
@@ -368,8 +365,6 @@ impl Account {
             self.session_leaves(&room, resource, false);
         }
         self.rooms.iqs.retain(|_, (r, _)| r != resource);
-        let iqs = &self.rooms.iqs;
-        self.rooms.configs.retain(|id, _| iqs.contains_key(id));
     }
 }
 

@@ -10,6 +10,9 @@ use super::Phase;
 use crate::account::Account;
 use crate::server::iq_reply;
 
+/// Our id prefix for a room configuration IQ sent for a session.
+const CONFIG_IQ: &str = "amuc-cfg-";
+
 impl Account {
     pub(super) async fn room_message_from_session(
         &mut self,
@@ -133,17 +136,16 @@ impl Account {
                 }
             }
         }
-        let ours = format!("amuc-{}", roost_proto::id::random_token(14));
         let original = stanza.id().unwrap_or_default().to_string();
-        // XEP-0045 §10.1: the owner's configuration (or instant-room) form.
+        // XEP-0045 §10.1: the owner's configuration (or instant-room) form;
+        // marked in our id, so its result needs no state of its own.
         let configures = stanza.type_attr() == Some("set")
             && stanza.el.children().next().is_some_and(|q| {
                 q.is("query", "http://jabber.org/protocol/muc#owner")
                     && q.has_child("x", "jabber:x:data")
             });
-        if configures {
-            self.rooms.configs.insert(ours.clone(), room.clone());
-        }
+        let prefix = if configures { CONFIG_IQ } else { "amuc-" };
+        let ours = format!("{prefix}{}", roost_proto::id::random_token(14));
         self.rooms
             .iqs
             .insert(ours.clone(), (resource.to_string(), original));
@@ -161,12 +163,11 @@ impl Account {
         let Some((resource, original)) = self.rooms.iqs.remove(&id) else {
             return;
         };
-        if let Some(room) = self.rooms.configs.remove(&id) {
-            if stanza.type_attr() == Some("result") {
-                // Configured: the room is no longer locked (201 is history).
-                if let Some(state) = self.rooms.map.get_mut(&room) {
-                    state.join_codes.retain(|c| c != "201");
-                }
+        if id.starts_with(CONFIG_IQ) && stanza.type_attr() == Some("result") {
+            // Configured: the room is no longer locked (201 is history).
+            let room = stanza.from.as_ref().map(|f| f.to_bare());
+            if let Some(state) = room.and_then(|r| self.rooms.map.get_mut(&r)) {
+                state.join_codes.retain(|c| c != "201");
             }
         }
         let mut el = stanza.el;
