@@ -290,3 +290,147 @@ async fn a_certificate_proves_only_its_domain_and_a_forged_from_ends_the_stream(
         .await
         .is_none());
 }
+
+/// `x` asks `y` (`y_bare`) for a subscription and `y` approves it.
+async fn subscribe(x: &mut Client, y: &mut Client, y_bare: &str) {
+    x.send(&format!("<presence to='{y_bare}' type='subscribe'/>"))
+        .await;
+    let req = y
+        .expect("subscribe", |e| {
+            e.name() == "presence" && e.attr("type") == Some("subscribe")
+        })
+        .await;
+    let from = req.attr("from").unwrap().to_string();
+    y.send(&format!("<presence to='{from}' type='subscribed'/>"))
+        .await;
+}
+
+async fn befriend(a: &mut Client, b: &mut Client) {
+    a.roster().await;
+    b.roster().await;
+    subscribe(a, b, "bob@b.test").await;
+    subscribe(b, a, "alice@a.test").await;
+}
+
+#[tokio::test]
+async fn iqs_reach_remote_accounts_and_servers() {
+    let ca = TestCa::new();
+    let (sa, sb) = pair(&ca).await;
+    let mut a = online(&sa, "alice", "home").await;
+    let _b = online(&sb, "bob", "desk").await;
+    // The other server answers for itself and for its accounts.
+    let r = a
+        .iq("get", Some("b.test"), "<ping xmlns='urn:xmpp:ping'/>")
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    assert_eq!(r.attr("from"), Some("b.test"));
+    let r = a
+        .iq(
+            "get",
+            Some("bob@b.test"),
+            "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+        )
+        .await;
+    let q = r
+        .get_child("query", "http://jabber.org/protocol/disco#info")
+        .expect("disco answer");
+    assert!(q.children().any(|i| i.attr("category") == Some("account")));
+    let r = a
+        .iq("get", Some("nobody@b.test"), "<vCard xmlns='vcard-temp'/>")
+        .await;
+    assert_eq!(r.attr("type"), Some("error"));
+}
+
+#[tokio::test]
+async fn remote_messages_are_archived_and_stored_offline() {
+    let ca = TestCa::new();
+    let (sa, sb) = pair(&ca).await;
+    let mut a = online(&sa, "alice", "home").await;
+    sb.user("bob").await;
+    // bob is offline: stored on b.test, delivered at his next login.
+    a.send(
+        "<message to='bob@b.test' type='chat' id='off'><body>while you were out</body></message>",
+    )
+    .await;
+    // The query passes through alice's account after the message, so it
+    // sees the message's (queued) archive row.
+    let r = a
+        .iq(
+            "set",
+            None,
+            "<query xmlns='urn:xmpp:mam:2' queryid='f'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>urn:xmpp:mam:2</value></field><field var='with'><value>bob@b.test</value></field></x></query>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let mut archived = Vec::new();
+    while let Some(m) = a
+        .gets_within(Duration::from_millis(100), |e| {
+            e.get_child("result", "urn:xmpp:mam:2").is_some()
+        })
+        .await
+    {
+        archived.push(m);
+    }
+    assert_eq!(archived.len(), 1, "alice's archive has what she sent");
+    let mut b = sb.login("bob", "desk").await;
+    b.available().await;
+    let m = b
+        .expect("offline message", |e| {
+            body(e).as_deref() == Some("while you were out")
+        })
+        .await;
+    assert!(m.has_child("delay", "urn:xmpp:delay"));
+}
+
+#[tokio::test]
+async fn pep_items_and_blocking_cross_servers() {
+    let ca = TestCa::new();
+    let (sa, sb) = pair(&ca).await;
+    let mut a = online(&sa, "alice", "home").await;
+    let mut b = online(&sb, "bob", "desk").await;
+    befriend(&mut a, &mut b).await;
+    // alice publishes; bob, a contact on the other server, reads the node.
+    let r = a
+        .iq(
+            "set",
+            None,
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:microblog:0'><item id='p1'><entry xmlns='http://www.w3.org/2005/Atom'><title>hi</title></entry></item></publish></pubsub>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    let items = b
+        .iq(
+            "get",
+            Some("alice@a.test"),
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:microblog:0'/></pubsub>",
+        )
+        .await;
+    assert_eq!(
+        items.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(&items)
+    );
+    assert!(String::from(&items).contains("p1"));
+    // alice blocks bob: his messages bounce at a.test, hers are refused.
+    a.iq(
+        "set",
+        None,
+        "<block xmlns='urn:xmpp:blocking'><item jid='bob@b.test'/></block>",
+    )
+    .await;
+    b.expect("alice goes offline for bob", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some("alice@a.test/home")
+            && e.attr("type") == Some("unavailable")
+    })
+    .await;
+    b.send("<message to='alice@a.test' type='chat' id='blk'><body>hello?</body></message>")
+        .await;
+    let e = b
+        .expect("bounce from a.test", |e| {
+            e.attr("id") == Some("blk") && e.attr("type") == Some("error")
+        })
+        .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
+}
