@@ -178,6 +178,9 @@ pub struct S2sConfig {
     pub max_queue: usize,
     /// Incoming server connections at most.
     pub max_incoming: usize,
+    /// Outgoing server streams (one per pair of domains) at most; a
+    /// stanza for yet another domain bounces with `resource-constraint`.
+    pub max_outgoing: usize,
 }
 
 impl Default for S2sConfig {
@@ -193,6 +196,7 @@ impl Default for S2sConfig {
             idle_timeout: 600,
             max_queue: 1000,
             max_incoming: 1000,
+            max_outgoing: 1000,
         }
     }
 }

@@ -207,6 +207,7 @@ impl Config {
             ("s2s.idle_timeout", self.s2s.idle_timeout >= 1),
             ("s2s.max_queue", self.s2s.max_queue >= 1),
             ("s2s.max_incoming", self.s2s.max_incoming >= 1),
+            ("s2s.max_outgoing", self.s2s.max_outgoing >= 1),
         ] {
             if !ok {
                 return Err(ConfigError::Invalid {

@@ -434,3 +434,25 @@ async fn pep_items_and_blocking_cross_servers() {
         .await;
     assert_eq!(error_condition(&e).as_deref(), Some("service-unavailable"));
 }
+
+#[tokio::test]
+async fn past_max_outgoing_another_domain_bounces_with_resource_constraint() {
+    let ca = TestCa::new();
+    let (sa, _sb) = pair_with(&ca, |side, c| {
+        if side == "a" {
+            c.s2s.max_outgoing = 1;
+        }
+    })
+    .await;
+    let mut a = online(&sa, "alice", "home").await;
+    a.send("<message to='bob@b.test' type='chat' id='one'><body>first</body></message>")
+        .await;
+    a.send("<message to='carol@c.test' type='chat' id='two'><body>second</body></message>")
+        .await;
+    let e = a
+        .expect("bounce", |e| {
+            e.attr("id") == Some("two") && e.attr("type") == Some("error")
+        })
+        .await;
+    assert_eq!(error_condition(&e).as_deref(), Some("resource-constraint"));
+}

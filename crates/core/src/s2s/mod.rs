@@ -67,14 +67,23 @@ impl S2s {
         self.config.authentication == crate::config::S2sAuthentication::CertificateOrDialback
     }
 
-    /// The outgoing stream from `local` to `remote`, started if needed.
-    fn handle(self: &Arc<Self>, server: &Arc<Server>, local: &str, remote: &str) -> OutgoingHandle {
+    /// The outgoing stream from `local` to `remote`, started if needed;
+    /// `None` when `max_outgoing` streams exist already.
+    fn handle(
+        self: &Arc<Self>,
+        server: &Arc<Server>,
+        local: &str,
+        remote: &str,
+    ) -> Option<OutgoingHandle> {
         let key = (local.to_string(), remote.to_string());
         let mut map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = map.get(&key) {
             if !h.stanzas.is_closed() {
-                return h.clone();
+                return Some(h.clone());
             }
+        }
+        if map.len() >= self.config.max_outgoing && !map.contains_key(&key) {
+            return None;
         }
         let (stanzas, stanza_rx) = mpsc::channel(self.config.max_queue);
         let generation = self
@@ -93,7 +102,7 @@ impl S2s {
             generation,
             stanza_rx,
         ));
-        handle
+        Some(handle)
     }
 
     /// Called by an outgoing task that ends; `false` if a newer one took over.
@@ -119,7 +128,16 @@ impl S2s {
             tracing::warn!(%from, "not sending a stanza from a domain we do not host");
             return;
         }
-        let handle = self.handle(server, &local, to.domain().as_str());
+        let Some(handle) = self.handle(server, &local, to.domain().as_str()) else {
+            tracing::warn!(remote = %to.domain(), "too many outgoing server streams");
+            bounce(
+                server,
+                &stanza,
+                StanzaError::new(Condition::ResourceConstraint)
+                    .with_text("too many servers are being talked to"),
+            );
+            return;
+        };
         if let Err(e) = handle.stanzas.try_send(stanza) {
             let stanza = match e {
                 mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
