@@ -456,3 +456,17 @@ async fn past_max_outgoing_another_domain_bounces_with_resource_constraint() {
         .await;
     assert_eq!(error_condition(&e).as_deref(), Some("resource-constraint"));
 }
+
+#[tokio::test]
+async fn a_silent_unauthenticated_server_stream_is_closed_after_the_set_up_time() {
+    let ca = TestCa::new();
+    let (_sa, sb) = pair_with(&ca, |side, c| {
+        if side == "b" {
+            c.s2s.connect_timeout = 1;
+        }
+    })
+    .await;
+    let (mut c, _) = raw_peer(&sb, "a.test", None).await;
+    // Nothing more from us: b ends the stream after its set-up time.
+    assert_eq!(c.stream_error().await, "connection-timeout");
+}

@@ -105,7 +105,14 @@ impl Incoming {
             st.send_bytes(&roost_stream::writer::features(&features))
                 .await?;
             loop {
-                let el = match st.next(idle).await {
+                // Until a domain is proven the peer gets the set-up time
+                // only, so silent half-open streams cannot hold permits.
+                let wait = if self.proven.is_empty() {
+                    first_wait
+                } else {
+                    idle
+                };
+                let el = match st.next(wait).await {
                     Ok(StreamEvent::Element(el)) => el,
                     Ok(StreamEvent::End) => return Ok(()),
                     Ok(StreamEvent::Header(_)) => {
