@@ -470,3 +470,66 @@ async fn a_silent_unauthenticated_server_stream_is_closed_after_the_set_up_time(
     // Nothing more from us: b ends the stream after its set-up time.
     assert_eq!(c.stream_error().await, "connection-timeout");
 }
+
+#[tokio::test]
+async fn a_bookmarked_remote_room_is_rejoined_after_its_server_restarts() {
+    let ca = TestCa::new();
+    let (sa, sb) = pair_with(&ca, |side, c| {
+        if side == "a" {
+            c.account_muc.self_ping_interval = 1;
+        }
+    })
+    .await;
+    let room = "hall@conference.b.test";
+    let mut bob = online(&sb, "bob", "desk").await;
+    let own = bob.join_room(room, "Bob").await;
+    assert!(has_status(&own, 201));
+    let r = bob
+        .configure_room(room, &[("muc#roomconfig_persistentroom", "1")])
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    // alice bookmarks it with autojoin: her account joins with no session.
+    let mut a = online(&sa, "alice", "home").await;
+    let r = a
+        .iq(
+            "set",
+            None,
+            &format!(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='{room}'>\
+                 <conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>Al</nick></conference></item></publish>\
+                 <publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+                 <field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"
+            ),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", String::from(&r));
+    bob.expect("Al enters", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some(&*format!("{room}/Al"))
+            && e.attr("type").is_none()
+    })
+    .await;
+    // b.test restarts (occupants hear 332); the account comes back by itself.
+    drop(bob);
+    let sb = sb.restart().await;
+    let mut bob = sb.login("bob", "desk2").await;
+    bob.available().await;
+    bob.join_room(room, "Bob").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut back = false;
+    while tokio::time::Instant::now() < deadline {
+        if bob
+            .gets_within(Duration::from_millis(500), |e| {
+                e.name() == "presence"
+                    && e.attr("from") == Some(&*format!("{room}/Al"))
+                    && e.attr("type").is_none()
+            })
+            .await
+            .is_some()
+        {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "alice's account did not rejoin within 30 s");
+}

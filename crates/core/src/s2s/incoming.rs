@@ -82,6 +82,7 @@ impl Incoming {
     async fn run(&mut self, st: &mut S2sStream) -> Result<(), S2sError> {
         let idle = Duration::from_secs(self.s2s.config.idle_timeout);
         let first_wait = Duration::from_secs(self.s2s.config.connect_timeout);
+        let mut shutdown = self.server.shutdown_signal();
         loop {
             let header = match st.next(first_wait).await? {
                 StreamEvent::Header(h) => h,
@@ -112,7 +113,15 @@ impl Incoming {
                 } else {
                     idle
                 };
-                let el = match st.next(wait).await {
+                let next = tokio::select! {
+                    n = st.next(wait) => n,
+                    // RFC 6120 §4.9.3.17: the server is going down.
+                    _ = crate::server::until_shutdown(&mut shutdown) => {
+                        st.fail(StreamError::SystemShutdown, None).await;
+                        return Ok(());
+                    }
+                };
+                let el = match next {
                     Ok(StreamEvent::Element(el)) => el,
                     Ok(StreamEvent::End) => return Ok(()),
                     Ok(StreamEvent::Header(_)) => {

@@ -166,10 +166,13 @@ impl S2s {
     }
 }
 
-/// A stanza that cannot reach its server: an error back to the sender,
-/// except for errors themselves and presence (RFC 6120 §8.3.1, §10.4.3).
+/// A stanza that cannot reach its server: an error back to the sender
+/// (RFC 6120 §10.4.3), except for errors themselves (§8.3.1) and presence
+/// that expects no answer (unavailable, probes, subscription answers).
+/// Available presence does bounce: it is how a join of a room on an
+/// unreachable server learns that it failed (XEP-0045 §7.2).
 pub(crate) fn bounce(server: &Arc<Server>, stanza: &Stanza, err: StanzaError) {
-    if stanza.kind == StanzaKind::Presence {
+    if stanza.kind == StanzaKind::Presence && stanza.type_attr().is_some() {
         return;
     }
     server.bounce(stanza, err);

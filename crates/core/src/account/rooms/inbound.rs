@@ -93,6 +93,21 @@ impl Account {
             }
         }
         if state.phase == Phase::Joining {
+            // Rule 13/15: the room's server is unreachable (restarting,
+            // say); a bookmarked room is tried again later.
+            let unreachable = roost_proto::StanzaError::from_stanza(&el).is_some_and(|e| {
+                matches!(
+                    e.condition,
+                    roost_proto::Condition::RemoteServerNotFound
+                        | roost_proto::Condition::RemoteServerTimeout
+                )
+            });
+            if unreachable {
+                self.schedule_rejoin(room);
+            }
+            let Some(state) = self.rooms.map.get_mut(room) else {
+                return;
+            };
             // Rule 1: every pending session gets the error; nothing is left
             // behind. A failed rejoin ends the membership for the joined ones too.
             let targets: Vec<String> = state

@@ -84,6 +84,9 @@ pub(super) struct RoomState {
     pub last_message_ms: Option<i64>,
     /// A transparent rejoin is under way: sessions stay joined.
     pub rejoining: bool,
+    /// When the last join we sent went out (a join unanswered for long is
+    /// sent again, self_ping.rs).
+    pub join_sent: Option<std::time::Instant>,
     /// The presence each joined session last sent to the room (rule 7),
     /// with the order of the change: among equally available sessions the
     /// most recent change wins.
@@ -114,6 +117,7 @@ impl RoomState {
             counting_history: false,
             last_message_ms: None,
             rejoining: false,
+            join_sent: Some(std::time::Instant::now()),
             session_presence: BTreeMap::new(),
             presence_changes: 0,
             leave_status: None,

@@ -14,6 +14,7 @@ use crate::account::Account;
 impl Account {
     /// Ping every room the account is in (called on the schedule).
     pub(in crate::account) fn self_ping_rooms(&mut self) {
+        self.resend_stale_joins();
         let rooms: Vec<(BareJid, String)> = self
             .rooms
             .map
@@ -70,6 +71,36 @@ impl Account {
         tracing::info!(account = %self.jid, %room, "not in the room any more; rejoining");
         state.phase = Phase::Joining;
         state.rejoining = true;
+        self.send_join(room);
+    }
+
+    /// Joins left unanswered for three ping intervals (at most a minute)
+    /// are sent again: the room's server may have gone down between our
+    /// join and its answer.
+    fn resend_stale_joins(&mut self) {
+        let every = self.server.config.account_muc.self_ping_interval.max(1);
+        let stale_after = std::time::Duration::from_secs((every * 3).min(60));
+        let stale: Vec<BareJid> = self
+            .rooms
+            .map
+            .iter()
+            .filter(|(_, s)| {
+                s.phase == Phase::Joining && s.join_sent.is_some_and(|t| t.elapsed() >= stale_after)
+            })
+            .map(|(j, _)| j.clone())
+            .collect();
+        for room in stale {
+            tracing::info!(account = %self.jid, %room, "no answer to our join; sending it again");
+            self.send_join(&room);
+        }
+    }
+
+    /// The account's join presence for a room it is (re)joining.
+    fn send_join(&mut self, room: &BareJid) {
+        let Some(state) = self.rooms.map.get_mut(room) else {
+            return;
+        };
+        state.join_sent = Some(std::time::Instant::now());
         let mut x = Element::bare("x", MUC);
         if let Some(pw) = &state.password {
             x.append_child(Element::bare("password", MUC).text_node(pw.clone()));
