@@ -178,21 +178,22 @@ impl Server {
     /// clients can cache what the server supports. Computed once: the
     /// registry does not change after start.
     pub fn stream_caps(&self) -> Element {
-        let ver = self
-            .own_caps_ver
-            .get_or_init(|| sha1_ver(&self.server_disco_info(None)).unwrap_or_default());
         Element::bare("c", NS)
             .attr_set("hash", "sha-1")
             .attr_set("node", SERVER_NODE)
-            .attr_set("ver", ver.as_str())
+            .attr_set("ver", self.own_caps_ver())
+    }
+
+    fn own_caps_ver(&self) -> &str {
+        self.own_caps_ver
+            .get_or_init(|| sha1_ver(&self.server_disco_info(None)).unwrap_or_default())
     }
 
     /// Whether `node` is the node of the server's own caps (`node#ver`).
     pub fn is_own_caps_node(&self, node: &str) -> bool {
-        let c = self.stream_caps();
         node.strip_prefix(SERVER_NODE)
             .and_then(|r| r.strip_prefix('#'))
-            .is_some_and(|v| Some(v) == c.attr("ver"))
+            .is_some_and(|v| v == self.own_caps_ver())
     }
 
     /// The features behind a client's caps: from the cache, or by asking

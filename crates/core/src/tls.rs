@@ -76,6 +76,14 @@ pub fn server_config(
     data_dir: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let (certs, key) = identity(cert, key, domain, data_dir)?;
+    client_server_config(certs, key)
+}
+
+/// The c2s config for an identity already read (see `identity`).
+pub fn client_server_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     // The server's order decides (see `preference`), so that every client
     // that offers AES-128-GCM gets it.
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))

@@ -46,26 +46,22 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data_dir {}", cfg.data_dir.display()))?;
     let stores = open_stores(cfg).await?;
-    let tls = roost_core::tls::server_config(
+    // Read once: c2s and federation present the same certificate.
+    let (certs, key) = roost_core::tls::identity(
         cfg.tls.cert.as_deref(),
         cfg.tls.key.as_deref(),
         &cfg.domain,
         &cfg.data_dir,
     )
     .context("tls")?;
+    let tls =
+        roost_core::tls::client_server_config(certs.clone(), key.clone_key()).context("tls")?;
     // One PEP service per server, shared by the modules that write PEP
     // nodes and by the bookmark bridge of account-based MUC joining.
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
     let federating = server.config.federates();
     if federating {
-        let (certs, key) = roost_core::tls::identity(
-            cfg.tls.cert.as_deref(),
-            cfg.tls.key.as_deref(),
-            &cfg.domain,
-            &cfg.data_dir,
-        )
-        .context("tls")?;
         let s2s_tls = roost_core::s2s::certs::S2sTls::new(certs, key, cfg.s2s.ca_file.as_deref())
             .context("s2s.ca_file")?;
         let _ = server.s2s.set(Arc::new(roost_core::s2s::S2s::new(
