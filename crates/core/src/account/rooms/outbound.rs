@@ -63,45 +63,40 @@ impl Account {
         el: &minidom::Element,
         receipt: Option<&roost_proto::stanza::Receipt>,
     ) {
-        let others: Vec<String> = self
-            .rooms
-            .map
-            .get(room)
-            .map(|s| {
-                s.joined
-                    .iter()
-                    .filter(|r| *r != resource)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        for r in others {
-            let Some(e) = self.resources.get(&r) else {
-                continue;
-            };
-            if !e.carbons || el.has_child("private", ns::CARBONS) {
-                continue;
+        // The message as the sending session wrote it (from its full JID),
+        // for the carbons and the archive.
+        let mut sent = el.clone();
+        if let Some(e) = self.resources.get(resource) {
+            sent.set("from", e.handle.jid.as_str());
+        }
+        if !el.has_child("private", ns::CARBONS) {
+            let others: Vec<String> = self
+                .rooms
+                .map
+                .get(room)
+                .map(|s| {
+                    s.joined
+                        .iter()
+                        .filter(|r| *r != resource)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            for r in others {
+                let Some(e) = self.resources.get(&r).filter(|e| e.carbons) else {
+                    continue;
+                };
+                let copy = crate::account::carbons::wrap(
+                    "sent",
+                    self.jid.as_str(),
+                    e.handle.jid.as_str(),
+                    &sent,
+                );
+                self.to_session(&r, copy);
             }
-            let mut own = el.clone();
-            own.set(
-                "from",
-                self.resources
-                    .get(resource)
-                    .map(|s| s.handle.jid.to_string())
-                    .unwrap_or_default(),
-            );
-            let copy = crate::account::carbons::wrap(
-                "sent",
-                self.jid.as_str(),
-                e.handle.jid.as_str(),
-                &own,
-            );
-            self.to_session(&r, copy);
         }
         if let Some(to) = el.attr("to").and_then(|t| Jid::new(t).ok()) {
-            let mut archived = el.clone();
-            self.archive_message(&mut archived, &to, false, receipt)
-                .await;
+            self.archive_message(&mut sent, &to, false, receipt).await;
         }
     }
 
