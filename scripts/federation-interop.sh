@@ -12,7 +12,8 @@
 #
 # ROOST_BIN   server binary (default: target/debug/roost)
 #
-# Installs Debian's prosody, ejabberd and dnsmasq-base when missing (needs
+# Installs Debian's prosody, ejabberd, dnsmasq-base, openssl and iproute2
+# when missing (needs
 # root and apt-get). Where network namespaces cannot be created it says so
 # and exits 0 without running the tests (never silently). Every process it
 # starts is stopped by PID when it ends.
@@ -46,6 +47,7 @@ command -v prosody >/dev/null 2>&1 || need+=(prosody)
 command -v ejabberdctl >/dev/null 2>&1 || need+=(ejabberd)
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "federation: missing ${need[*]} and cannot install them (needs root and apt-get)" >&2
