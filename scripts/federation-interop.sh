@@ -13,8 +13,7 @@
 # ROOST_BIN   server binary (default: target/debug/roost)
 #
 # Installs Debian's prosody, ejabberd, dnsmasq-base, openssl and iproute2
-# when missing (needs
-# root and apt-get). Where network namespaces cannot be created it says so
+# when missing (needs root and apt-get). Where network namespaces cannot be created it says so
 # and exits 0 without running the tests (never silently). Every process it
 # starts is stopped by PID when it ends.
 set -euo pipefail
