@@ -14,6 +14,8 @@ log() { echo "federation: $*"; }
 
 cleanup() {
     status=$?
+    # A Prosody restarted by a test has a PID of its own.
+    [ -s "$work/prosody/pid" ] && PIDS+=("$(cat "$work/prosody/pid")")
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -131,10 +133,14 @@ done
 mkdir -p "$work/prosody/data"
 fill "$here/prosody.cfg.lua.in" "$work/prosody/prosody.cfg.lua"
 chown -R prosody:prosody "$work/prosody"
-setpriv --reuid=prosody --regid=prosody --init-groups \
-    prosody --config "$work/prosody/prosody.cfg.lua" -F > "$work/prosody/stdout.log" 2>&1 &
-PIDS+=($!)
-wait_port prosody 127.0.0.3 5222 "${PIDS[-1]}"
+start_prosody() {
+    setpriv --reuid=prosody --regid=prosody --init-groups \
+        prosody --config "$work/prosody/prosody.cfg.lua" -F >> "$work/prosody/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$work/prosody/pid"
+    wait_port prosody 127.0.0.3 5222 "$(cat "$work/prosody/pid")"
+}
+start_prosody
+PIDS+=("$(cat "$work/prosody/pid")")
 setpriv --reuid=prosody --regid=prosody --init-groups \
     prosodyctl --config "$work/prosody/prosody.cfg.lua" register paula prosody.test pw-paula >/dev/null
 
@@ -158,14 +164,57 @@ for _ in $(seq 1 100); do
     [ -s "$work/ejabberd/ejabberd.pid" ] && break
     sleep 0.1
 done
-[ -s "$work/ejabberd/ejabberd.pid" ] && PIDS+=("$(cat "$work/ejabberd/ejabberd.pid")")
+ejabberd_pid="$(cat "$work/ejabberd/ejabberd.pid" 2>/dev/null || true)"
+[ -n "$ejabberd_pid" ] && PIDS+=("$ejabberd_pid")
 (cd "$work/ejabberd" && as_ejabberd "${EJ[@]}" register eve ejabberd.test pw-eve >/dev/null)
 
 log "servers up: roost.test 127.0.0.2, prosody.test 127.0.0.3, ejabberd.test 127.0.0.4"
+
+# Tests restart a peer with `$FEDERATION_RESTART prosody|ejabberd`: a
+# script of its own, with this run's paths written in.
+cat > "$work/restart-peer" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+up() { # ip pid: wait until the c2s port answers again
+    for _ in \$(seq 1 300); do
+        (exec 3<>"/dev/tcp/\$1/5222") 2>/dev/null && return 0
+        kill -0 "\$2" 2>/dev/null || { echo "the server exited" >&2; return 1; }
+        sleep 0.2
+    done
+    return 1
+}
+case "\$1" in
+    prosody)
+        pid="\$(cat "$work/prosody/pid")"
+        kill "\$pid"
+        for _ in \$(seq 1 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
+        setpriv --reuid=prosody --regid=prosody --init-groups \\
+            prosody --config "$work/prosody/prosody.cfg.lua" -F >> "$work/prosody/stdout.log" 2>&1 < /dev/null &
+        echo \$! > "$work/prosody/pid"
+        up 127.0.0.3 \$!
+        ;;
+    ejabberd)
+        # The Erlang node restarts the application in place (same PID).
+        cd "$work/ejabberd"
+        setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME="$work/ejabberd" \\
+            ${EJ[*]} restart > /dev/null
+        for _ in \$(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.4/5222) 2>/dev/null || break; sleep 0.1; done
+        up 127.0.0.4 "$ejabberd_pid"
+        ;;
+    *) echo "unknown peer \$1" >&2; exit 2 ;;
+esac
+EOF
+chmod 755 "$work/restart-peer"
+export FEDERATION_RESTART="$work/restart-peer"
 export PYTHONDONTWRITEBYTECODE=1
 # How each server stream was authenticated, as Roost logged it.
 streams_seen() {
     sed -n 's/\x1b\[[0-9;]*m//g; s/.*\(server stream authenticated ([a-z]*)\).*local=\([^ ]*\) remote=\([^ ]*\).*/  out \2 -> \3: \1/p; s/.*\(server authenticated ([a-z]*)\).*domain=\([^ ]*\).*/  in  from \2: \1/p' \
+        "$1" | sort | uniq -c || true
+}
+# Which domain pairs used one connection both ways (XEP-0288).
+bidi_seen() {
+    sed -n 's/\x1b\[[0-9;]*m//g; s/.*bidirectional stream: the peer sends over it too.*local=\([^ ]*\) remote=\([^ ]*\).*/  bidi out \1 -> \2: the peer answers over our stream/p; s/.*bidirectional stream: stanzas to the peer use it too.*local=\([^ ]*\) remote=\([^ ]*\).*/  bidi in  \2 -> \1: we answer over its stream/p' \
         "$1" | sort | uniq -c || true
 }
 status=0
@@ -173,6 +222,23 @@ log "round 1: peers proven by certificates"
 FEDERATION_AUTH=certificate "$repo/.venv/bin/python" -m pytest -p no:cacheprovider "$here" "$@" || status=$?
 log "server streams seen by Roost:"
 streams_seen "$work/roost/roost.log"
+bidi_seen "$work/roost/roost.log"
+# Prosody 0.12 speaks XEP-0288 and ejabberd 23.01 does not: a connection
+# either side opened carries the other's answers with Prosody only
+# (checked when the whole suite ran).
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+    bidi="$(bidi_seen "$work/roost/roost.log")"
+    for want in "bidi out roost.test -> prosody.test" "bidi in  prosody.test -> "; do
+        if ! grep -qF "$want" <<< "$bidi"; then
+            log "round 1: expected '$want' (bidirectional streams with Prosody)"
+            status=1
+        fi
+    done
+    if grep -q "ejabberd.test" <<< "$bidi"; then
+        log "round 1: a bidirectional stream with ejabberd, which does not offer them"
+        status=1
+    fi
+fi
 round() { # number config description expected-direction
     log "round $1: Roost restarted: $3"
     stop_roost
@@ -181,6 +247,7 @@ round() { # number config description expected-direction
     FEDERATION_AUTH="$4" "$repo/.venv/bin/python" -m pytest -p no:cacheprovider "$here" "${PYTEST_ARGS[@]}" || status=$?
     log "server streams seen by Roost:"
     streams_seen "$work/roost/roost.log"
+    bidi_seen "$work/roost/roost.log"
     # The round's point: streams in that direction were proven by dialback.
     if [ "$status" -eq 0 ]; then
         local dir="$4"

@@ -14,15 +14,14 @@ import asyncio
 from dataclasses import dataclass
 
 from slixmpp import JID
-from slixmpp.plugins.xep_0402.stanza import Conference
 
 from conftest import Account, RoostServer
-from xmpp_client import (MUC_PLUGINS, STEP_TIMEOUT, Client, bounded,
+from xmpp_client import (MUC_PLUGINS, STEP_TIMEOUT, Client, bounded, publish_bookmark,
+                         NS_BOOKMARKS,
                          create_instant_room, from_room, groupchat, muc_codes, muc_item,
                          new_room, occupant, ptype_of, show_of, subject_from, wait_until)
 
 NS_STANZA_ID = "urn:xmpp:sid:0"
-NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
 ACCOUNT_MUC_FEATURE = "urn:roost:account-muc:0"
 
 ALICE_PLUGINS = MUC_PLUGINS + ("xep_0313",)
@@ -422,24 +421,6 @@ async def test_personal_archive_holds_each_groupchat_message_once(server, connec
 
 
 # -- rule 13: bookmarks ---------------------------------------------------------------------------
-
-
-async def publish_bookmark(c: Client, room: str, nick: str, autojoin: bool):
-    """Publish an XEP-0402 bookmark with slixmpp's xep_0060 and xep_0402
-    stanzas, with the publish-options XEP-0402 asks clients to use."""
-    conf = Conference()
-    conf["name"] = "Interop"
-    conf["autojoin"] = autojoin
-    conf["nick"] = nick
-    form = c.xmpp.plugin["xep_0004"].make_form(ftype="submit")
-    form.add_field(var="FORM_TYPE", ftype="hidden",
-                   value="http://jabber.org/protocol/pubsub#publish-options")
-    form.add_field(var="pubsub#persist_items", value="true")
-    form.add_field(var="pubsub#max_items", value="max")
-    form.add_field(var="pubsub#send_last_published_item", value="never")
-    form.add_field(var="pubsub#access_model", value="whitelist")
-    await c.xmpp.plugin["xep_0060"].publish(None, NS_BOOKMARKS, id=room, payload=conf,
-                                            options=form, timeout=STEP_TIMEOUT)
 
 
 @bounded

@@ -17,6 +17,7 @@ from typing import Callable
 import slixmpp
 from slixmpp import JID
 from slixmpp.stanza import Iq, Message, Presence
+from slixmpp.plugins.xep_0402.stanza import Conference
 
 log = logging.getLogger("interop")
 
@@ -445,3 +446,24 @@ def subject_from(room: str, text: str | None = None):
         el = s.xml.find("{jabber:client}subject")
         return el is not None and (text is None or (el.text or "") == text)
     return pred
+
+
+NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
+
+
+async def publish_bookmark(c: Client, room: str, nick: str, autojoin: bool):
+    """Publish an XEP-0402 bookmark with slixmpp's xep_0060 and xep_0402
+    stanzas, with the publish-options XEP-0402 asks clients to use."""
+    conf = Conference()
+    conf["name"] = "Interop"
+    conf["autojoin"] = autojoin
+    conf["nick"] = nick
+    form = c.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(var="FORM_TYPE", ftype="hidden",
+                   value="http://jabber.org/protocol/pubsub#publish-options")
+    form.add_field(var="pubsub#persist_items", value="true")
+    form.add_field(var="pubsub#max_items", value="max")
+    form.add_field(var="pubsub#send_last_published_item", value="never")
+    form.add_field(var="pubsub#access_model", value="whitelist")
+    await c.xmpp.plugin["xep_0060"].publish(None, NS_BOOKMARKS, id=room, payload=conf,
+                                            options=form, timeout=STEP_TIMEOUT)

@@ -181,6 +181,9 @@ pub struct S2sConfig {
     /// Outgoing server streams (one per pair of domains) at most; a
     /// stanza for yet another domain bounces with `resource-constraint`.
     pub max_outgoing: usize,
+    /// XEP-0288: stanzas both ways over one connection, when the peer
+    /// offers or asks for it.
+    pub bidi: bool,
 }
 
 impl Default for S2sConfig {
@@ -197,6 +200,7 @@ impl Default for S2sConfig {
             max_queue: 1000,
             max_incoming: 1000,
             max_outgoing: 1000,
+            bidi: true,
         }
     }
 }

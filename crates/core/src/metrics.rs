@@ -115,6 +115,26 @@ pub fn render(server: &Server) -> String {
         "Sessions closed with policy-violation because their outbound queue was full.",
         &[("", SESSION_QUEUE_OVERFLOWS.load(Ordering::Relaxed))],
     );
+    if let Some(s2s) = server.s2s.get() {
+        let stats = s2s.stats();
+        metric(
+            &mut out,
+            "roost_s2s_incoming_connections",
+            "gauge",
+            "Connections other servers opened to this one.",
+            &[("", stats.incoming as u64)],
+        );
+        metric(
+            &mut out,
+            "roost_s2s_routes",
+            "gauge",
+            "Pairs of domains (ours, theirs) with a way out: a stream we opened, or the peer's bidirectional stream (XEP-0288).",
+            &[
+                ("{via=\"outgoing\"}", stats.routes_outgoing as u64),
+                ("{via=\"bidi\"}", stats.routes_bidi as u64),
+            ],
+        );
+    }
     out
 }
 

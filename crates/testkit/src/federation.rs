@@ -143,3 +143,25 @@ pub fn peer_tls(identity: Option<(&Path, &Path)>) -> std::sync::Arc<rustls::Clie
     };
     std::sync::Arc::new(cfg)
 }
+
+/// `user` created on `s` and logged in as `res`, with initial presence.
+pub async fn online(s: &TestServer, user: &str, res: &str) -> crate::Client {
+    s.user(user).await;
+    let mut c = s.login(user, res).await;
+    c.available().await;
+    c
+}
+
+/// `x` asks `y` (`y_bare`) for a subscription and `y` approves it.
+pub async fn subscribe(x: &mut crate::Client, y: &mut crate::Client, y_bare: &str) {
+    x.send(&format!("<presence to='{y_bare}' type='subscribe'/>"))
+        .await;
+    let req = y
+        .expect("subscribe", |e| {
+            e.name() == "presence" && e.attr("type") == Some("subscribe")
+        })
+        .await;
+    let from = req.attr("from").unwrap_or_default().to_string();
+    y.send(&format!("<presence to='{from}' type='subscribed'/>"))
+        .await;
+}

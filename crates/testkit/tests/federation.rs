@@ -7,16 +7,9 @@ use std::time::Duration;
 
 use minidom::Element;
 use roost_testkit::client::body;
-use roost_testkit::federation::{pair, pair_with, TestCa};
+use roost_testkit::federation::{online, pair, pair_with, subscribe, TestCa};
 use roost_testkit::muc::{error_condition, has_status};
 use roost_testkit::{Client, TestServer};
-
-async fn online(s: &TestServer, user: &str, res: &str) -> Client {
-    s.user(user).await;
-    let mut c = s.login(user, res).await;
-    c.available().await;
-    c
-}
 
 async fn chat_both_ways(a: &mut Client, b: &mut Client) {
     a.send("<message to='bob@b.test' type='chat' id='m1'><body>hello from a</body></message>")
@@ -289,20 +282,6 @@ async fn a_certificate_proves_only_its_domain_and_a_forged_from_ends_the_stream(
             == Some("forged"))
         .await
         .is_none());
-}
-
-/// `x` asks `y` (`y_bare`) for a subscription and `y` approves it.
-async fn subscribe(x: &mut Client, y: &mut Client, y_bare: &str) {
-    x.send(&format!("<presence to='{y_bare}' type='subscribe'/>"))
-        .await;
-    let req = y
-        .expect("subscribe", |e| {
-            e.name() == "presence" && e.attr("type") == Some("subscribe")
-        })
-        .await;
-    let from = req.attr("from").unwrap().to_string();
-    y.send(&format!("<presence to='{from}' type='subscribed'/>"))
-        .await;
 }
 
 async fn befriend(a: &mut Client, b: &mut Client) {

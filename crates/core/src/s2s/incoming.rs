@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use minidom::Element;
-use roost_proto::{ns, Elem, Stanza, StreamError};
+use roost_proto::{ns, Condition, Elem, Stanza, StanzaError, StreamError};
 use roost_stream::StreamEvent;
 use tokio::net::TcpStream;
 
 use super::stream::{S2sError, S2sStream};
-use super::{dialback, S2s};
+use super::{bidi, dialback, S2s};
 use crate::server::Server;
 
 struct Incoming {
@@ -28,6 +28,8 @@ struct Incoming {
     proven: HashSet<String>,
     /// SASL succeeded: no second authentication (RFC 6120 §6.4.6).
     sasl_done: bool,
+    /// The peer asked for a bidirectional stream (XEP-0288).
+    bidi: Option<bidi::Route>,
 }
 
 /// Serve one accepted server connection until it ends.
@@ -61,8 +63,13 @@ pub async fn serve_connection(
         s2s,
         proven: HashSet::new(),
         sasl_done: false,
+        bidi: None,
     };
-    match incoming.run(&mut st).await {
+    let result = incoming.run(&mut st).await;
+    if let Some(route) = incoming.bidi.take() {
+        route.end(&incoming.server, &incoming.s2s);
+    }
+    match result {
         Ok(()) => st.close().await,
         Err(S2sError::Refused(text)) => {
             tracing::info!(%peer, reason = %text, "server stream refused");
@@ -115,6 +122,13 @@ impl Incoming {
                 };
                 let next = tokio::select! {
                     n = st.next(wait) => n,
+                    Some(out) = outbound(&mut self.bidi) => {
+                        if let Err(e) = st.send(&out.el).await {
+                            super::bounce(&self.server, &out, StanzaError::new(Condition::RemoteServerNotFound));
+                            return Err(e);
+                        }
+                        continue;
+                    }
                     // RFC 6120 §4.9.3.17: the server is going down.
                     _ = crate::server::until_shutdown(&mut shutdown) => {
                         st.fail(StreamError::SystemShutdown, None).await;
@@ -149,6 +163,14 @@ impl Incoming {
         }
     }
 
+    /// `remote` proved itself for stanzas to `local`.
+    fn proved(&mut self, local: &str, remote: &str) {
+        self.proven.insert(remote.to_string());
+        if let Some(route) = &mut self.bidi {
+            route.offer(&self.s2s, local, remote);
+        }
+    }
+
     fn features(&self, st: &S2sStream, from: Option<&str>) -> Vec<Element> {
         let mut f = Vec::new();
         if !st.is_tls() {
@@ -177,6 +199,9 @@ impl Incoming {
                     .child(Element::bare("errors", dialback::FEATURE_NS)),
             );
         }
+        if self.s2s.config.bidi && self.proven.is_empty() {
+            f.push(bidi::feature());
+        }
         f
     }
 
@@ -200,14 +225,23 @@ impl Incoming {
             return Ok(Next::Restart);
         }
         if el.is("auth", ns::SASL) {
-            return self.sasl_external(st, &el, header_from).await;
+            return self.sasl_external(st, &el, local, header_from).await;
         }
         if el.is("result", dialback::NS) {
-            self.dialback_result(st, &el, local, stream_id).await?;
+            self.dialback_result(st, &el, stream_id).await?;
             return Ok(Next::Continue);
         }
         if el.is("verify", dialback::NS) {
             self.dialback_verify(st, &el).await?;
+            return Ok(Next::Continue);
+        }
+        if el.is("bidi", bidi::NS) {
+            // XEP-0288 §2: after TLS, before authentication.
+            let secure = st.is_tls() || !self.s2s.config.require_encryption;
+            if self.s2s.config.bidi && secure && self.proven.is_empty() && self.bidi.is_none() {
+                tracing::debug!(peer = %st.peer, "bidirectional stream requested");
+                self.bidi = Some(bidi::Route::new(self.s2s.config.max_queue));
+            }
             return Ok(Next::Continue);
         }
         if self.s2s.config.require_encryption && !st.is_tls() {
@@ -215,40 +249,15 @@ impl Incoming {
                 .await;
             return Err(S2sError::Refused("stanza before TLS".into()));
         }
-        let stanza = match Stanza::parse(el) {
-            Ok(s) => s,
-            Err(_) => {
-                st.fail(StreamError::UnsupportedStanzaType, None).await;
-                return Err(S2sError::Refused("not a stanza".into()));
-            }
-        };
-        // RFC 6120 §4.9.3.9, §8.1.2.2: only domains this stream proved.
-        let from_ok = stanza
-            .from
-            .as_ref()
-            .is_some_and(|f| self.proven.contains(f.domain().as_str()));
-        if !from_ok {
-            let err = if self.proven.is_empty() {
-                StreamError::NotAuthorized
-            } else {
-                StreamError::InvalidFrom
+        let proven = &self.proven;
+        let stanza =
+            match super::admit(&self.server, el, |d| proven.contains(d), !proven.is_empty()) {
+                Ok(s) => s,
+                Err(e) => {
+                    st.fail(e, None).await;
+                    return Err(S2sError::Refused(format!("stanza refused: {e:?}")));
+                }
             };
-            st.fail(err, None).await;
-            return Err(S2sError::Refused(format!(
-                "stanza from {:?} not proven on this stream",
-                stanza.from.as_ref().map(|f| f.to_string())
-            )));
-        }
-        let to_ok = stanza
-            .to
-            .as_ref()
-            .is_some_and(|t| self.server.hosts(t.domain().as_str()));
-        if !to_ok {
-            st.fail(StreamError::HostUnknown, None).await;
-            return Err(S2sError::Refused(
-                "stanza to a domain we do not host".into(),
-            ));
-        }
         self.server.route(stanza);
         Ok(Next::Continue)
     }
@@ -259,6 +268,7 @@ impl Incoming {
         &mut self,
         st: &mut S2sStream,
         el: &Element,
+        local: &str,
         header_from: Option<&str>,
     ) -> Result<Next, S2sError> {
         let failure =
@@ -285,7 +295,7 @@ impl Incoming {
             return Ok(Next::Continue);
         }
         st.send(&Element::bare("success", ns::SASL)).await?;
-        self.proven.insert(domain.to_string());
+        self.proved(local, domain);
         self.sasl_done = true;
         tracing::info!(peer = %st.peer, %domain, "server authenticated (certificate)");
         st.restart();
@@ -299,7 +309,6 @@ impl Incoming {
         &mut self,
         st: &mut S2sStream,
         el: &Element,
-        _local: &str,
         stream_id: &str,
     ) -> Result<(), S2sError> {
         let (Some(from), Some(to)) = (el.attr("from"), el.attr("to")) else {
@@ -342,7 +351,7 @@ impl Incoming {
         .await?;
         if valid {
             tracing::info!(peer = %st.peer, domain = %from, "server authenticated (dialback)");
-            self.proven.insert(from);
+            self.proved(&to, &from);
         }
         Ok(())
     }
@@ -373,5 +382,13 @@ impl Incoming {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The next stanza to write on a bidirectional stream; never, otherwise.
+async fn outbound(bidi: &mut Option<bidi::Route>) -> Option<Stanza> {
+    match bidi {
+        Some(route) => route.rx.recv().await,
+        None => std::future::pending().await,
     }
 }

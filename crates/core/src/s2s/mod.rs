@@ -8,8 +8,10 @@
 //! Files: `resolve.rs` (static routes, SRV), `certs.rs` (who a
 //! certificate proves), `dialback.rs` (XEP-0185 keys), `stream.rs` (the
 //! XML stream and the `jabber:server` namespace), `verify.rs` (asking a
-//! domain's server whether a dialback key is genuine).
+//! domain's server whether a dialback key is genuine), `bidi.rs`
+//! (XEP-0288: one connection for both directions).
 
+mod bidi;
 pub mod certs;
 pub mod dialback;
 mod incoming;
@@ -34,6 +36,18 @@ pub use incoming::serve_connection;
 struct OutgoingHandle {
     stanzas: mpsc::Sender<Stanza>,
     generation: u64,
+    /// The peer's incoming stream, used both ways (XEP-0288).
+    bidi: bool,
+}
+
+/// What `/metrics` shows of federation.
+pub struct S2sStats {
+    /// Connections other servers opened to us.
+    pub incoming: usize,
+    /// Domain pairs we send to over a stream we opened.
+    pub routes_outgoing: usize,
+    /// Domain pairs we send to over a stream the peer opened (XEP-0288).
+    pub routes_bidi: usize,
 }
 
 /// Federation state shared by the server: outgoing streams by domain
@@ -92,6 +106,7 @@ impl S2s {
         let handle = OutgoingHandle {
             stanzas,
             generation,
+            bidi: false,
         };
         map.insert(key.clone(), handle.clone());
         tokio::spawn(outgoing::run(
@@ -103,6 +118,39 @@ impl S2s {
             stanza_rx,
         ));
         Some(handle)
+    }
+
+    pub fn stats(&self) -> S2sStats {
+        let map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
+        let live = || map.values().filter(|h| !h.stanzas.is_closed());
+        S2sStats {
+            incoming: self.config.max_incoming - self.incoming.available_permits(),
+            routes_outgoing: live().filter(|h| !h.bidi).count(),
+            routes_bidi: live().filter(|h| h.bidi).count(),
+        }
+    }
+
+    /// A bidirectional incoming stream offers itself as the way from
+    /// `local` to `remote` (XEP-0288); taken when no outgoing stream for
+    /// the pair is alive. The generation to give back with [`S2s::retire`].
+    fn adopt(&self, local: &str, remote: &str, stanzas: mpsc::Sender<Stanza>) -> Option<u64> {
+        let key = (local.to_string(), remote.to_string());
+        let mut map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&key).is_some_and(|h| !h.stanzas.is_closed()) {
+            return None;
+        }
+        let generation = self
+            .next_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            key,
+            OutgoingHandle {
+                stanzas,
+                generation,
+                bidi: true,
+            },
+        );
+        Some(generation)
     }
 
     /// Called by an outgoing task that ends; `false` if a newer one took over.
@@ -164,6 +212,38 @@ impl S2s {
         let max = server.config.limits.max_stanza_size;
         verify::ask(self, max, receiving, originating, stream_id, key).await
     }
+}
+
+/// A stanza that arrived on a server stream, checked before it is
+/// routed: its `from` must be a domain the stream proved (RFC 6120
+/// §4.9.3.9, §8.1.2.2) and its `to` one we host; else the stream error.
+pub(crate) fn admit(
+    server: &Server,
+    el: minidom::Element,
+    proven: impl Fn(&str) -> bool,
+    anything_proven: bool,
+) -> Result<Stanza, roost_proto::StreamError> {
+    use roost_proto::StreamError;
+    let stanza = Stanza::parse(el).map_err(|_| StreamError::UnsupportedStanzaType)?;
+    if !stanza
+        .from
+        .as_ref()
+        .is_some_and(|f| proven(f.domain().as_str()))
+    {
+        return Err(if anything_proven {
+            StreamError::InvalidFrom
+        } else {
+            StreamError::NotAuthorized
+        });
+    }
+    if !stanza
+        .to
+        .as_ref()
+        .is_some_and(|t| server.hosts(t.domain().as_str()))
+    {
+        return Err(StreamError::HostUnknown);
+    }
+    Ok(stanza)
 }
 
 /// A stanza that cannot reach its server: an error back to the sender

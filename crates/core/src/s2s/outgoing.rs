@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::resolve::Target;
 use super::stream::{S2sError, S2sStream};
-use super::{bounce, dialback, S2s};
+use super::{bidi, bounce, dialback, S2s};
 use crate::server::Server;
 
 /// Silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).
@@ -164,6 +164,14 @@ async fn try_target(ctx: &Ctx, target: &Target) -> Result<S2sStream, S2sError> {
     let opened = open(&mut st, &ctx.local, &ctx.remote, wait).await?;
     let (header_id, features) =
         secure(&mut st, s2s, tls_cfg, &ctx.local, &ctx.remote, opened).await?;
+    // XEP-0288 §2: ask before authenticating, once TLS is on.
+    if s2s.config.bidi
+        && bidi::offered(&features)
+        && (st.is_tls() || !s2s.config.require_encryption)
+    {
+        st.send(&bidi::request()).await?;
+        st.bidi = true;
+    }
     let proven = st.is_tls() && verified.load(Ordering::Relaxed);
     let mechanisms = features.get_child("mechanisms", ns::SASL);
     let external = mechanisms.is_some_and(|m| m.children().any(|c| c.text().trim() == "EXTERNAL"));
@@ -292,6 +300,7 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
     let mut last_stanza = Instant::now();
     let mut last_write = Instant::now();
     let mut shutdown = ctx.server.shutdown_signal();
+    let mut heard_back = false;
     if let Err(e) = st.send(&first.el).await {
         tracing::info!(remote = %ctx.remote, error = %e, "server stream broke");
         bounce(&ctx.server, &first, unreachable_error(false));
@@ -312,6 +321,18 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
                 last_write = last_stanza;
             }
             ev = st.next(idle) => match ev {
+                Ok(StreamEvent::Element(el)) if st.bidi => {
+                    if !heard_back {
+                        heard_back = true;
+                        tracing::info!(local = %ctx.local, remote = %ctx.remote, "bidirectional stream: the peer sends over it too");
+                    }
+                    if let Err(e) = inbound(ctx, &mut st, el).await {
+                        st.fail(e, None).await;
+                        tracing::info!(remote = %ctx.remote, error = %e, "server stream refused a stanza");
+                        break;
+                    }
+                    last_stanza = Instant::now();
+                }
                 Ok(StreamEvent::Element(el)) => {
                     tracing::debug!(remote = %ctx.remote, name = el.name(), "ignored on an outgoing stream");
                 }
@@ -335,4 +356,34 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
         }
     }
     st.close().await;
+}
+
+/// Something the peer sent back on a bidirectional outgoing stream
+/// (XEP-0288): stanzas from the domain we connected to, for domains we
+/// host. We do not take dialback requests for further domains here (the
+/// peer gets a dialback error, XEP-0220 §2.4), and answers to requests we
+/// never made are ignored rather than believed (XEP-0288 §4).
+async fn inbound(
+    ctx: &Ctx,
+    st: &mut S2sStream,
+    el: Element,
+) -> Result<(), roost_proto::StreamError> {
+    if el.is("result", dialback::NS) || el.is("verify", dialback::NS) {
+        if el.attr("type").is_none() {
+            let (from, to) = (el.attr("from").unwrap_or(""), el.attr("to").unwrap_or(""));
+            let error = format!(
+                "<error type='cancel'><feature-not-implemented xmlns='{}'/></error>",
+                ns::STANZAS
+            );
+            let mut attrs = vec![("from", to), ("to", from), ("type", "error")];
+            if let Some(id) = el.attr("id") {
+                attrs.push(("id", id));
+            }
+            let _ = st.send_db(el.name(), &attrs, Some(&error)).await;
+        }
+        return Ok(());
+    }
+    let stanza = super::admit(&ctx.server, el, |d| d == ctx.remote, true)?;
+    ctx.server.route(stanza);
+    Ok(())
 }

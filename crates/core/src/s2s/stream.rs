@@ -108,6 +108,9 @@ pub struct S2sStream {
     events: VecDeque<StreamEvent>,
     pub peer: SocketAddr,
     limits: Limits,
+    /// Outgoing streams: the peer may send stanzas back on this one
+    /// (XEP-0288).
+    pub bidi: bool,
 }
 
 impl S2sStream {
@@ -123,6 +126,7 @@ impl S2sStream {
             events: VecDeque::new(),
             peer,
             limits,
+            bidi: false,
         }
     }
 
