@@ -81,7 +81,8 @@ class RoostServer:
     def __init__(self, workdir: Path, *, registration_open: bool = False,
                  registration_loopback: bool | None = False,
                  log_filter: str = "debug",
-                 extra_config: dict[str, dict] | None = None):
+                 extra_config: dict[str, dict] | None = None,
+                 components: dict[str, str] | None = None):
         self.bin = roost_bin()
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -98,6 +99,9 @@ class RoostServer:
         self.log_filter = log_filter
         # More TOML sections, e.g. {"account_muc": {"enabled": False}}.
         self.extra_config = extra_config or {}
+        # External components (XEP-0114): domain -> secret.
+        self.components = components or {}
+        self.component_port = free_port() if self.components else None
         self.proc: subprocess.Popen | None = None
         self.log_mark = 0  # log offset at the start of the current test
         self._write_config()
@@ -117,6 +121,10 @@ class RoostServer:
             # No web listeners: several servers run at once here.
             'http = ""',
             'https = ""',
+        ]
+        if self.component_port:
+            lines.append(f'component = "{self.host}:{self.component_port}"')
+        lines += [
             "",
             "[registration]",
             f"open = {'true' if self.registration_open else 'false'}",
@@ -134,6 +142,9 @@ class RoostServer:
             lines.append(f"[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items()]
             lines.append("")
+        for domain, secret in self.components.items():
+            lines += ["[[component]]", f"domain = {_toml_value(domain)}",
+                      f"secret = {_toml_value(secret)}", ""]
         self.config.write_text("\n".join(lines))
 
     def log_text(self, since: int = 0) -> str:

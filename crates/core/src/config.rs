@@ -205,6 +205,16 @@ impl Default for S2sConfig {
     }
 }
 
+/// An external component (XEP-0114): a program that connects to
+/// `[listen] component` and serves `domain` (and the JIDs of its
+/// subdomains), proving itself with `secret`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    pub domain: String,
+    pub secret: String,
+}
+
 /// What the kernel needs to know, assembled by the server crate.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {

@@ -20,6 +20,10 @@ pub trait Service: Send + Sync {
     fn name(&self) -> Option<String> {
         None
     }
+    /// Also the JIDs of subdomains of the service's domain (components).
+    fn covers_subdomains(&self) -> bool {
+        false
+    }
 }
 
 pub struct Router {
@@ -45,15 +49,25 @@ impl Router {
         }
     }
 
+    /// The service for `domain`: its own, or that of the nearest parent
+    /// domain whose service covers subdomains.
     fn service(&self, domain: &str) -> Option<Arc<dyn Service>> {
-        self.services.read().ok()?.get(domain).cloned()
+        let services = self.services.read().ok()?;
+        if let Some(s) = services.get(domain) {
+            return Some(s.clone());
+        }
+        let mut rest = domain;
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(s) = services.get(parent).filter(|s| s.covers_subdomains()) {
+                return Some(s.clone());
+            }
+            rest = parent;
+        }
+        None
     }
 
     pub fn has_service(&self, domain: &str) -> bool {
-        self.services
-            .read()
-            .map(|s| s.contains_key(domain))
-            .unwrap_or(false)
+        self.service(domain).is_some()
     }
 
     /// The services' domains and names, sorted by domain (XEP-0030 items of

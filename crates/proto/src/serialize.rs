@@ -37,7 +37,9 @@ pub fn element_to_into(el: &Element, to: &str, out: &mut Vec<u8>) {
     write_element(el, None, Some(to), None, out);
 }
 
-const CONTENT_NAMESPACES: [&str; 2] = ["jabber:client", "jabber:server"];
+/// The namespaces a stanza is in on the wire: client, server and component
+/// streams (XEP-0114) differ only in this.
+const CONTENT_NAMESPACES: [&str; 3] = ["jabber:client", "jabber:server", "jabber:component:accept"];
 
 fn write_element(
     el: &Element,

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    AccountMucConfig, ArchiveConfig, CoreConfig, LimitsConfig, RegistrationConfig, S2sConfig,
-    StreamManagementConfig, TlsConfig,
+    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, LimitsConfig, RegistrationConfig,
+    S2sConfig, StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,8 @@ pub struct Config {
     pub http: roost_core::http::HttpConfig,
     /// Server-to-server federation.
     pub s2s: S2sConfig,
+    /// External components (XEP-0114), `[[component]]` tables.
+    pub component: Vec<ComponentConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +57,10 @@ pub struct ListenConfig {
     /// Server-to-server streams with direct TLS (XEP-0368, ALPN
     /// `xmpp-server`); empty disables them.
     pub s2s_tls: Addresses,
+    /// External components (XEP-0114); used only when `[[component]]`
+    /// tables exist. Keep it on loopback or a private network: the
+    /// protocol has no TLS.
+    pub component: Addresses,
 }
 
 impl Default for ListenConfig {
@@ -68,6 +74,7 @@ impl Default for ListenConfig {
             // Used only when federation is on (not for `localhost`).
             s2s: ["0.0.0.0:5269", "[::]:5269"].into(),
             s2s_tls: Addresses::default(),
+            component: "127.0.0.1:5347".into(),
         }
     }
 }
@@ -88,6 +95,7 @@ impl Default for Config {
             muc: roost_muc::MucConfig::default(),
             http: roost_core::http::HttpConfig::default(),
             s2s: S2sConfig::default(),
+            component: Vec::new(),
         }
     }
 }
@@ -147,6 +155,7 @@ impl Config {
             ("listen.https", &self.listen.https),
             ("listen.s2s", &self.listen.s2s),
             ("listen.s2s_tls", &self.listen.s2s_tls),
+            ("listen.component", &self.listen.component),
         ] {
             if let Some(bad) = value.invalid() {
                 return Err(ConfigError::Invalid {
@@ -176,6 +185,7 @@ impl Config {
                 });
             }
         }
+        self.validate_components()?;
         self.muc
             .validate(&self.domain)
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
@@ -215,6 +225,34 @@ impl Config {
                     message: "value too small".into(),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Each component: a domain of its own (not the server's, not the MUC
+    /// service's, not twice) and a secret.
+    fn validate_components(&self) -> Result<(), ConfigError> {
+        let muc = self.muc.service_domain(&self.domain);
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.component {
+            let valid = jid::BareJid::new(&c.domain)
+                .ok()
+                .is_some_and(|j| j.node().is_none());
+            let message = if !valid {
+                format!("{:?} is not a valid domain", c.domain)
+            } else if c.domain == self.domain || (self.muc.enabled && c.domain == muc) {
+                format!("{:?} is served by Roost itself", c.domain)
+            } else if !seen.insert(c.domain.as_str()) {
+                format!("{:?} is configured twice", c.domain)
+            } else if c.secret.is_empty() {
+                format!("{:?} has no secret", c.domain)
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                key: "component",
+                message,
+            });
         }
         Ok(())
     }
@@ -405,5 +443,26 @@ dns_server = '127.0.0.53:53'
             ..Config::default()
         };
         assert!(c.validate().unwrap_err().to_string().starts_with("domain"));
+    }
+
+    #[test]
+    fn components_need_a_domain_of_their_own_and_a_secret() {
+        let parse = |tables: &str| {
+            Config::parse(&format!("domain = \"example.org\"\n{tables}"))
+                .unwrap()
+                .validate()
+        };
+        let ok = parse("[[component]]\ndomain = \"push.example.org\"\nsecret = \"s\"\n");
+        assert!(ok.is_ok(), "{ok:?}");
+        for bad in [
+            "[[component]]\ndomain = \"example.org\"\nsecret = \"s\"\n",
+            "[[component]]\ndomain = \"conference.example.org\"\nsecret = \"s\"\n",
+            "[[component]]\ndomain = \"push.example.org\"\nsecret = \"\"\n",
+            "[[component]]\ndomain = \"a@push.example.org\"\nsecret = \"s\"\n",
+            "[[component]]\ndomain = \"p.example.org\"\nsecret = \"s\"\n[[component]]\ndomain = \"p.example.org\"\nsecret = \"t\"\n",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("component"), "{bad}: {e}");
+        }
     }
 }

@@ -26,6 +26,8 @@ pub struct Running {
     /// Federation (when on), STARTTLS and direct TLS.
     pub s2s: Option<SocketAddr>,
     pub s2s_tls: Option<SocketAddr>,
+    /// External components (XEP-0114), when any are configured.
+    pub component: Option<SocketAddr>,
 }
 
 impl Running {
@@ -77,6 +79,15 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let domain = muc.domain().to_string();
         server.router.add_service(&domain, muc);
     }
+    let components: roost_core::component::Components = cfg
+        .component
+        .iter()
+        .map(|c| (c.domain.clone(), roost_core::component::Component::new(c)))
+        .collect();
+    for (domain, component) in &components {
+        tracing::info!(%domain, "external component (XEP-0114)");
+        server.router.add_service(domain, component.clone());
+    }
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
     crate::counters_log::spawn(&server);
@@ -92,6 +103,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     } else {
         (Vec::new(), Vec::new())
     };
+    let component = if components.is_empty() {
+        Vec::new()
+    } else {
+        bind_all("component", &cfg.listen.component).await?
+    };
     let first = |ls: &[TcpListener]| ls.first().and_then(|l| l.local_addr().ok());
     let running = Running {
         server: server.clone(),
@@ -101,7 +117,17 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         https: first(&https),
         s2s: first(&s2s),
         s2s_tls: first(&s2s_tls),
+        component: first(&component),
     };
+    let components = Arc::new(components);
+    for l in component {
+        tracing::info!(addr = ?l.local_addr().ok(), "listening for external components");
+        tokio::spawn(roost_core::listener::serve_component(
+            server.clone(),
+            l,
+            components.clone(),
+        ));
+    }
     for (listeners, direct_tls) in [(s2s, false), (s2s_tls, true)] {
         for l in listeners {
             let addr = l.local_addr().ok();

@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod client;
+pub mod component;
 pub mod fake_room;
 pub mod federation;
 pub mod muc;

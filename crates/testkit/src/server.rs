@@ -31,6 +31,7 @@ impl TestServer {
         config.listen.c2s_tls = "127.0.0.1:0".into();
         config.listen.http = "127.0.0.1:0".into();
         config.listen.https = "127.0.0.1:0".into();
+        config.listen.component = "127.0.0.1:0".into();
         tweak(&mut config);
         let running = roost_server::start(&config).await.expect("server starts");
         TestServer {
@@ -50,6 +51,7 @@ impl TestServer {
         config.listen.c2s_tls = "127.0.0.1:0".into();
         config.listen.http = "127.0.0.1:0".into();
         config.listen.https = "127.0.0.1:0".into();
+        config.listen.component = "127.0.0.1:0".into();
         let running = roost_server::start(&config).await.expect("server restarts");
         TestServer {
             running,

@@ -1,9 +1,10 @@
 //! Accept loops for client connections: STARTTLS on `listen.c2s`, direct
 //! TLS on `listen.c2s_tls` (XEP-0368), HTTP and HTTPS for web clients on
 //! `listen.http` and `listen.https` (RFC 7395 WebSocket, XEP-0156), and
-//! other servers on `listen.s2s` and `listen.s2s_tls` (federation). A
+//! other servers on `listen.s2s` and `listen.s2s_tls` (federation), external
+//! components on `listen.component` (XEP-0114). A
 //! listener takes an already bound socket, so tests bind port 0; every
-//! connection takes one of the `max_connections` permits, shared by all
+//! client connection takes one of the `max_connections` permits, shared by all
 //! listeners, and connections beyond it are refused at once.
 
 use std::net::SocketAddr;
@@ -27,6 +28,36 @@ pub async fn serve_c2s(server: Arc<Server>, listener: TcpListener, direct_tls: b
 /// direct TLS on `listen.s2s_tls`. They do not take client permits: the
 /// federation has its own limit (`s2s.max_incoming`).
 pub async fn serve_s2s(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
+    accept_each(server, listener, move |server, tcp, peer| {
+        tokio::spawn(crate::s2s::serve_connection(server, tcp, peer, direct_tls));
+    })
+    .await
+}
+
+/// External components (XEP-0114) on `[listen] component`.
+pub async fn serve_component(
+    server: Arc<Server>,
+    listener: TcpListener,
+    components: Arc<crate::component::Components>,
+) {
+    accept_each(server, listener, move |server, tcp, peer| {
+        tokio::spawn(crate::component::serve_connection(
+            server,
+            components.clone(),
+            tcp,
+            peer,
+        ));
+    })
+    .await
+}
+
+/// Accept until shutdown, handing each connection to `spawn`; the
+/// services behind these listeners keep their own limits.
+async fn accept_each(
+    server: Arc<Server>,
+    listener: TcpListener,
+    spawn: impl Fn(Arc<Server>, TcpStream, SocketAddr),
+) {
     let mut shutdown = server.shutdown_signal();
     loop {
         let accepted = tokio::select! {
@@ -34,14 +65,7 @@ pub async fn serve_s2s(server: Arc<Server>, listener: TcpListener, direct_tls: b
             _ = crate::server::until_shutdown(&mut shutdown) => return,
         };
         match accepted {
-            Ok((tcp, peer)) => {
-                tokio::spawn(crate::s2s::serve_connection(
-                    server.clone(),
-                    tcp,
-                    peer,
-                    direct_tls,
-                ));
-            }
+            Ok((tcp, peer)) => spawn(server.clone(), tcp, peer),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -47,17 +47,22 @@ impl Secret {
 
     /// Whether `key` is ours for these names (constant time).
     pub fn verify(&self, receiving: &str, originating: &str, stream_id: &str, key: &str) -> bool {
-        let expected = self.key(receiving, originating, stream_id);
-        expected.len() == key.len()
-            && expected
-                .bytes()
-                .zip(key.trim().bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        same_secret(&self.key(receiving, originating, stream_id), key.trim())
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Two secrets (keys, digests) compared in constant time.
+pub(crate) fn same_secret(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

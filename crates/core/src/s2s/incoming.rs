@@ -135,21 +135,9 @@ impl Incoming {
                         return Ok(());
                     }
                 };
-                let el = match next {
-                    Ok(StreamEvent::Element(el)) => el,
-                    Ok(StreamEvent::End) => return Ok(()),
-                    Ok(StreamEvent::Header(_)) => {
-                        st.fail(StreamError::NotWellFormed, None).await;
-                        return Err(S2sError::Refused("header inside the stream".into()));
-                    }
-                    Err(S2sError::Stream(e)) => {
-                        st.fail(e, None).await;
-                        return Err(S2sError::Stream(e));
-                    }
-                    Err(S2sError::Timeout) => {
-                        st.fail(StreamError::ConnectionTimeout, None).await;
-                        return Ok(());
-                    }
+                let el = match st.element_or_end(next).await {
+                    Ok(Some(el)) => el,
+                    Ok(None) | Err(S2sError::Timeout) => return Ok(()),
                     Err(e) => return Err(e),
                 };
                 match self

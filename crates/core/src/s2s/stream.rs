@@ -24,6 +24,8 @@ use tokio::net::TcpStream;
 use super::dialback;
 
 pub const NS_SERVER: &str = "jabber:server";
+/// The content namespace of external component streams (XEP-0114).
+pub const NS_COMPONENT: &str = "jabber:component:accept";
 
 /// Why a stream ended.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +113,8 @@ pub struct S2sStream {
     /// Outgoing streams: the peer may send stanzas back on this one
     /// (XEP-0288).
     pub bidi: bool,
+    /// `jabber:server`, or `jabber:component:accept` for components.
+    content_ns: &'static str,
 }
 
 impl S2sStream {
@@ -127,6 +131,16 @@ impl S2sStream {
             peer,
             limits,
             bidi: false,
+            content_ns: NS_SERVER,
+        }
+    }
+
+    /// An external component's stream (XEP-0114): the same XML stream in
+    /// the `jabber:component:accept` namespace.
+    pub fn component(tcp: TcpStream, peer: SocketAddr, max_stanza: usize) -> S2sStream {
+        S2sStream {
+            content_ns: NS_COMPONENT,
+            ..S2sStream::new(tcp, peer, max_stanza)
         }
     }
 
@@ -183,7 +197,8 @@ impl S2sStream {
         self.events.clear();
     }
 
-    /// Our stream header (RFC 6120 §4.7), declaring the dialback prefix.
+    /// Our stream header (RFC 6120 §4.7), declaring the dialback prefix;
+    /// for a component, the XEP-0114 header (no version, no features).
     pub async fn open(
         &mut self,
         from: &str,
@@ -191,12 +206,20 @@ impl S2sStream {
         id: Option<&str>,
     ) -> Result<(), S2sError> {
         use roost_proto::serialize::attr_escaped as a;
-        let mut header = format!(
-            "<?xml version='1.0'?><stream:stream xmlns='{NS_SERVER}' xmlns:stream='{}' xmlns:db='{}' version='1.0' from='{}'",
-            ns::STREAM,
-            dialback::NS,
-            a(from)
-        );
+        let mut header = if self.content_ns == NS_COMPONENT {
+            format!(
+                "<?xml version='1.0'?><stream:stream xmlns='{NS_COMPONENT}' xmlns:stream='{}' from='{}'",
+                ns::STREAM,
+                a(from)
+            )
+        } else {
+            format!(
+                "<?xml version='1.0'?><stream:stream xmlns='{NS_SERVER}' xmlns:stream='{}' xmlns:db='{}' version='1.0' from='{}'",
+                ns::STREAM,
+                dialback::NS,
+                a(from)
+            )
+        };
         if let Some(to) = to {
             header.push_str(&format!(" to='{}'", a(to)));
         }
@@ -216,7 +239,7 @@ impl S2sStream {
     /// A stanza or nonza; stanzas go out in `jabber:server`.
     pub async fn send(&mut self, el: &Element) -> Result<(), S2sError> {
         let mut out = Vec::with_capacity(512);
-        roost_proto::serialize::element_into_content_ns(el, NS_SERVER, &mut out);
+        roost_proto::serialize::element_into_content_ns(el, self.content_ns, &mut out);
         self.send_bytes(&out).await
     }
 
@@ -281,6 +304,33 @@ impl S2sStream {
         }
     }
 
+    /// What `next` returned, inside an established stream: an element;
+    /// `None` when the peer ended the stream; a stream error sent to the
+    /// peer for a second header, bad XML (and silence, as
+    /// `connection-timeout`).
+    pub async fn element_or_end(
+        &mut self,
+        next: Result<StreamEvent, S2sError>,
+    ) -> Result<Option<Element>, S2sError> {
+        match next {
+            Ok(StreamEvent::Element(el)) => Ok(Some(el)),
+            Ok(StreamEvent::End) => Ok(None),
+            Ok(StreamEvent::Header(_)) => {
+                self.fail(StreamError::NotWellFormed, None).await;
+                Err(S2sError::Refused("header inside the stream".into()))
+            }
+            Err(S2sError::Stream(e)) => {
+                self.fail(e, None).await;
+                Err(S2sError::Stream(e))
+            }
+            Err(S2sError::Timeout) => {
+                self.fail(StreamError::ConnectionTimeout, None).await;
+                Err(S2sError::Timeout)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn inbound(&self, ev: StreamEvent) -> Result<StreamEvent, S2sError> {
         match ev {
             StreamEvent::Element(el) if el.is("error", ns::STREAM) => Err(S2sError::Remote(
@@ -289,7 +339,7 @@ impl S2sStream {
                     .map(|c| c.name().to_string())
                     .unwrap_or_default(),
             )),
-            StreamEvent::Element(el) if el.ns() == NS_SERVER => {
+            StreamEvent::Element(el) if el.ns() == self.content_ns => {
                 Ok(StreamEvent::Element(self.to_client_ns(&el)?))
             }
             other => Ok(other),
