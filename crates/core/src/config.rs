@@ -85,6 +85,9 @@ impl Default for LimitsConfig {
 pub struct StreamManagementConfig {
     /// Seconds a session whose connection dropped may be resumed.
     pub resume_timeout: u64,
+    /// The same for a session whose device registered for push
+    /// notifications (XEP-0357): its phone wakes on a push and resumes.
+    pub resume_timeout_push: u64,
     /// Unacknowledged stanzas kept per session before it is closed.
     pub max_unacked: usize,
 }
@@ -93,7 +96,41 @@ impl Default for StreamManagementConfig {
     fn default() -> Self {
         StreamManagementConfig {
             resume_timeout: 300,
+            resume_timeout_push: 72 * 3600,
             max_unacked: 10_000,
+        }
+    }
+}
+
+/// XEP-0357 push notifications.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Accounts may register app servers.
+    pub enabled: bool,
+    /// Put the message's text in the push (`last-message-body`); it then
+    /// passes through the app server and the phone vendor's service.
+    pub include_body: bool,
+    /// Put the sender's JID in the push (`last-message-sender`).
+    pub include_sender: bool,
+    /// Consecutive errors from an app server after which a registration
+    /// is dropped.
+    pub max_errors: u32,
+    /// Seconds between two pushes to the same device at least.
+    pub min_interval: u64,
+    /// Registrations an account may hold (the oldest goes first).
+    pub max_registrations: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            include_body: false,
+            include_sender: true,
+            max_errors: 3,
+            min_interval: 10,
+            max_registrations: 10,
         }
     }
 }
@@ -227,6 +264,7 @@ pub struct CoreConfig {
     pub archive: ArchiveConfig,
     pub account_muc: AccountMucConfig,
     pub s2s: S2sConfig,
+    pub push: PushConfig,
 }
 
 impl CoreConfig {

@@ -31,6 +31,8 @@ pub struct Server {
     pub pending_iqs: crate::server_iq::PendingIqs,
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
+    /// XEP-0357 push counters and unanswered pushes (account/push.rs).
+    pub push_ledger: crate::account::push::Ledger,
     pub counters: crate::counters::Counters,
     /// Set once by the server crate: writes room nicks back to bookmarks.
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
@@ -62,6 +64,7 @@ impl Server {
             sm: Default::default(),
             pending_iqs: Default::default(),
             caps: Default::default(),
+            push_ledger: Default::default(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),

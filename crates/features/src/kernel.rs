@@ -1,7 +1,9 @@
 //! Protocols implemented inside the kernel (the c2s and account tasks),
 //! declared here so that service discovery and the docs list them like any
 //! module's: RFC 6121 roster and presence, XEP-0198, XEP-0280, XEP-0191,
-//! XEP-0313, XEP-0352, XEP-0160 and XEP-0203.
+//! XEP-0313, XEP-0352, XEP-0160, XEP-0203, XEP-0357 (account/push.rs),
+//! components (XEP-0114) and federation (XEP-0178, XEP-0185, XEP-0220,
+//! XEP-0288).
 
 use async_trait::async_trait;
 use roost_core::{Module, Protocol};
@@ -10,6 +12,8 @@ use roost_proto::ns;
 pub struct Kernel {
     /// `[account_muc] enabled`: advertise account-based MUC joining.
     pub account_muc: bool,
+    /// `[push] enabled`: advertise XEP-0357 on accounts.
+    pub push: bool,
 }
 
 #[async_trait]
@@ -39,6 +43,18 @@ impl Module for Kernel {
             ),
             Protocol::new("XEP-0368: SRV records for XMPP over TLS", "1.1.0"),
             Protocol::new("Account-based MUC joining (urn:roost:account-muc:0)", "0"),
+            Protocol::new("XEP-0357: Push Notifications", "0.4.1"),
+            Protocol::new("XEP-0114: Jabber Component Protocol", "1.6"),
+            Protocol::new(
+                "XEP-0178: Best Practices for Use of SASL EXTERNAL with Certificates",
+                "1.2",
+            ),
+            Protocol::new("XEP-0185: Dialback Key Generation and Validation", "1.0"),
+            Protocol::new("XEP-0220: Server Dialback", "1.1.1"),
+            Protocol::new(
+                "XEP-0288: Bidirectional Server-to-Server Connections",
+                "1.0.1",
+            ),
         ]
     }
     fn server_features(&self) -> Vec<&'static str> {
@@ -50,6 +66,9 @@ impl Module for Kernel {
             // Our own namespace: rooms joined by any session of this
             // account have the account as their single occupant.
             f.push(roost_core::account::ACCOUNT_MUC_FEATURE);
+        }
+        if self.push {
+            f.push(roost_core::account::PUSH_NS);
         }
         f
     }

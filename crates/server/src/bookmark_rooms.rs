@@ -21,6 +21,7 @@ fn for_account(list: Vec<Bookmark>) -> Vec<RoomBookmark> {
             nick: b.nick,
             password: b.password,
             autojoin: b.autojoin,
+            push: roost_core::account::push::room_policy(&b.extensions),
         })
         .collect()
 }

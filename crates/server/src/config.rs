@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, LimitsConfig, RegistrationConfig,
-    S2sConfig, StreamManagementConfig, TlsConfig,
+    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, LimitsConfig, PushConfig,
+    RegistrationConfig, S2sConfig, StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,8 @@ pub struct Config {
     pub http: roost_core::http::HttpConfig,
     /// Server-to-server federation.
     pub s2s: S2sConfig,
+    /// Push notifications (XEP-0357).
+    pub push: PushConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -95,6 +97,7 @@ impl Default for Config {
             muc: roost_muc::MucConfig::default(),
             http: roost_core::http::HttpConfig::default(),
             s2s: S2sConfig::default(),
+            push: PushConfig::default(),
             component: Vec::new(),
         }
     }
@@ -272,6 +275,7 @@ impl Config {
             archive: self.archive.clone(),
             account_muc: self.account_muc.clone(),
             s2s: self.s2s.clone(),
+            push: self.push.clone(),
         }
     }
 

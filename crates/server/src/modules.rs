@@ -15,6 +15,7 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
     vec![
         Arc::new(kernel::Kernel {
             account_muc: config.account_muc.enabled,
+            push: config.push.enabled,
         }),
         Arc::new(disco::Disco {
             pep: Some(pep.clone()),

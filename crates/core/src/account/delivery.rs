@@ -35,9 +35,33 @@ impl Account {
         };
         match stanza.kind {
             StanzaKind::Presence => self.inbound_presence(stanza).await,
-            StanzaKind::Message => self.deliver_message(stanza).await,
+            StanzaKind::Message => {
+                // XEP-0357: after delivery, devices that did not hear it.
+                let push = match self.push_worthy(&stanza) {
+                    Some(p) if self.has_push_registrations().await => Some((p, stanza.el.clone())),
+                    _ => None,
+                };
+                self.deliver_message(stanza).await;
+                if let Some(((urgency, sender), el)) = push {
+                    self.push_unheard(&el, &sender, urgency).await;
+                }
+            }
+            StanzaKind::Iq if self.push_answer(&stanza).await => {}
             StanzaKind::Iq => self.deliver_iq(stanza),
         }
+    }
+
+    /// A one-to-one message from someone else that would notify a person.
+    fn push_worthy(&self, stanza: &Stanza) -> Option<(super::push::Urgency, Jid)> {
+        if !matches!(stanza.type_attr(), None | Some("chat") | Some("normal")) {
+            return None;
+        }
+        let from = stanza.from.clone()?;
+        if from.to_bare() == self.jid {
+            return None;
+        }
+        let urgency = super::push::urgency(&stanza.el);
+        (urgency != super::push::Urgency::None).then_some((urgency, from))
     }
 
     async fn deliver_message(&mut self, mut stanza: Stanza) {

@@ -11,12 +11,14 @@ mod carbons;
 mod delivery;
 mod notify;
 mod presence;
+pub mod push;
 mod resources;
 mod rooms;
 mod roster;
 mod subscription;
 
-pub use resources::{KillReason, SessionHandle, SessionMsg};
+pub use push::NS as PUSH_NS;
+pub use resources::{DeviceState, KillReason, SessionHandle, SessionMsg};
 pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
 pub use rooms::{BookmarkNicks, RoomBookmark};
 
@@ -53,6 +55,12 @@ pub enum AccountMsg {
     Flush(oneshot::Sender<()>),
     /// The account's bookmarked rooms, whole (rule 13).
     Bookmarks(Vec<RoomBookmark>),
+    /// A session's device started or stopped hearing what it is sent.
+    DeviceState {
+        resource: String,
+        session_id: u64,
+        state: DeviceState,
+    },
     /// A resource's XEP-0115 caps were looked up.
     CapsResolved {
         resource: String,
@@ -102,6 +110,8 @@ pub(crate) struct Account {
     contact_resources: std::collections::HashMap<jid::FullJid, bool>,
     /// Rooms the account occupies (account-based MUC joining).
     rooms: rooms::Rooms,
+    /// XEP-0357 registrations, loaded on first use.
+    push: Option<Box<push::Registrations>>,
 }
 
 /// The next tick of a timer that may not exist (then never).
@@ -127,6 +137,7 @@ impl Account {
             mam_prefs: None,
             contact_resources: Default::default(),
             rooms: Default::default(),
+            push: None,
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -227,12 +238,18 @@ impl Account {
                 session_id,
                 features,
             } => self.caps_resolved(&resource, session_id, features),
+            AccountMsg::DeviceState {
+                resource,
+                session_id,
+                state,
+            } => self.device_state(&resource, session_id, state),
         }
     }
 
     /// RFC 6120 §7.7.2.2: a second session binding the same resource
     /// replaces the first, which is closed with a `conflict` stream error.
     async fn bind(&mut self, resource: String, handle: SessionHandle) {
+        self.device_hears_again(&resource);
         if let Some(old) = self.resources.insert(resource, handle) {
             old.handle.close(
                 roost_proto::StreamError::Conflict,
@@ -285,6 +302,7 @@ impl Account {
                     roost_proto::ns::CARBONS => self.carbons_iq(resource, &stanza),
                     roost_proto::ns::BLOCKING => self.blocking_iq(resource, &stanza).await,
                     roost_proto::ns::MAM => self.mam_iq(resource, &stanza).await,
+                    push::NS => self.push_iq(resource, &stanza).await,
                     _ => self.roster_iq(resource, &stanza).await,
                 };
                 self.reply_to_session(resource, &stanza, reply);

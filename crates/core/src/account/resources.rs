@@ -20,6 +20,9 @@ pub enum SessionMsg {
     /// A room's stanza the account forks to several of its sessions: one
     /// tree for all of them, each writing it with its own JID as `to`.
     Forked(Arc<Element>),
+    /// The device of this session registered for push notifications (or
+    /// no longer has any): it may hibernate for `resume_timeout_push`.
+    PushRegistered(bool),
 }
 
 /// Why a session is closed from outside (boxed for the same reason).
@@ -60,7 +63,7 @@ impl SessionHandle {
         }
     }
 
-    fn queue(&self, msg: SessionMsg) {
+    pub(crate) fn queue(&self, msg: SessionMsg) {
         match self.tx.try_send(msg) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
@@ -107,8 +110,21 @@ impl StoredPresence {
     }
 }
 
+/// Whether a session's device hears what it is sent (XEP-0357 decides
+/// from this whom to push).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Connected and active.
+    Live,
+    /// Connected, but said it is inactive (XEP-0352).
+    Inactive,
+    /// Connection lost, waiting for resumption (XEP-0198).
+    Hibernated,
+}
+
 pub struct ResourceEntry {
     pub handle: SessionHandle,
+    pub device: DeviceState,
     /// Last available presence broadcast by the resource; `None` until
     /// initial presence and after unavailable.
     pub presence: Option<StoredPresence>,
@@ -148,6 +164,7 @@ impl Resources {
     pub fn insert(&mut self, resource: String, handle: SessionHandle) -> Option<ResourceEntry> {
         let entry = ResourceEntry {
             handle,
+            device: DeviceState::Live,
             presence: None,
             priority: 0,
             interested: false,

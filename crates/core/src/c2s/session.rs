@@ -24,7 +24,7 @@ use super::conn::Connection;
 use super::csi::{self, Csi, Outgoing};
 use super::negotiation::Negotiated;
 use super::stream_management::{self as sm, Resumption, StreamManagement};
-use crate::account::{AccountMsg, SessionMsg};
+use crate::account::{AccountMsg, DeviceState, SessionMsg};
 use crate::module::Scope;
 use crate::server::{iq_reply, Server};
 
@@ -40,7 +40,13 @@ const MAX_ACK_REQUESTS: u32 = 64;
 const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// IQ namespaces the account task answers for its own sessions.
-const ACCOUNT_IQS: &[&str] = &[ns::ROSTER, ns::CARBONS, ns::BLOCKING, ns::MAM];
+const ACCOUNT_IQS: &[&str] = &[
+    ns::ROSTER,
+    ns::CARBONS,
+    ns::BLOCKING,
+    ns::MAM,
+    crate::account::PUSH_NS,
+];
 
 enum Next {
     Continue,
@@ -60,6 +66,10 @@ struct Session {
     /// Receipts of stanzas queued for this client by other sessions
     /// (receipts.rs): released once the stanzas are written to the socket.
     written: Vec<roost_proto::stanza::Receipt>,
+    session_id: u64,
+    /// The device registered for push notifications (XEP-0357): it
+    /// hibernates for `resume_timeout_push`.
+    push: bool,
 }
 
 pub async fn run(server: Arc<Server>, n: Negotiated) {
@@ -80,11 +90,12 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         sm: None,
         resume_rx: None,
         csi: Csi::default(),
+        session_id: handle.id,
+        push: false,
         written: Vec::new(),
     };
     let mut shutdown = server.shutdown_signal();
     let idle = Duration::from_secs(server.config.limits.idle_timeout.max(1));
-    let window = Duration::from_secs(server.config.stream_management.resume_timeout);
     let max_unacked = server.config.stream_management.max_unacked;
     let mut events = pending;
     let mut hibernate_until: Option<Instant> = None;
@@ -124,6 +135,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
             Some(r) = recv_resumption(&mut s.resume_rx) => {
                 if Box::pin(s.resume(r)).await {
                     hibernate_until = None;
+                    s.device(DeviceState::Live);
                 }
             }
             msg = rx.recv() => {
@@ -148,7 +160,10 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
                         if let Some(mut lost) = s.conn.take() {
                             tokio::spawn(async move { lost.shutdown().await });
                         }
-                        hibernate_until = Some(Instant::now() + window);
+                        let sm = &server.config.stream_management;
+                        let window = if s.push { sm.resume_timeout_push } else { sm.resume_timeout };
+                        hibernate_until = Some(Instant::now() + Duration::from_secs(window));
+                        s.device(DeviceState::Hibernated);
                     }
                     Ok(false) => break 'session None,
                 }
@@ -247,7 +262,20 @@ impl Session {
                 self.written.push(receipt);
             }
             SessionMsg::Forked(el) => self.outgoing_forked(el),
+            SessionMsg::PushRegistered(on) => self.push = on,
         }
+    }
+
+    /// Tell the account whether this device hears what it is sent.
+    fn device(&self, state: DeviceState) {
+        self.server.send_to_account(
+            &self.bare,
+            AccountMsg::DeviceState {
+                resource: self.jid.resource().to_string(),
+                session_id: self.session_id,
+                state,
+            },
+        );
     }
 
     /// A tree shared with the account's other sessions: written straight
@@ -436,8 +464,12 @@ impl Session {
                         for el in self.csi.activate() {
                             self.write_counted(el);
                         }
+                        self.device(DeviceState::Live);
                     }
-                    "inactive" => self.csi.inactive = true,
+                    "inactive" => {
+                        self.csi.inactive = true;
+                        self.device(DeviceState::Inactive);
+                    }
                     _ => {}
                 }
                 Next::Continue

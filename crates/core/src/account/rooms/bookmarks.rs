@@ -25,6 +25,8 @@ pub struct RoomBookmark {
     pub nick: Option<String>,
     pub password: Option<String>,
     pub autojoin: bool,
+    /// When the room's messages push (XEP-0357), if the bookmark says.
+    pub push: Option<crate::account::push::RoomPolicy>,
 }
 
 /// Writes a nick the account got in a room back to its bookmark.
@@ -39,6 +41,10 @@ impl Account {
         if !cfg.enabled || !cfg.persist_bookmarked {
             return;
         }
+        self.rooms.push_policy = list
+            .iter()
+            .filter_map(|b| Some((b.room.clone(), b.push?)))
+            .collect();
         let wanted: BTreeMap<BareJid, RoomBookmark> = list
             .into_iter()
             .filter(|b| b.autojoin)

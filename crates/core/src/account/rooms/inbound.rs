@@ -237,6 +237,7 @@ impl Account {
                 state.default_history += 1;
             }
         }
+        let push = self.room_push_worthy(room, &el).await.then(|| el.clone());
         if groupchat && el.has_child("body", ns::CLIENT) {
             // Stored without the account as addressee; each session's copy
             // gets its own `to` when forked.
@@ -255,6 +256,56 @@ impl Account {
             }
         }
         self.fork_owned(room, el);
+        // XEP-0357, after the sessions have it: devices that cannot hear.
+        if let Some(msg) = push {
+            if let Some(sender) = msg.attr("from").and_then(|f| Jid::new(f).ok()) {
+                let urgency = crate::account::push::urgency(&msg);
+                self.push_unheard(&msg, &sender, urgency).await;
+            }
+        }
+    }
+
+    /// A room message that pushes under the room's policy: a live
+    /// groupchat message (not history, not our own) that mentions the
+    /// account, or any one with `always`; a private message from an
+    /// occupant unless `never`.
+    async fn room_push_worthy(&mut self, room: &BareJid, el: &Element) -> bool {
+        use crate::account::push::{self, RoomPolicy, Urgency};
+        if push::urgency(el) == Urgency::None || el.has_child("delay", ns::DELAY) {
+            return false;
+        }
+        let policy = self
+            .rooms
+            .push_policy
+            .get(room)
+            .copied()
+            .unwrap_or_default();
+        let Some(state) = self.rooms.map.get(room) else {
+            return false;
+        };
+        let from_nick = el
+            .attr("from")
+            .and_then(|f| Jid::new(f).ok())
+            .and_then(|j| j.resource().map(|r| r.to_string()));
+        let Some(from_nick) = from_nick else {
+            return false;
+        };
+        let worthy = match el.attr("type") {
+            Some("groupchat") => {
+                from_nick != state.nick
+                    && match policy {
+                        RoomPolicy::Always => true,
+                        RoomPolicy::Never => false,
+                        RoomPolicy::Mentions => {
+                            let occupant = format!("{room}/{}", state.nick);
+                            push::mentions(el, &state.nick, &occupant, self.jid.as_str())
+                        }
+                    }
+            }
+            Some("error") | Some("headline") => false,
+            _ => policy != RoomPolicy::Never,
+        };
+        worthy && self.has_push_registrations().await
     }
 
     /// Rule 14: stored once, under the room's stanza-id, so history replays

@@ -143,6 +143,8 @@ pub struct Rooms {
     /// The autojoin bookmarks last synchronised (rule 13), so the account
     /// can rejoin a bookmarked room it was disconnected from on its own.
     pub(super) bookmarked: BTreeMap<BareJid, bookmarks::RoomBookmark>,
+    /// Push policies set in bookmarks (XEP-0357; default: mentions).
+    pub(super) push_policy: HashMap<BareJid, crate::account::push::RoomPolicy>,
 }
 
 impl Rooms {
