@@ -44,6 +44,8 @@ impl Module for Kernel {
             Protocol::new("XEP-0368: SRV records for XMPP over TLS", "1.1.0"),
             Protocol::new("Account-based MUC joining (urn:roost:account-muc:0)", "0"),
             Protocol::new("XEP-0357: Push Notifications", "0.4.1"),
+            Protocol::new("XEP-0388: Extensible SASL Profile", "1.0.4"),
+            Protocol::new("XEP-0386: Bind 2", "1.1.0"),
             Protocol::new("XEP-0114: Jabber Component Protocol", "1.6"),
             Protocol::new(
                 "XEP-0178: Best Practices for Use of SASL EXTERNAL with Certificates",

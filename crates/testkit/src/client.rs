@@ -444,6 +444,40 @@ impl Conn {
         }
     }
 
+    /// SASL2 (XEP-0388) with SCRAM-SHA-256 and `inline` requests (XML put
+    /// inside `<authenticate/>`: user-agent, Bind 2, resume). The server's
+    /// last answer: `<success/>` (its signature checked) or `<failure/>`.
+    pub async fn authenticate2(&mut self, user: &str, password: &str, inline: &str) -> Element {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut scram = ScramClient::new(Hash::Sha256, user, password);
+        self.send(&format!(
+            "<authenticate xmlns='urn:xmpp:sasl:2' mechanism='SCRAM-SHA-256'><initial-response>{}</initial-response>{inline}</authenticate>",
+            b64.encode(scram.client_first())
+        ))
+        .await;
+        let challenge = self.next_element().await.expect("SASL2 answer");
+        if challenge.name() != "challenge" {
+            return challenge;
+        }
+        let data = b64.decode(challenge.text().trim()).expect("base64");
+        let fin = scram.handle_server_first(&data).expect("server-first");
+        self.send(&format!(
+            "<response xmlns='urn:xmpp:sasl:2'>{}</response>",
+            b64.encode(fin)
+        ))
+        .await;
+        let r = self.next_element().await.expect("SASL2 outcome");
+        if r.name() == "success" {
+            let extra = r
+                .get_child("additional-data", "urn:xmpp:sasl:2")
+                .map(|d| d.text())
+                .unwrap_or_default();
+            let v = b64.decode(extra.trim()).expect("base64");
+            scram.verify_server_final(&v).expect("server signature");
+        }
+        r
+    }
+
     /// XEP-0198 resumption on an authenticated, restarted stream; returns
     /// the `<resumed/>` or `<failed/>` answer.
     pub async fn resume(&mut self, previd: &str, h: u32) -> Element {
@@ -499,6 +533,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// A session bound some other way (SASL2 and Bind 2).
+    pub fn from_bound(conn: Conn, jid: String) -> Client {
+        Client {
+            conn,
+            jid,
+            held: VecDeque::new(),
+            next_id: 1,
+        }
+    }
+
     pub async fn login(addr: SocketAddr, login: Login) -> Result<Client, String> {
         let mut conn = Conn::secured_for(addr, login.direct_tls, &login.domain).await;
         conn.authenticate(&login.user, &login.password, login.mech)

@@ -351,7 +351,7 @@ function capsVer(features) {
  * one SASL mechanism xmpp.js must use.
  */
 export class XClient {
-  constructor(server, account, { transport = 'starttls', mechanism = 'SCRAM-SHA-1', resource, password } = {}) {
+  constructor(server, account, { transport = 'starttls', mechanism = 'SCRAM-SHA-1', resource, password, bind2Rooms = false } = {}) {
     this.server = server;
     this.account = account;
     this.transport = transport;
@@ -361,7 +361,8 @@ export class XClient {
     this.features = []; // every <stream:features/> received, as XML text
     this.offeredMechanisms = null;
     this.saslChallenges = []; // decoded SASL challenges
-    this.authMechanism = null; // the mechanism of the <auth/> xmpp.js sent
+    this.authMechanism = null; // the mechanism of the <auth/> or <authenticate/> xmpp.js sent
+    this.saslProfile = null; // 'sasl' (RFC 6120) or 'sasl2' (XEP-0388)
     this.inbox = new Inbox('stanza', this.name);
     this.nonzas = new Inbox('nonza', this.name); // e.g. XEP-0198 <enabled/>, <resumed/>
     this.errors = [];
@@ -384,6 +385,36 @@ export class XClient {
     }));
     // Reconnection only when a test asks for it (stream resumption).
     x.reconnect.stop();
+    // Roost's Bind 2 inline feature: join the new session to the
+    // account's rooms. The <rooms/> answer in <bound/> is kept here.
+    this.boundRooms = null;
+    if (bind2Rooms) {
+      x.bind2.use(
+        'urn:roost:account-muc:0',
+        () => xml('rooms', { xmlns: 'urn:roost:account-muc:0' }),
+        (el) => {
+          if (el.is('rooms', 'urn:roost:account-muc:0')) this.boundRooms = el;
+        },
+      );
+    }
+    // xmpp.js 0.14's Connection.open() starts listening for the server's
+    // stream header only after its own header's write callback; over
+    // direct TLS the answer can be parsed first, and then open() waits
+    // for a header that already came (with RFC 6120 SASL the stream
+    // restart after authentication hid this; SASL2 has no restart). We
+    // listen from before the write; the library's own wait is dropped.
+    const libraryOpen = x.open.bind(x);
+    x.open = (options) => {
+      const opened = new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no stream header')), LOGIN_TIMEOUT_MS);
+        x.once('open', (el) => {
+          clearTimeout(timer);
+          resolve(el);
+        });
+      });
+      libraryOpen(options).catch(() => {});
+      return opened;
+    };
     x.on('error', (err) => {
       this.errors.push(err);
       this.note(`ERROR ${err?.condition ?? ''} ${err?.message ?? err}`);
@@ -391,13 +422,29 @@ export class XClient {
     x.on('element', (el) => {
       this.note(`RECV ${el}`);
       if (el.is('features', 'http://etherx.jabber.org/streams')) this.features.push(String(el));
-      if (el.is('challenge', NS.sasl)) {
+      if (el.is('challenge', NS.sasl) || el.is('challenge', 'urn:xmpp:sasl:2')) {
         this.saslChallenges.push(Buffer.from(el.text(), 'base64').toString('utf8'));
+      }
+      // SASL2 (XEP-0388) carries XEP-0198's answers inside <success/>:
+      // <bound><enabled/></bound> (Bind 2) or <resumed/>. The tests read
+      // them as the nonzas they are without SASL2.
+      if (el.is('success', 'urn:xmpp:sasl:2')) {
+        const sm = [el.getChild('resumed', NS.sm), el.getChild('failed', NS.sm),
+          el.getChild('bound', 'urn:xmpp:bind:0')?.getChild('enabled', NS.sm),
+          el.getChild('bound', 'urn:xmpp:bind:0')?.getChild('failed', NS.sm)];
+        for (const answer of sm) if (answer) this.nonzas.put(answer);
       }
     });
     x.on('send', (el) => {
       this.note(`SEND ${el}`);
-      if (el.is('auth', NS.sasl)) this.authMechanism = el.attrs.mechanism;
+      if (el.is('auth', NS.sasl)) {
+        this.authMechanism = el.attrs.mechanism;
+        this.saslProfile = 'sasl';
+      }
+      if (el.is('authenticate', 'urn:xmpp:sasl:2')) {
+        this.authMechanism = el.attrs.mechanism;
+        this.saslProfile = 'sasl2';
+      }
     });
     x.on('stanza', (el) => this.inbox.put(el));
     x.on('nonza', (el) => this.nonzas.put(el));

@@ -31,6 +31,17 @@ const fromRoom = (room) => (el) => bare(el.attrs.from) === room && el.name !== '
  * sequence, XEP-0045 §7.2.15); the sequence of presences and messages from
  * the room, in order.
  */
+/** bob creates an instant room (XEP-0045 §10.1.2) with the subject. */
+async function createInstantRoom(c, room, nick) {
+  await c.presence({ to: `${room}/${nick}` }, xml('x', { xmlns: NS.muc }, xml('history', { maxstanzas: '0' })));
+  await c.take(occupant(room, nick, 'available', [110]), 'own presence in the new room');
+  await c.iq(
+    xml('iq', { type: 'set', to: room }, xml('query', { xmlns: NS.mucOwner }, xml('x', { xmlns: NS.data, type: 'submit' }))),
+  );
+  await c.send(xml('message', { to: room, type: 'groupchat' }, xml('subject', {}, SUBJECT)));
+  await c.take((el) => subjectFrom(room)(el) && el.getChildText('subject') === SUBJECT, 'subject');
+}
+
 async function join(c, room, nick, maxstanzas) {
   const mark = c.inbox.mark();
   await c.presence(
@@ -183,6 +194,39 @@ describe('xmpp.js in a MUC room', { timeout: 120_000 }, () => {
       await phone.take(occupant(room, 'Al', 'unavailable', [110]), 'own unavailable');
       await bob.take(occupant(room, 'Al', 'unavailable'), 'alice left the room');
       assert.equal(resourceOf(gone.attrs.from), 'Al');
+    }),
+  );
+
+  test(
+    "Bind 2 with Roost's rooms feature: a new session is in the account's rooms at once",
+    withSession(srv, async (s) => {
+      const aliceAcct = server.newUser('alice');
+      const bobAcct = server.newUser('bob');
+      const room = newRoom();
+      const bob = await s.connect(bobAcct, { transport: 'ws', resource: 'web' });
+      await bob.presence();
+      await createInstantRoom(bob, room, 'Bob');
+      const phone = await s.connect(aliceAcct, { transport: 'starttls', resource: 'phone' });
+      await phone.presence();
+      await join(phone, room, 'Al', 0);
+      await bob.take(occupant(room, 'Al', 'available'), "alice's presence in the room");
+      const bobMark = bob.inbox.mark();
+
+      // A new session asks for its rooms inline: <bound/> lists the room,
+      // and the join sequence follows, answered from the account's state.
+      const tablet = await s.connect(aliceAcct, { transport: 'tls', resource: 'tablet', bind2Rooms: true });
+      assert.equal(tablet.saslProfile, 'sasl2');
+      const listed = tablet.boundRooms?.getChildren('room').map((r) => [r.attrs.jid, r.attrs.nick]);
+      assert.deepEqual(listed, [[room, 'Al']], `<rooms/> in <bound/>: ${tablet.boundRooms}`);
+      const self = await tablet.take(occupant(room, 'Al', 'available', [110]), 'own presence in the room');
+      assert.equal(self.attrs.to, tablet.jid);
+      await tablet.take(occupant(room, 'Bob', 'available'), "bob's presence");
+      await tablet.take(subjectFrom(room), 'the subject');
+      await bob.noneWithin(occupant(room, 'Al'), "a second presence of alice's account", 500, bobMark);
+      // The tablet gets the room's traffic like any joined session.
+      await bob.send(xml('message', { to: room, type: 'groupchat', id: 't1' }, xml('body', {}, 'hi tablet')));
+      const m = await tablet.take(groupchat(room, 'hi tablet', 'Bob'), 'groupchat at the tablet');
+      assert.equal(m.attrs.to, tablet.jid);
     }),
   );
 });

@@ -203,6 +203,29 @@ impl Account {
         }
     }
 
+    /// XEP-0386: a Bind 2 session gets no offline messages; the archive
+    /// has them.
+    pub(super) async fn drop_offline(&self) {
+        let stored = match self.server.stores.offline.offline(&self.jid).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(account = %self.jid, error = %e, "offline read failed");
+                return;
+            }
+        };
+        if let Some((last, _)) = stored.last() {
+            if let Err(e) = self
+                .server
+                .stores
+                .offline
+                .ack_offline(&self.jid, *last)
+                .await
+            {
+                tracing::error!(account = %self.jid, error = %e, "offline ack failed");
+            }
+        }
+    }
+
     fn deliver_iq(&self, stanza: Stanza) {
         match stanza.to.as_ref().and_then(Jid::resource) {
             Some(res) => match self.resources.get(res.as_str()) {

@@ -40,7 +40,10 @@ pub enum AccountMsg {
     Bind {
         resource: String,
         handle: SessionHandle,
-        reply: oneshot::Sender<()>,
+        /// What a Bind 2 request enables with the binding (XEP-0386).
+        inline: Option<Box<BindInline>>,
+        /// Answered once bound, with the rooms the session was joined to.
+        reply: oneshot::Sender<Vec<(String, String)>>,
     },
     /// A session ended, however it ended.
     Unbind { resource: String, session_id: u64 },
@@ -67,6 +70,15 @@ pub enum AccountMsg {
         session_id: u64,
         features: Option<crate::caps::Features>,
     },
+}
+
+/// Features a Bind 2 request (XEP-0386) enables as the resource is bound.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BindInline {
+    /// XEP-0280 carbons on.
+    pub carbons: bool,
+    /// Join the session to the account's rooms (account-based MUC joining).
+    pub rooms: bool,
 }
 
 /// Queue entries are boxed, so that a queue's slots are a pointer each.
@@ -210,10 +222,27 @@ impl Account {
             AccountMsg::Bind {
                 resource,
                 handle,
+                inline,
                 reply,
             } => {
-                self.bind(resource, handle).await;
-                let _ = reply.send(());
+                self.bind(resource.clone(), handle).await;
+                let mut rooms = Vec::new();
+                if let Some(inline) = inline {
+                    // XEP-0386: offline messages are not sent; the client
+                    // catches up from the archive (which has them, when on).
+                    if self.server.config.archive.enabled {
+                        self.drop_offline().await;
+                    }
+                    if inline.carbons {
+                        if let Some(e) = self.resources.get_mut(&resource) {
+                            e.carbons = true;
+                        }
+                    }
+                    if inline.rooms {
+                        rooms = self.join_session_to_rooms(&resource).await;
+                    }
+                }
+                let _ = reply.send(rooms);
             }
             AccountMsg::Unbind {
                 resource,

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod csi;
 pub mod negotiation;
 pub mod receipts;
+pub mod sasl2;
 pub mod session;
 pub mod stream_management;
 pub mod throttle;

@@ -18,6 +18,7 @@ use roost_stream::StreamEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::Connection;
+use super::sasl2;
 use crate::account::{AccountMsg, SessionHandle, SessionMsg};
 use crate::mailbox;
 use crate::module::Scope;
@@ -32,6 +33,9 @@ pub struct Negotiated {
     pub kill: mailbox::Receiver<crate::account::KillReason>,
     /// Events read together with the bind request, processed first.
     pub pending: Vec<StreamEvent>,
+    /// A Bind 2 session (XEP-0386): its `<success/>` is written by the
+    /// session once stream management is set up.
+    pub inline: Option<Box<super::sasl2::Inline>>,
 }
 
 /// Failed SASL attempts one stream may make before it is closed.
@@ -53,6 +57,8 @@ struct Negotiation<'a> {
     restarted: bool,
     /// Our response header for the current stream went out.
     header_sent: bool,
+    /// The exchange in progress is SASL2 (XEP-0388), with these requests.
+    sasl2: Option<Box<sasl2::Request>>,
 }
 
 enum Outcome {
@@ -72,6 +78,7 @@ pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotia
         lang: "en".into(),
         restarted: false,
         header_sent: false,
+        sasl2: None,
     };
     let timeout = Duration::from_secs(server.config.limits.auth_timeout);
     let mut shutdown = server.shutdown_signal();
@@ -228,10 +235,14 @@ impl<'a> Negotiation<'a> {
             if self.conn.is_secure() {
                 names.push("PLAIN");
             }
-            for m in names {
-                mechs.append_child(Element::bare("mechanism", ns::SASL).text_node(m));
+            for m in &names {
+                mechs.append_child(Element::bare("mechanism", ns::SASL).text_node(*m));
             }
             f.push(mechs);
+            f.push(sasl2::feature(
+                &names,
+                self.server.config.account_muc.enabled,
+            ));
             if self.registration_allowed() {
                 f.push(Element::bare("register", ns::REGISTER_FEATURE));
             }
@@ -252,6 +263,12 @@ impl<'a> Negotiation<'a> {
             (ns::SASL, "auth") => self.auth(&el).await,
             (ns::SASL, "response") => self.response(&el).await,
             (ns::SASL, "abort") => {
+                self.sasl = None;
+                self.sasl_failure(SaslError::Aborted).await
+            }
+            (sasl2::NS, "authenticate") => self.authenticate(&el).await,
+            (sasl2::NS, "response") if self.sasl2.is_some() => self.response(&el).await,
+            (sasl2::NS, "abort") if self.sasl2.is_some() => {
                 self.sasl = None;
                 self.sasl_failure(SaslError::Aborted).await
             }
@@ -324,11 +341,44 @@ impl<'a> Negotiation<'a> {
             self.write_el(&f).await;
             return Outcome::Continue;
         }
-        let data = match decode(&el.text()) {
+        self.sasl2 = None;
+        self.start_mechanism(el.attr("mechanism"), &el.text()).await
+    }
+
+    /// XEP-0388 §2.3: `<authenticate/>`, with the initial response inside
+    /// and the requests to carry out on success.
+    async fn authenticate(&mut self, el: &Element) -> Outcome {
+        if self.user.is_some() {
+            self.close(StreamError::PolicyViolation, Some("already authenticated"))
+                .await;
+            return Outcome::Close;
+        }
+        if self.tls_required_and_missing() {
+            // RFC 6120 §6.4.5: TLS first.
+            self.sasl2 = None;
+            return if self
+                .write_el(&sasl2::failure("encryption-required", None))
+                .await
+            {
+                Outcome::Continue
+            } else {
+                Outcome::Close
+            };
+        }
+        self.sasl2 = Some(Box::new(sasl2::Request::parse(el)));
+        let initial = el
+            .get_child("initial-response", sasl2::NS)
+            .map(|i| i.text())
+            .unwrap_or_default();
+        self.start_mechanism(el.attr("mechanism"), &initial).await
+    }
+
+    async fn start_mechanism(&mut self, mechanism: Option<&str>, initial: &str) -> Outcome {
+        let data = match decode(initial) {
             Ok(d) => d,
             Err(e) => return self.sasl_failure(e).await,
         };
-        match el.attr("mechanism") {
+        match mechanism {
             Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, &data).await,
             Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, &data).await,
             Some("PLAIN") if self.conn.is_secure() => self.plain(&data).await,
@@ -379,7 +429,11 @@ impl<'a> Negotiation<'a> {
         });
         let challenge = scram.server_first(keys);
         self.sasl = Some(Sasl::Scram(scram, user));
-        let el = Element::bare("challenge", ns::SASL).text_node(encode(&challenge));
+        let el = if self.sasl2.is_some() {
+            sasl2::challenge(encode(&challenge))
+        } else {
+            Element::bare("challenge", ns::SASL).text_node(encode(&challenge))
+        };
         if self.write_el(&el).await {
             Outcome::Continue
         } else {
@@ -455,6 +509,9 @@ impl<'a> Negotiation<'a> {
             .auth_throttle
             .succeeded(self.peer.ip(), user.as_str());
         tracing::info!(account = %user, "authenticated");
+        if let Some(req) = self.sasl2.take() {
+            return self.sasl2_success(user, data, *req).await;
+        }
         let mut el = Element::bare("success", ns::SASL);
         if let Some(d) = data {
             el.append_text_node(encode(&d));
@@ -473,7 +530,11 @@ impl<'a> Negotiation<'a> {
     async fn sasl_failure(&mut self, e: SaslError) -> Outcome {
         self.sasl = None;
         self.failures += 1;
-        let el = Element::bare("failure", ns::SASL).child(Element::bare(e.condition(), ns::SASL));
+        let el = if self.sasl2.take().is_some() {
+            sasl2::failure(e.condition(), None)
+        } else {
+            Element::bare("failure", ns::SASL).child(Element::bare(e.condition(), ns::SASL))
+        };
         if !self.write_el(&el).await {
             return Outcome::Close;
         }
@@ -560,6 +621,7 @@ impl<'a> Negotiation<'a> {
             let r = super::stream_management::Resumption {
                 conn: std::mem::replace(&mut self.conn, Connection::detached(self.peer)),
                 h,
+                sasl2_success: None,
             };
             match tx.send(r).await {
                 Ok(()) => return Outcome::Close,
@@ -592,23 +654,11 @@ impl<'a> Negotiation<'a> {
                 };
             }
         };
-        let (tx, rx) = mailbox::channel(self.server.config.limits.session_queue);
-        let (kill_tx, kill) = mailbox::channel(1);
-        let handle = SessionHandle::new(self.server.next_session_id(), jid.clone(), tx, kill_tx);
-        let (done_tx, done_rx) = oneshot::channel();
-        self.server.send_to_account(
-            &user,
-            AccountMsg::Bind {
-                resource: jid.resource().to_string(),
-                handle: handle.clone(),
-                reply: done_tx,
-            },
-        );
-        if done_rx.await.is_err() {
+        let Some((handle, rx, kill, _)) = self.bind_at_account(&user, &jid, None).await else {
             let reply = iq_reply(&iq.el, Err(StanzaError::internal()));
             self.write_el(&reply).await;
             return Outcome::Close;
-        }
+        };
         let result = Element::bare("bind", ns::BIND)
             .child(Element::bare("jid", ns::BIND).text_node(jid.to_string()));
         let reply = iq_reply(&iq.el, Ok(Some(result)));
@@ -632,6 +682,127 @@ impl<'a> Negotiation<'a> {
             rx,
             kill,
             pending: Vec::new(),
+            inline: None,
+        }))
+    }
+
+    /// Bind `jid` at the account's task; the session's handle, queues and
+    /// the rooms a Bind 2 request joined it to.
+    #[allow(clippy::type_complexity)]
+    async fn bind_at_account(
+        &self,
+        user: &BareJid,
+        jid: &FullJid,
+        inline: Option<crate::account::BindInline>,
+    ) -> Option<(
+        SessionHandle,
+        mailbox::Receiver<SessionMsg>,
+        mailbox::Receiver<crate::account::KillReason>,
+        Vec<(String, String)>,
+    )> {
+        let (tx, rx) = mailbox::channel(self.server.config.limits.session_queue);
+        let (kill_tx, kill) = mailbox::channel(1);
+        let handle = SessionHandle::new(self.server.next_session_id(), jid.clone(), tx, kill_tx);
+        let (done_tx, done_rx) = oneshot::channel();
+        self.server.send_to_account(
+            user,
+            AccountMsg::Bind {
+                resource: jid.resource().to_string(),
+                handle: handle.clone(),
+                inline: inline.map(Box::new),
+                reply: done_tx,
+            },
+        );
+        let rooms = done_rx.await.ok()?;
+        Some((handle, rx, kill, rooms))
+    }
+
+    /// XEP-0388 §2.6.1 success: resume inline (XEP-0198), or bind inline
+    /// (XEP-0386), or stay on this stream, authenticated, without a
+    /// restart; `<success/>` is followed by the stream's new features.
+    async fn sasl2_success(
+        &mut self,
+        user: BareJid,
+        data: Option<Vec<u8>>,
+        req: sasl2::Request,
+    ) -> Outcome {
+        self.user = Some(user.clone());
+        let additional = data.map(|d| encode(&d));
+        let success = sasl2::success(user.as_str(), additional.clone());
+        let mut resume_failed = None;
+        if let Some((previd, h)) = req.resume {
+            if let Some(tx) = self.server.sm.find(&previd, &user) {
+                let r = super::stream_management::Resumption {
+                    conn: std::mem::replace(&mut self.conn, Connection::detached(self.peer)),
+                    h,
+                    sasl2_success: Some(sasl2::success_for_resumption(additional.clone())),
+                };
+                match tx.send(r).await {
+                    Ok(()) => return Outcome::Close,
+                    Err(mpsc::error::SendError(r)) => self.conn = r.conn,
+                }
+            }
+            resume_failed = Some(super::stream_management::failed("item-not-found", None));
+        }
+        let Some(bind) = req.bind else {
+            let mut success = success;
+            if let Some(f) = resume_failed {
+                success.append_child(f);
+            }
+            let features = self.features();
+            self.conn.queue_element(&success);
+            self.conn.queue_features(&features);
+            return match self.conn.flush().await {
+                Ok(()) => Outcome::Continue,
+                Err(_) => Outcome::Close,
+            };
+        };
+        let resource = sasl2::resource(
+            user.as_str(),
+            bind.tag.as_deref(),
+            req.user_agent.as_deref(),
+        );
+        let jid = match user.with_resource_str(&resource) {
+            Ok(j) => j,
+            // A tag that makes no resource: the generated part alone.
+            Err(_) => match user.with_resource_str(&sasl2::resource(
+                user.as_str(),
+                None,
+                req.user_agent.as_deref(),
+            )) {
+                Ok(j) => j,
+                Err(_) => return Outcome::Close,
+            },
+        };
+        let account_muc = self.server.config.account_muc.enabled;
+        let inline = crate::account::BindInline {
+            carbons: bind.carbons,
+            rooms: bind.rooms && account_muc,
+        };
+        let Some((handle, rx, kill, rooms)) = self.bind_at_account(&user, &jid, Some(inline)).await
+        else {
+            self.write_el(&sasl2::failure("temporary-auth-failure", None))
+                .await;
+            return Outcome::Close;
+        };
+        tracing::info!(session = %jid, "bound (Bind 2)");
+        let mut success = sasl2::success(jid.as_str(), additional);
+        if let Some(f) = resume_failed {
+            success.append_child(f);
+        }
+        let conn = std::mem::replace(&mut self.conn, Connection::detached(self.peer));
+        Outcome::Bound(Box::new(Negotiated {
+            conn,
+            jid,
+            handle,
+            rx,
+            kill,
+            pending: Vec::new(),
+            inline: Some(Box::new(sasl2::Inline {
+                success,
+                bind,
+                rooms,
+            })),
         }))
     }
 }

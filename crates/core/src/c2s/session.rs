@@ -80,6 +80,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
         mut rx,
         mut kill,
         pending,
+        inline,
     } = n;
     server.counters.session_started();
     let mut s = Session {
@@ -98,6 +99,9 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
     let idle = Duration::from_secs(server.config.limits.idle_timeout.max(1));
     let max_unacked = server.config.stream_management.max_unacked;
     let mut events = pending;
+    if let Some(inline) = inline {
+        s.start_inline(*inline);
+    }
     let mut hibernate_until: Option<Instant> = None;
     let reason: Option<(StreamError, String)> = 'session: loop {
         for ev in std::mem::take(&mut events) {
@@ -405,7 +409,11 @@ impl Session {
 
     /// Take over a new connection (XEP-0198 §5).
     async fn resume(&mut self, r: Resumption) -> bool {
-        let Resumption { mut conn, h } = r;
+        let Resumption {
+            mut conn,
+            h,
+            sasl2_success,
+        } = r;
         let Some(m) = self.sm.as_mut() else {
             return false;
         };
@@ -435,7 +443,15 @@ impl Session {
             .attr_set("previd", previd)
             .attr_set("h", m.handled_in().to_string());
         m.ack_due = None;
-        conn.queue_element(&resumed);
+        match sasl2_success {
+            Some(mut success) => {
+                success.append_child(super::sasl2::authorization(self.jid.as_str()));
+                success.append_child(resumed);
+                conn.queue_element(&success);
+                conn.queue_features(&bound_features(false));
+            }
+            None => conn.queue_element(&resumed),
+        }
         for el in m.unacked() {
             conn.queue_element(el);
         }
@@ -484,28 +500,51 @@ impl Session {
         }
     }
 
+    /// XEP-0198 §3: `<enabled/>` (with an id when resumable), or
+    /// `<failed/>` when already on.
+    fn enable_sm(&mut self, resume: bool) -> Element {
+        if self.sm.is_some() {
+            return sm::failed("unexpected-request", None);
+        }
+        let window = self.server.config.stream_management.resume_timeout;
+        let id = resume.then(|| roost_proto::id::random_token(24));
+        let mut enabled = Element::bare("enabled", sm::NS);
+        if let Some(id) = &id {
+            enabled = enabled
+                .attr_set("id", id.clone())
+                .attr_set("resume", "true")
+                .attr_set("max", window.to_string());
+            let (tx, rx) = mpsc::channel(1);
+            self.server.sm.register(id.clone(), self.bare.clone(), tx);
+            self.resume_rx = Some(rx);
+        }
+        self.sm = Some(StreamManagement::new(id));
+        enabled
+    }
+
+    /// A Bind 2 session starts (XEP-0386): stream management and client
+    /// state as asked, then `<success/>` and the stream's features, before
+    /// anything queued for the session.
+    fn start_inline(&mut self, inline: super::sasl2::Inline) {
+        let sm_answer = inline.bind.sm.map(|resume| self.enable_sm(resume));
+        let sm_on = self.sm.is_some();
+        if inline.bind.csi_inactive == Some(true) {
+            self.csi.inactive = true;
+            self.device(DeviceState::Inactive);
+        }
+        let success = inline.finish(sm_answer);
+        if let Some(c) = self.conn.as_mut() {
+            c.queue_element(&success);
+            c.queue_features(&bound_features(!sm_on));
+        }
+    }
+
     fn sm_nonza(&mut self, el: Element) -> Next {
         match el.name() {
             "enable" => {
-                if self.sm.is_some() {
-                    self.write_uncounted(&sm::failed("unexpected-request", None));
-                    return Next::Continue;
-                }
                 let resume = matches!(el.attr("resume"), Some("true") | Some("1"));
-                let window = self.server.config.stream_management.resume_timeout;
-                let id = resume.then(|| roost_proto::id::random_token(24));
-                let mut enabled = Element::bare("enabled", sm::NS);
-                if let Some(id) = &id {
-                    enabled = enabled
-                        .attr_set("id", id.clone())
-                        .attr_set("resume", "true")
-                        .attr_set("max", window.to_string());
-                    let (tx, rx) = mpsc::channel(1);
-                    self.server.sm.register(id.clone(), self.bare.clone(), tx);
-                    self.resume_rx = Some(rx);
-                }
-                self.sm = Some(StreamManagement::new(id));
-                self.write_uncounted(&enabled);
+                let answer = self.enable_sm(resume);
+                self.write_uncounted(&answer);
                 Next::Continue
             }
             "r" => {
@@ -684,4 +723,14 @@ impl Session {
             .await;
         self.outgoing(iq_reply(&stanza.el, reply));
     }
+}
+
+/// The features of a stream bound with Bind 2 or resumed inline (XEP-0388
+/// §2.6.1: `<success/>` is followed by them): what may still be enabled.
+fn bound_features(sm: bool) -> Vec<Element> {
+    let mut f = vec![Element::bare("csi", "urn:xmpp:csi:0")];
+    if sm {
+        f.push(Element::bare("sm", sm::NS));
+    }
+    f
 }

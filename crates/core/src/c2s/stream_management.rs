@@ -21,6 +21,9 @@ pub struct Resumption {
     pub conn: Connection,
     /// Stanzas the client says it handled (`<resume h=.../>`).
     pub h: u32,
+    /// Resumed inline with SASL2 (XEP-0388): `<resumed/>` goes inside
+    /// this `<success/>`, which the stream's features follow.
+    pub sasl2_success: Option<minidom::Element>,
 }
 
 /// Sessions that can be resumed: id -> (account, hand-over channel).

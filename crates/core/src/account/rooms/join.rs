@@ -139,6 +139,33 @@ impl Account {
         }
     }
 
+    /// Our Bind 2 inline feature: the new session joins every room the
+    /// account is in, as a later join answered from state (rule 2), with
+    /// no history (the client catches up from the archive). The rooms
+    /// joined, with the account's nick in each.
+    pub(in crate::account) async fn join_session_to_rooms(
+        &mut self,
+        resource: &str,
+    ) -> Vec<(String, String)> {
+        let rooms: Vec<(BareJid, String)> = self
+            .rooms
+            .map
+            .iter()
+            .map(|(room, s)| (room.clone(), s.nick.clone()))
+            .collect();
+        let mut joined = Vec::new();
+        for (room, nick) in rooms {
+            let request = Element::bare("presence", ns::CLIENT).child(
+                Element::bare("x", MUC)
+                    .child(Element::bare("history", MUC).attr_set("maxstanzas", "0")),
+            );
+            self.join(resource, &room, nick.clone(), &nick, &request)
+                .await;
+            joined.push((room.to_string(), nick));
+        }
+        joined
+    }
+
     /// Others' presences, own self-presence last (110 + join codes, 210
     /// when the nick differs from the one asked for), history from the
     /// account's archive, then the subject.
