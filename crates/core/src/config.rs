@@ -102,6 +102,28 @@ impl Default for StreamManagementConfig {
     }
 }
 
+/// XEP-0484 FAST: token logins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FastConfig {
+    /// Offer tokens to SASL2 clients.
+    pub enabled: bool,
+    /// Seconds a token lives; it is replaced when half of that is gone.
+    pub token_lifetime: u64,
+    /// Clients (devices) with tokens per account at most.
+    pub max_clients: usize,
+}
+
+impl Default for FastConfig {
+    fn default() -> Self {
+        FastConfig {
+            enabled: true,
+            token_lifetime: 30 * 24 * 3600,
+            max_clients: 10,
+        }
+    }
+}
+
 /// XEP-0357 push notifications.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -265,6 +287,7 @@ pub struct CoreConfig {
     pub account_muc: AccountMucConfig,
     pub s2s: S2sConfig,
     pub push: PushConfig,
+    pub fast: FastConfig,
 }
 
 impl CoreConfig {

@@ -31,6 +31,8 @@ pub struct Server {
     pub pending_iqs: crate::server_iq::PendingIqs,
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
+    /// XEP-0484 FAST: the key tokens are derived from (set at start).
+    pub fast_key: std::sync::OnceLock<crate::c2s::fast::FastKey>,
     /// XEP-0357 push counters and unanswered pushes (account/push.rs).
     pub push_ledger: crate::account::push::Ledger,
     pub counters: crate::counters::Counters,
@@ -65,6 +67,7 @@ impl Server {
             pending_iqs: Default::default(),
             caps: Default::default(),
             push_ledger: Default::default(),
+            fast_key: std::sync::OnceLock::new(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),

@@ -46,6 +46,7 @@ impl Module for Kernel {
             Protocol::new("XEP-0357: Push Notifications", "0.4.1"),
             Protocol::new("XEP-0388: Extensible SASL Profile", "1.0.4"),
             Protocol::new("XEP-0386: Bind 2", "1.1.0"),
+            Protocol::new("XEP-0484: Fast Authentication Streamlining Tokens", "0.2.0"),
             Protocol::new("XEP-0114: Jabber Component Protocol", "1.6"),
             Protocol::new(
                 "XEP-0178: Best Practices for Use of SASL EXTERNAL with Certificates",

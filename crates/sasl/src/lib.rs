@@ -1,10 +1,12 @@
 //! SASL mechanisms of the server side (RFC 4422): SCRAM-SHA-1 and
-//! SCRAM-SHA-256 (RFC 5802, RFC 7677) and PLAIN (RFC 4616). Pure: no I/O.
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677), PLAIN (RFC 4616) and the HT-*
+//! hashed-token mechanisms of XEP-0484 FAST. Pure: no I/O.
 
 pub mod client;
 pub mod credentials;
 mod crypto;
 pub mod error;
+pub mod ht;
 pub mod plain;
 pub mod scram;
 

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, LimitsConfig, PushConfig,
-    RegistrationConfig, S2sConfig, StreamManagementConfig, TlsConfig,
+    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, FastConfig, LimitsConfig,
+    PushConfig, RegistrationConfig, S2sConfig, StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,8 @@ pub struct Config {
     pub s2s: S2sConfig,
     /// Push notifications (XEP-0357).
     pub push: PushConfig,
+    /// Token logins (XEP-0484 FAST).
+    pub fast: FastConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -98,6 +100,7 @@ impl Default for Config {
             http: roost_core::http::HttpConfig::default(),
             s2s: S2sConfig::default(),
             push: PushConfig::default(),
+            fast: FastConfig::default(),
             component: Vec::new(),
         }
     }
@@ -221,6 +224,8 @@ impl Config {
             ("s2s.max_queue", self.s2s.max_queue >= 1),
             ("s2s.max_incoming", self.s2s.max_incoming >= 1),
             ("s2s.max_outgoing", self.s2s.max_outgoing >= 1),
+            ("fast.token_lifetime", self.fast.token_lifetime >= 60),
+            ("fast.max_clients", self.fast.max_clients >= 1),
         ] {
             if !ok {
                 return Err(ConfigError::Invalid {
@@ -276,6 +281,7 @@ impl Config {
             account_muc: self.account_muc.clone(),
             s2s: self.s2s.clone(),
             push: self.push.clone(),
+            fast: self.fast.clone(),
         }
     }
 

@@ -74,6 +74,15 @@ enum UserCommand {
     },
     /// List accounts, optionally of one domain.
     List { domain: Option<String> },
+    /// List the clients holding FAST login tokens (XEP-0484) for an account.
+    Tokens { jid: String },
+    /// Revoke an account's FAST tokens: one client's (its user-agent id,
+    /// as `tokens` lists it), or all.
+    RevokeTokens {
+        jid: String,
+        #[arg(long)]
+        client: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -206,12 +215,37 @@ fn user(command: UserCommand, config: ConfigArg) -> anyhow::Result<()> {
                 }
                 let creds = derive(&password(pw)?)?;
                 stores.accounts.set_credentials(&user, &creds).await?;
-                println!("password changed for {user}");
+                // A new password logs every device out: tokens go too.
+                let revoked = roost_core::c2s::fast::revoke(&stores, &user, None)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                println!("password changed for {user}; {revoked} login token(s) revoked");
             }
             UserCommand::List { domain } => {
                 for u in stores.accounts.list_accounts(domain.as_deref()).await? {
                     println!("{u}");
                 }
+            }
+            UserCommand::Tokens { jid } => {
+                let user = parse_account(&jid)?;
+                for r in roost_core::c2s::fast::records(&stores, &user).await {
+                    let expiry = roost_proto::datetime::to_xep82(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.expiry),
+                    );
+                    let state = if r.fresh {
+                        "issued, not yet used"
+                    } else {
+                        "in use"
+                    };
+                    println!("{}\t{}\texpires {expiry}\t{state}", r.client, r.mechanism);
+                }
+            }
+            UserCommand::RevokeTokens { jid, client } => {
+                let user = parse_account(&jid)?;
+                let n = roost_core::c2s::fast::revoke(&stores, &user, client.as_deref())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                println!("{n} login token(s) of {user} revoked");
             }
         }
         Ok(())

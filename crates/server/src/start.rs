@@ -62,6 +62,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // nodes and by the bookmark bridge of account-based MUC joining.
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
+    if cfg.fast.enabled {
+        let key = roost_core::c2s::fast::FastKey::load_or_create(&cfg.data_dir)
+            .context("data_dir/fast.key (XEP-0484 tokens)")?;
+        let _ = server.fast_key.set(key);
+    }
     let federating = server.config.federates();
     if federating {
         let s2s_tls = roost_core::s2s::certs::S2sTls::new(certs, key, cfg.s2s.ca_file.as_deref())

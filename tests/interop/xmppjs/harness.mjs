@@ -193,6 +193,16 @@ export class Roost {
   }
 
   /** `roost user add`, on the server's config, while it runs. */
+  /** `roost user <args...>` on this server's configuration; its output. */
+  userCommand(...args) {
+    return execFileSync(roostBin(), ['user', ...args, '--config', this.config], {
+      encoding: 'utf8',
+      timeout: CLI_TIMEOUT_MS,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: serverEnv(),
+    });
+  }
+
   addUser(local, password = PASSWORD) {
     const jid = `${local}@${DOMAIN}`;
     execFileSync(roostBin(), ['user', 'add', jid, '--password', password, '--config', this.config], {
@@ -351,7 +361,7 @@ function capsVer(features) {
  * one SASL mechanism xmpp.js must use.
  */
 export class XClient {
-  constructor(server, account, { transport = 'starttls', mechanism = 'SCRAM-SHA-1', resource, password, bind2Rooms = false } = {}) {
+  constructor(server, account, { transport = 'starttls', mechanism = 'SCRAM-SHA-1', resource, password, bind2Rooms = false, userAgentId, fastToken } = {}) {
     this.server = server;
     this.account = account;
     this.transport = transport;
@@ -363,6 +373,7 @@ export class XClient {
     this.saslChallenges = []; // decoded SASL challenges
     this.authMechanism = null; // the mechanism of the <auth/> or <authenticate/> xmpp.js sent
     this.saslProfile = null; // 'sasl' (RFC 6120) or 'sasl2' (XEP-0388)
+    this.authAttempts = []; // the mechanism of every SASL2 <authenticate/>
     this.inbox = new Inbox('stanza', this.name);
     this.nonzas = new Inbox('nonza', this.name); // e.g. XEP-0198 <enabled/>, <resumed/>
     this.errors = [];
@@ -375,16 +386,23 @@ export class XClient {
       resource,
       // The library's hook for choosing the credentials and the mechanism:
       // xmpp.js runs the SASL exchange with the mechanism given here.
-      credentials: async (authenticate, mechanisms) => {
+      credentials: async (authenticate, mechanisms, fast) => {
         this.offeredMechanisms = [...mechanisms];
         if (!mechanisms.includes(this.mechanism)) {
           throw new Error(`${this.mechanism} not among the usable mechanisms ${mechanisms}`);
         }
-        await authenticate(creds, this.mechanism);
+        // A FAST token (XEP-0484) xmpp.js holds is tried first; xmpp.js
+        // falls back to the password when the server refuses it.
+        const token = fast ? await fast.fetch() : undefined;
+        await authenticate({ ...creds, token }, this.mechanism, this.userAgent);
       },
     }));
     // Reconnection only when a test asks for it (stream resumption).
     x.reconnect.stop();
+    // The SASL2 user-agent (XEP-0388): a stable id per installation; FAST
+    // tokens belong to it.
+    this.userAgent = xml('user-agent', { id: userAgentId ?? crypto.randomUUID() }, xml('software', {}, 'roost-interop'));
+    if (fastToken) x.fast.saveToken(fastToken);
     // Roost's Bind 2 inline feature: join the new session to the
     // account's rooms. The <rooms/> answer in <bound/> is kept here.
     this.boundRooms = null;
@@ -443,6 +461,7 @@ export class XClient {
       }
       if (el.is('authenticate', 'urn:xmpp:sasl:2')) {
         this.authMechanism = el.attrs.mechanism;
+        this.authAttempts.push(el.attrs.mechanism);
         this.saslProfile = 'sasl2';
       }
     });

@@ -4,6 +4,7 @@
 // consecutive logins per transport (SCRAM nonces that xmpp.js's SCRAM
 // parser could not read used to fail some of them).
 
+import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -125,4 +126,42 @@ describe('xmpp.js logins', { timeout: 150_000 }, () => {
       assert.equal(nonces.size, REPEAT, 'every login had its own nonce');
     });
   }
+
+  test('FAST: a token from a password login, a token login, revocation', async () => {
+    const userAgentId = crypto.randomUUID();
+    const first = new XClient(server, alice, { transport: 'tls', userAgentId });
+    let token;
+    try {
+      await first.connect();
+      assert.equal(first.saslProfile, 'sasl2');
+      token = await first.xmpp.fast.fetch();
+      assert.ok(token?.token, `xmpp.js asked for and stored a token: ${JSON.stringify(token)}`);
+      assert.equal(token.mechanism, 'HT-SHA-256-NONE');
+    } finally {
+      await first.close();
+    }
+    // The same installation later, with the token and a wrong password:
+    // the token alone logs it in (HT-SHA-256-NONE, one round trip).
+    const second = new XClient(server, alice, { transport: 'tls', userAgentId, fastToken: token, password: 'wrong' });
+    try {
+      await second.connect();
+      assert.deepEqual(second.authAttempts, ['HT-SHA-256-NONE']);
+      assert.equal(bare(second.jid), alice.jid);
+      assert.equal((await second.ping()).attrs.type, 'result');
+    } finally {
+      await second.close();
+    }
+    // The user revokes the client's tokens; the token no longer works and
+    // xmpp.js falls back to the password.
+    const listed = server.userCommand('tokens', alice.jid);
+    assert.match(listed, new RegExp(userAgentId));
+    server.userCommand('revoke-tokens', alice.jid, '--client', userAgentId);
+    const third = new XClient(server, alice, { transport: 'tls', userAgentId, fastToken: token });
+    try {
+      await third.connect();
+      assert.deepEqual(third.authAttempts, ['HT-SHA-256-NONE', 'SCRAM-SHA-1']);
+    } finally {
+      await third.close();
+    }
+  });
 });

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod csi;
+pub mod fast;
 pub mod negotiation;
 pub mod receipts;
 pub mod sasl2;

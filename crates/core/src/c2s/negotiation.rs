@@ -59,6 +59,8 @@ struct Negotiation<'a> {
     header_sent: bool,
     /// The exchange in progress is SASL2 (XEP-0388), with these requests.
     sasl2: Option<Box<sasl2::Request>>,
+    /// Elements for the SASL2 `<success/>` (a FAST `<token/>`).
+    sasl2_extra: Vec<Element>,
 }
 
 enum Outcome {
@@ -79,6 +81,7 @@ pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotia
         restarted: false,
         header_sent: false,
         sasl2: None,
+        sasl2_extra: Vec::new(),
     };
     let timeout = Duration::from_secs(server.config.limits.auth_timeout);
     let mut shutdown = server.shutdown_signal();
@@ -242,6 +245,7 @@ impl<'a> Negotiation<'a> {
             f.push(sasl2::feature(
                 &names,
                 self.server.config.account_muc.enabled,
+                self.server.fast_key.get().is_some(),
             ));
             if self.registration_allowed() {
                 f.push(Element::bare("register", ns::REGISTER_FEATURE));
@@ -378,7 +382,9 @@ impl<'a> Negotiation<'a> {
             Ok(d) => d,
             Err(e) => return self.sasl_failure(e).await,
         };
+        let fast_login = self.sasl2.as_ref().is_some_and(|r| r.fast.is_some());
         match mechanism {
+            Some(super::fast::MECHANISM) if fast_login => self.fast_login(&data).await,
             Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, &data).await,
             Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, &data).await,
             Some("PLAIN") if self.conn.is_secure() => self.plain(&data).await,
@@ -490,6 +496,63 @@ impl<'a> Negotiation<'a> {
                 .failed(self.peer.ip(), user.as_str());
             self.sasl_failure(SaslError::NotAuthorized).await
         }
+    }
+
+    fn fast_policy(&self) -> Option<super::fast::Policy<'_>> {
+        Some(super::fast::Policy {
+            key: self.server.fast_key.get()?,
+            lifetime: self.server.config.fast.token_lifetime,
+            max_clients: self.server.config.fast.max_clients,
+        })
+    }
+
+    /// XEP-0484: a login with a token, in one round trip.
+    async fn fast_login(&mut self, data: &[u8]) -> Outcome {
+        let initial = match roost_sasl::ht::parse_initial(data) {
+            Ok(i) => i,
+            Err(e) => return self.sasl_failure(e).await,
+        };
+        let Some(user) = self.account_of(&initial.authcid) else {
+            return self.sasl_failure(SaslError::NotAuthorized).await;
+        };
+        let (client, usage) = match self.sasl2.as_deref() {
+            Some(sasl2::Request {
+                user_agent: Some(ua),
+                fast: Some(usage),
+                ..
+            }) => (ua.clone(), *usage),
+            // Tokens belong to a client: no user-agent id, no token login.
+            _ => return self.sasl_failure(SaslError::NotAuthorized).await,
+        };
+        self.throttle(&user).await;
+        let Some(policy) = self.fast_policy() else {
+            return self.sasl_failure(SaslError::InvalidMechanism).await;
+        };
+        let stores = self.server.stores.clone();
+        let verified = super::fast::verify(
+            &stores,
+            &policy,
+            &user,
+            &client,
+            super::fast::MECHANISM,
+            &initial,
+            usage,
+        )
+        .await;
+        let Some(v) = verified else {
+            self.server
+                .auth_throttle
+                .failed(self.peer.ip(), user.as_str());
+            return self.sasl_failure(SaslError::NotAuthorized).await;
+        };
+        if v.rotate {
+            if let Ok(t) = super::fast::issue(&stores, &policy, &user, &client).await {
+                self.sasl2_extra.push(t);
+            }
+        }
+        tracing::info!(account = %user, "authenticated with a FAST token");
+        let final_message = roost_sasl::ht::responder(v.token.as_bytes(), b"");
+        self.sasl_success(user, Some(final_message)).await
     }
 
     /// Wait as long as earlier failures for this account or address demand.
@@ -728,6 +791,25 @@ impl<'a> Negotiation<'a> {
     ) -> Outcome {
         self.user = Some(user.clone());
         let additional = data.map(|d| encode(&d));
+        let already = !self.sasl2_extra.is_empty();
+        if let (Some(mech), Some(client), false) = (
+            req.request_token.as_deref(),
+            req.user_agent.as_deref(),
+            already,
+        ) {
+            if mech == super::fast::MECHANISM {
+                if let Some(policy) = self.fast_policy() {
+                    let stores = self.server.stores.clone();
+                    match super::fast::issue(&stores, &policy, &user, client).await {
+                        Ok(t) => self.sasl2_extra.push(t),
+                        Err(e) => {
+                            tracing::error!(account = %user, error = %e, "FAST token not issued")
+                        }
+                    }
+                }
+            }
+        }
+        let extra = std::mem::take(&mut self.sasl2_extra);
         let success = sasl2::success(user.as_str(), additional.clone());
         let mut resume_failed = None;
         if let Some((previd, h)) = req.resume {
@@ -735,7 +817,10 @@ impl<'a> Negotiation<'a> {
                 let r = super::stream_management::Resumption {
                     conn: std::mem::replace(&mut self.conn, Connection::detached(self.peer)),
                     h,
-                    sasl2_success: Some(sasl2::success_for_resumption(additional.clone())),
+                    sasl2_success: Some(
+                        sasl2::success_for_resumption(additional.clone())
+                            .children_from(extra.iter().cloned()),
+                    ),
                 };
                 match tx.send(r).await {
                     Ok(()) => return Outcome::Close,
@@ -748,6 +833,9 @@ impl<'a> Negotiation<'a> {
             let mut success = success;
             if let Some(f) = resume_failed {
                 success.append_child(f);
+            }
+            for e in extra {
+                success.append_child(e);
             }
             let features = self.features();
             self.conn.queue_element(&success);
@@ -789,6 +877,9 @@ impl<'a> Negotiation<'a> {
         let mut success = sasl2::success(jid.as_str(), additional);
         if let Some(f) = resume_failed {
             success.append_child(f);
+        }
+        for e in extra {
+            success.append_child(e);
         }
         let conn = std::mem::replace(&mut self.conn, Connection::detached(self.peer));
         Outcome::Bound(Box::new(Negotiated {

@@ -30,6 +30,10 @@ pub struct Request {
     /// `<resume previd h/>` (XEP-0198 inline).
     pub resume: Option<(String, u32)>,
     pub bind: Option<BindRequest>,
+    /// `<fast/>`: this is a FAST login (XEP-0484).
+    pub fast: Option<super::fast::Usage>,
+    /// `<request-token mechanism/>`: hand out a FAST token on success.
+    pub request_token: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -78,13 +82,20 @@ impl Request {
             user_agent,
             resume,
             bind,
+            fast: auth
+                .get_child("fast", super::fast::NS)
+                .map(super::fast::Usage::parse),
+            request_token: auth
+                .get_child("request-token", super::fast::NS)
+                .and_then(|r| r.attr("mechanism"))
+                .map(str::to_string),
         }
     }
 }
 
 /// The `<authentication/>` stream feature: the mechanisms and what may be
 /// done inline.
-pub fn feature(mechanisms: &[&str], account_muc: bool) -> Element {
+pub fn feature(mechanisms: &[&str], account_muc: bool, fast: bool) -> Element {
     let mut bind_inline = Element::bare("inline", BIND_NS)
         .child(Element::bare("feature", BIND_NS).attr_set("var", ns::CARBONS))
         .child(Element::bare("feature", BIND_NS).attr_set("var", CSI_NS))
@@ -92,17 +103,23 @@ pub fn feature(mechanisms: &[&str], account_muc: bool) -> Element {
     if account_muc {
         bind_inline.append_child(Element::bare("feature", BIND_NS).attr_set("var", ROOMS_NS));
     }
+    let mut inline = Element::bare("inline", NS)
+        .child(Element::bare("sm", ns::SM))
+        .child(Element::bare("bind", BIND_NS).child(bind_inline));
+    if fast {
+        inline.append_child(
+            Element::bare("fast", super::fast::NS).child(
+                Element::bare("mechanism", super::fast::NS).text_node(super::fast::MECHANISM),
+            ),
+        );
+    }
     Element::bare("authentication", NS)
         .children_from(
             mechanisms
                 .iter()
                 .map(|m| Element::bare("mechanism", NS).text_node(*m)),
         )
-        .child(
-            Element::bare("inline", NS)
-                .child(Element::bare("sm", ns::SM))
-                .child(Element::bare("bind", BIND_NS).child(bind_inline)),
-        )
+        .child(inline)
 }
 
 /// XEP-0386 §2.2: `[tag]/[id]`, stable for the same user-agent id (which
