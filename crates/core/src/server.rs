@@ -31,6 +31,8 @@ pub struct Server {
     pub pending_iqs: crate::server_iq::PendingIqs,
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
+    /// RFC 5929 tls-server-end-point of our certificate (set at start).
+    pub tls_end_point: std::sync::OnceLock<Vec<u8>>,
     /// XEP-0484 FAST: the key tokens are derived from (set at start).
     pub fast_key: std::sync::OnceLock<crate::c2s::fast::FastKey>,
     /// XEP-0357 push counters and unanswered pushes (account/push.rs).
@@ -68,6 +70,7 @@ impl Server {
             caps: Default::default(),
             push_ledger: Default::default(),
             fast_key: std::sync::OnceLock::new(),
+            tls_end_point: std::sync::OnceLock::new(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),

@@ -47,6 +47,8 @@ impl Module for Kernel {
             Protocol::new("XEP-0388: Extensible SASL Profile", "1.0.4"),
             Protocol::new("XEP-0386: Bind 2", "1.1.0"),
             Protocol::new("XEP-0484: Fast Authentication Streamlining Tokens", "0.2.0"),
+            Protocol::new("XEP-0440: SASL Channel-Binding Type Capability", "1.0.0"),
+            Protocol::new("XEP-0474: SASL SCRAM Downgrade Protection", "0.5.0"),
             Protocol::new("XEP-0114: Jabber Component Protocol", "1.6"),
             Protocol::new(
                 "XEP-0178: Best Practices for Use of SASL EXTERNAL with Certificates",

@@ -36,6 +36,13 @@ pub struct ScramClient {
     /// this exchange: clients may keep it instead of the password and
     /// skip the expensive Hi() next time (RFC 5802 §5.1).
     salted: Option<SaltedPassword>,
+    /// A -PLUS mechanism: the channel-binding type and its data.
+    binding: Option<(String, Vec<u8>)>,
+    /// Say 'y' (could bind, but the server seemed not to offer it).
+    says_y: bool,
+    /// XEP-0474: the mechanisms and types we saw advertised; the server's
+    /// `h=` must be their hash.
+    ssdp: Option<String>,
 }
 
 /// Hi(password, salt, i) together with the parameters it was made for.
@@ -56,7 +63,29 @@ impl ScramClient {
             client_nonce: random_nonce(NONCE_LEN),
             state: State::Initial,
             salted: None,
+            binding: None,
+            says_y: false,
+            ssdp: None,
         }
+    }
+
+    /// Bind to the TLS channel (a -PLUS mechanism): `kind` such as
+    /// `tls-server-end-point`, and its data.
+    pub fn with_channel_binding(mut self, kind: &str, data: Vec<u8>) -> Self {
+        self.binding = Some((kind.to_owned(), data));
+        self
+    }
+
+    /// Send the 'y' flag: we could bind but saw no -PLUS offered.
+    pub fn saying_y(mut self) -> Self {
+        self.says_y = true;
+        self
+    }
+
+    /// Check the server's XEP-0474 hash against what we saw advertised.
+    pub fn expecting_ssdp(mut self, mechanisms: &[&str], cb_types: Option<&[&str]>) -> Self {
+        self.ssdp = Some(crate::scram::ssdp_string(mechanisms, cb_types));
+        self
     }
 
     /// Reuse a SaltedPassword kept from an earlier exchange with the same
@@ -86,15 +115,20 @@ impl ScramClient {
         self
     }
 
-    /// The client-first-message (gs2 header "n" since we never bind).
+    /// The client-first-message (gs2 flag `n`, `y`, or `p=` with binding).
     pub fn client_first(&mut self) -> Vec<u8> {
         // A username SASLprep rejects is sent as is; the server refuses it.
         let username = stringprep::saslprep(&self.username)
             .map(|u| u.into_owned())
             .unwrap_or_else(|_| self.username.clone());
+        let flag = match (&self.binding, self.says_y) {
+            (Some((kind, _)), _) => format!("p={kind}"),
+            (None, true) => "y".to_owned(),
+            (None, false) => "n".to_owned(),
+        };
         let gs2_header = match &self.authzid {
-            Some(authzid) => format!("n,a={},", encode_saslname(authzid)),
-            None => "n,,".to_owned(),
+            Some(authzid) => format!("{flag},a={},", encode_saslname(authzid)),
+            None => format!("{flag},,"),
         };
         let client_first_bare = format!("n={},r={}", encode_saslname(&username), self.client_nonce);
         let msg = format!("{gs2_header}{client_first_bare}").into_bytes();
@@ -143,7 +177,20 @@ impl ScramClient {
             .and_then(|i| i.parse().ok())
             .filter(|&i| i > 0)
             .ok_or(SaslError::MalformedRequest)?;
-        attrs.try_for_each(check_extension)?;
+        let mut server_hash = None;
+        for a in attrs {
+            match a.strip_prefix("h=") {
+                Some(h) => server_hash = Some(h.to_owned()),
+                None => check_extension(a)?,
+            }
+        }
+        if let Some(expected) = &self.ssdp {
+            let ours = BASE64_STANDARD.encode(crypto::h(self.hash, expected.as_bytes()));
+            // XEP-0474 §4.2: a different list means someone changed it.
+            if server_hash.as_deref() != Some(ours.as_str()) {
+                return Err(SaslError::NotAuthorized);
+            }
+        }
 
         let password =
             stringprep::saslprep(&self.password).map_err(|_| SaslError::MalformedRequest)?;
@@ -162,7 +209,11 @@ impl ScramClient {
         });
         let client_key = crypto::hmac(self.hash, &salted, b"Client Key");
         let stored_key = crypto::h(self.hash, &client_key);
-        let without_proof = format!("c={},r={nonce}", BASE64_STANDARD.encode(&gs2_header));
+        let mut cbind = gs2_header.clone().into_bytes();
+        if let Some((_, data)) = &self.binding {
+            cbind.extend_from_slice(data);
+        }
+        let without_proof = format!("c={},r={nonce}", BASE64_STANDARD.encode(&cbind));
         let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
         let client_signature = crypto::hmac(self.hash, &stored_key, auth_message.as_bytes());
         let proof = crypto::xor(&client_key, &client_signature);

@@ -2,7 +2,8 @@
 //! by XEP-0484 FAST), here HT-SHA-256-NONE: the client sends its
 //! authentication id, a NUL and HMAC-SHA-256(token, "Initiator" || cb),
 //! the server answers with HMAC-SHA-256(token, "Responder" || cb). With
-//! `-NONE` the channel-binding data `cb` is empty. One round trip.
+//! `-NONE` the channel-binding data `cb` is empty; with `-ENDP` it is the
+//! tls-server-end-point hash. One round trip.
 
 use crate::credentials::Hash;
 use crate::crypto::{ct_eq, hmac};
@@ -10,6 +11,8 @@ use crate::SaslError;
 
 /// The mechanisms this crate verifies.
 pub const HT_SHA_256_NONE: &str = "HT-SHA-256-NONE";
+/// With `tls-server-end-point` channel binding.
+pub const HT_SHA_256_ENDP: &str = "HT-SHA-256-ENDP";
 
 /// The client's message: who, and its proof.
 pub struct HtInitial {

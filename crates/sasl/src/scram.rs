@@ -1,5 +1,6 @@
-//! Server side of SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677),
-//! without channel binding (no -PLUS variants).
+//! Server side of SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802, RFC 7677) and
+//! their -PLUS variants with channel binding (RFC 5929 `tls-server-end-point`,
+//! XEP-0440), with the XEP-0474 downgrade protection hash (`h=`).
 
 use std::sync::OnceLock;
 
@@ -63,6 +64,20 @@ pub struct ScramServer {
     /// Replaces the random server nonce part; only set by tests so the RFC
     /// vectors can be replayed.
     fixed_nonce_suffix: Option<String>,
+    binding: Binding,
+    /// XEP-0474: the advertised mechanisms and channel-binding types, as
+    /// the string whose hash goes into server-first-message (`h=`).
+    ssdp: Option<String>,
+}
+
+/// Channel binding (RFC 5802 §6): what this exchange requires or refuses.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    /// A -PLUS mechanism: the client must bind to this type's data.
+    pub plus: Option<(String, Vec<u8>)>,
+    /// The server offered -PLUS on this connection: a client that says
+    /// it could bind but thought we could not ('y') was downgraded.
+    pub offered: bool,
 }
 
 impl ScramServer {
@@ -73,7 +88,26 @@ impl ScramServer {
             username: None,
             authzid: None,
             fixed_nonce_suffix: None,
+            binding: Binding::default(),
+            ssdp: None,
         }
+    }
+
+    /// With channel binding as `binding` says (RFC 5802 §6, XEP-0440).
+    pub fn with_binding(mut self, binding: Binding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// With the XEP-0474 hash over these advertised mechanisms and
+    /// channel-binding types (`None`: XEP-0440 was not used).
+    pub fn with_downgrade_protection(
+        mut self,
+        mechanisms: &[&str],
+        cb_types: Option<&[&str]>,
+    ) -> Self {
+        self.ssdp = Some(ssdp_string(mechanisms, cb_types));
+        self
     }
 
     /// A server whose nonce part is fixed, to replay the RFC examples.
@@ -113,8 +147,7 @@ impl ScramServer {
     }
 
     /// Parse client-first-message; returns the SASLprep'ed username (authcid).
-    /// The gs2 header may be `n` or `y` (we offer no -PLUS mechanism, so a
-    /// client that could bind but saw no -PLUS says `y`); `p=` is refused.
+    /// The gs2 flag must fit the channel binding set with `with_binding`.
     pub fn client_first(&mut self, msg: &[u8]) -> Result<ClientFirst, SaslError> {
         if !matches!(self.state, State::Initial) {
             return Err(self.fail(SaslError::MalformedRequest));
@@ -123,6 +156,9 @@ impl ScramServer {
             Ok(parsed) => parsed,
             Err(err) => return Err(self.fail(err)),
         };
+        if let Err(err) = self.check_flag(&parsed.cb_flag) {
+            return Err(self.fail(err));
+        }
         self.username = Some(parsed.username.clone());
         self.authzid = parsed.authzid.clone();
         self.state = State::GotClientFirst {
@@ -134,6 +170,21 @@ impl ScramServer {
             username: parsed.username,
             authzid: parsed.authzid,
         })
+    }
+
+    /// RFC 5802 §6: a -PLUS mechanism needs `p=` with our type; otherwise
+    /// `n`, or `y` only when we did not offer binding (else a downgrade).
+    fn check_flag(&self, flag: &str) -> Result<(), SaslError> {
+        match (&self.binding.plus, flag) {
+            (Some((kind, _)), f) => match f.strip_prefix("p=") {
+                Some(k) if k == kind => Ok(()),
+                _ => Err(SaslError::NotAuthorized),
+            },
+            (None, "n") => Ok(()),
+            (None, "y") if !self.binding.offered => Ok(()),
+            (None, "y") => Err(SaslError::NotAuthorized),
+            (None, _) => Err(SaslError::MalformedRequest),
+        }
     }
 
     /// Build server-first-message from the user's keys. With `None` (unknown
@@ -181,10 +232,14 @@ impl ScramServer {
                 )
             }
         };
-        let server_first = format!(
+        let mut server_first = format!(
             "r={nonce},s={},i={iterations}",
             BASE64_STANDARD.encode(&salt)
         );
+        if let Some(s) = &self.ssdp {
+            let h = crypto::h(self.hash, s.as_bytes());
+            server_first.push_str(&format!(",h={}", BASE64_STANDARD.encode(h)));
+        }
         let out = server_first.clone().into_bytes();
         self.state = State::SentServerFirst {
             gs2_header,
@@ -244,7 +299,11 @@ impl ScramServer {
         // Without channel binding the echo is exactly the gs2 header; a
         // different one means the header was tampered with (e.g. a 'y'
         // downgrade rewritten to 'n').
-        if cbind != gs2_header.as_bytes() || final_nonce != nonce {
+        let mut expected = gs2_header.clone().into_bytes();
+        if let Some((_, data)) = &self.binding.plus {
+            expected.extend_from_slice(data);
+        }
+        if !crypto::ct_eq(&cbind, &expected) || final_nonce != nonce {
             return Err(SaslError::NotAuthorized);
         }
 
@@ -264,7 +323,23 @@ impl ScramServer {
     }
 }
 
+/// XEP-0474 §4.1: sorted mechanisms joined by 0x1E, then 0x1F and the
+/// sorted channel-binding types joined by 0x1E when XEP-0440 was used.
+pub fn ssdp_string(mechanisms: &[&str], cb_types: Option<&[&str]>) -> String {
+    let mut m: Vec<&str> = mechanisms.to_vec();
+    m.sort_unstable();
+    let mut s = m.join("\u{1e}");
+    if let Some(types) = cb_types {
+        let mut t: Vec<&str> = types.to_vec();
+        t.sort_unstable();
+        s.push('\u{1f}');
+        s.push_str(&t.join("\u{1e}"));
+    }
+    s
+}
+
 struct ParsedClientFirst {
+    cb_flag: String,
     gs2_header: String,
     client_first_bare: String,
     client_nonce: String,
@@ -275,10 +350,12 @@ struct ParsedClientFirst {
 fn parse_client_first(msg: &[u8]) -> Result<ParsedClientFirst, SaslError> {
     let s = as_text(msg)?;
     let (cbind_flag, rest) = s.split_once(',').ok_or(SaslError::MalformedRequest)?;
-    match cbind_flag {
-        "n" | "y" => {}
-        // 'p=' asks for channel binding, which only -PLUS mechanisms do.
-        _ => return Err(SaslError::MalformedRequest),
+    let flag_ok = matches!(cbind_flag, "n" | "y")
+        || cbind_flag
+            .strip_prefix("p=")
+            .is_some_and(|name| !name.is_empty());
+    if !flag_ok {
+        return Err(SaslError::MalformedRequest);
     }
     let (authz_attr, bare) = rest.split_once(',').ok_or(SaslError::MalformedRequest)?;
     let authzid = if authz_attr.is_empty() {
@@ -318,6 +395,7 @@ fn parse_client_first(msg: &[u8]) -> Result<ParsedClientFirst, SaslError> {
     attrs.try_for_each(check_extension)?;
 
     Ok(ParsedClientFirst {
+        cb_flag: cbind_flag.to_owned(),
         gs2_header,
         client_first_bare: bare.to_owned(),
         client_nonce: client_nonce.to_owned(),
@@ -889,5 +967,85 @@ mod tests {
             let mut server = rfc5802_until_final(if i % 3 == 0 { None } else { Some(&keys) });
             let _ = server.client_final(&last);
         }
+    }
+
+    /// One full exchange between our client and server; the outcome.
+    fn exchange(
+        mut server: ScramServer,
+        mut client: crate::client::ScramClient,
+    ) -> Result<(), SaslError> {
+        let creds = crate::credentials::derive("pencil", 4096).unwrap();
+        let first = server.client_first(&client.client_first())?;
+        assert_eq!(first.username, "user");
+        let server_first = server.server_first(Some(&creds.sha256));
+        let fin = client.handle_server_first(&server_first)?;
+        let server_final = server.client_final(&fin)?;
+        client.verify_server_final(&server_final)
+    }
+
+    fn client() -> crate::client::ScramClient {
+        crate::client::ScramClient::new(Hash::Sha256, "user", "pencil")
+    }
+
+    fn plus(data: &[u8]) -> Binding {
+        Binding {
+            plus: Some(("tls-server-end-point".into(), data.to_vec())),
+            offered: true,
+        }
+    }
+
+    #[test]
+    fn plus_binds_to_the_channel_and_refuses_other_data() {
+        let server = || ScramServer::new(Hash::Sha256).with_binding(plus(b"cert hash"));
+        let ok = client().with_channel_binding("tls-server-end-point", b"cert hash".to_vec());
+        assert!(exchange(server(), ok).is_ok());
+        let other = client().with_channel_binding("tls-server-end-point", b"another cert".to_vec());
+        assert!(exchange(server(), other).is_err(), "a different channel");
+        let wrong_type = client().with_channel_binding("tls-exporter", b"cert hash".to_vec());
+        assert!(
+            exchange(server(), wrong_type).is_err(),
+            "a type we do not do"
+        );
+        assert!(
+            exchange(server(), client()).is_err(),
+            "-PLUS without binding"
+        );
+    }
+
+    #[test]
+    fn a_y_flag_is_a_downgrade_when_plus_was_offered() {
+        let offered = Binding {
+            plus: None,
+            offered: true,
+        };
+        let server = ScramServer::new(Hash::Sha256).with_binding(offered);
+        assert!(exchange(server, client().saying_y()).is_err());
+        let not_offered = ScramServer::new(Hash::Sha256);
+        assert!(exchange(not_offered, client().saying_y()).is_ok());
+    }
+
+    #[test]
+    fn the_downgrade_protection_hash_covers_mechanisms_and_binding_types() {
+        let advertised = [
+            "SCRAM-SHA-256-PLUS",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-1",
+            "PLAIN",
+        ];
+        let types = ["tls-server-end-point"];
+        let server =
+            || ScramServer::new(Hash::Sha256).with_downgrade_protection(&advertised, Some(&types));
+        let seen_all = client().expecting_ssdp(&advertised, Some(&types));
+        assert!(exchange(server(), seen_all).is_ok());
+        // A man in the middle stripped the stronger mechanisms.
+        let stripped = client().expecting_ssdp(&["SCRAM-SHA-1", "PLAIN"], Some(&types));
+        assert!(exchange(server(), stripped).is_err());
+        // Or the channel-binding types.
+        let no_types = client().expecting_ssdp(&advertised, None);
+        assert!(exchange(server(), no_types).is_err());
+        assert_eq!(
+            ssdp_string(&["b", "a"], Some(&["y", "x"])),
+            "a\u{1e}b\u{1f}x\u{1e}y"
+        );
     }
 }

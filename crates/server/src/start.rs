@@ -62,6 +62,12 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // nodes and by the bookmark bridge of account-based MUC joining.
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
+    if let Some(hash) = certs
+        .first()
+        .and_then(|c| roost_core::c2s::channel_binding::server_end_point(c))
+    {
+        let _ = server.tls_end_point.set(hash);
+    }
     if cfg.fast.enabled {
         let key = roost_core::c2s::fast::FastKey::load_or_create(&cfg.data_dir)
             .context("data_dir/fast.key (XEP-0484 tokens)")?;

@@ -95,6 +95,8 @@ pub struct Conn {
     pub closed: bool,
     /// Set for RFC 7395 framing.
     ws: Option<crate::web::WsStream>,
+    /// The server's certificate (DER), once TLS is up.
+    pub peer_certificate: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -115,10 +117,12 @@ impl Conn {
             features: None,
             closed: false,
             ws: None,
+            peer_certificate: None,
         };
         if direct_tls {
             let name = ServerName::try_from("localhost").expect("name");
             let tls = tls_connector().connect(name, tcp).await?;
+            conn.peer_certificate = leaf(&tls);
             conn.io = Box::new(tls);
         } else {
             conn.tcp_only = Some(tcp);
@@ -147,6 +151,7 @@ impl Conn {
             features: None,
             closed: false,
             ws: Some(ws),
+            peer_certificate: None,
         }
     }
 
@@ -339,6 +344,7 @@ impl Conn {
             .connect(name, tcp)
             .await
             .expect("tls handshake");
+        self.peer_certificate = leaf(&tls);
         self.io = Box::new(tls);
     }
 
@@ -521,6 +527,15 @@ fn sasl_outcome(r: &Element) -> Result<(), String> {
             .unwrap_or_default()),
         other => Err(format!("unexpected {other}")),
     }
+}
+
+/// The server's leaf certificate on a client TLS stream.
+fn leaf(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
 }
 
 /// A logged-in session.

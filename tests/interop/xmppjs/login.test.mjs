@@ -112,8 +112,10 @@ describe('xmpp.js logins', { timeout: 150_000 }, () => {
           assert.equal(c.saslProfile, 'sasl2');
           assert.ok(c.jid.startsWith(`${alice.jid}/r${i}/`), c.jid);
           // The server-first-message: r=<client nonce><server nonce>,s=...,i=...
+          // and the XEP-0474 downgrade protection hash h=..., which xmpp.js
+          // ignores (an optional SCRAM attribute, RFC 5802 §5.1).
           const first = c.saslChallenges[0] ?? '';
-          const r = /^r=([^,]*),s=[^,]+,i=\d+$/.exec(first);
+          const r = /^r=([^,]*),s=[^,]+,i=\d+,h=[A-Za-z0-9+/=]+$/.exec(first);
           assert.ok(r, `server-first-message: ${JSON.stringify(first)}`);
           nonces.add(r[1]);
         } catch (err) {

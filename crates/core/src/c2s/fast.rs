@@ -1,5 +1,5 @@
 //! XEP-0484 Fast Authentication Streamlining Tokens (FAST), with the
-//! HT-SHA-256-NONE mechanism: a client that logged in with its password
+//! HT-SHA-256-NONE and HT-SHA-256-ENDP (bound to our certificate) mechanisms: a client that logged in with its password
 //! asks for a token (`<request-token/>` in its SASL2 request) and logs in
 //! with it next time in one round trip.
 //!
@@ -28,6 +28,8 @@ use sha2::Sha256;
 
 pub const NS: &str = "urn:xmpp:fast:0";
 pub const MECHANISM: &str = roost_sasl::ht::HT_SHA_256_NONE;
+/// The same bound to our certificate (tls-server-end-point).
+pub const MECHANISM_ENDP: &str = roost_sasl::ht::HT_SHA_256_ENDP;
 const KEY: &str = "fast-tokens";
 
 /// The per-server key tokens are derived from.
@@ -157,13 +159,14 @@ pub async fn issue(
     policy: &Policy<'_>,
     account: &BareJid,
     client: &str,
+    mechanism: &str,
 ) -> Result<Element, String> {
     let mut list = records(stores, account).await;
     let now = now();
     list.retain(|r| r.expiry > now && !(r.client == client && r.fresh));
     let record = Record {
         client: client.to_string(),
-        mechanism: MECHANISM.to_string(),
+        mechanism: mechanism.to_string(),
         id: roost_proto::id::random_token(24),
         expiry: now + policy.lifetime,
         fresh: true,
@@ -221,18 +224,33 @@ pub struct Verified {
     pub rotate: bool,
 }
 
-/// Check `initial` against the client's tokens: the 'new' slot first,
+/// One token login: who tries, with what.
+pub struct Attempt<'a> {
+    /// The client's SASL2 user-agent id.
+    pub client: &'a str,
+    pub mechanism: &'a str,
+    pub initial: &'a HtInitial,
+    /// Channel-binding data (empty for -NONE).
+    pub cb: &'a [u8],
+    pub usage: Usage,
+}
+
+/// Check the attempt against the client's tokens: the 'new' slot first,
 /// then the current one; unexpired, of this mechanism, with a count above
 /// the last one seen. A used 'new' token retires the older one.
 pub async fn verify(
     stores: &Stores,
     policy: &Policy<'_>,
     account: &BareJid,
-    client: &str,
-    mechanism: &str,
-    initial: &HtInitial,
-    usage: Usage,
+    attempt: Attempt<'_>,
 ) -> Option<Verified> {
+    let Attempt {
+        client,
+        mechanism,
+        initial,
+        cb,
+        usage,
+    } = attempt;
     let mut list = records(stores, account).await;
     let now = now();
     let mut candidates: Vec<usize> = (0..list.len())
@@ -244,7 +262,7 @@ pub async fn verify(
     candidates.sort_by_key(|&i| !list[i].fresh);
     let i = candidates
         .into_iter()
-        .find(|&i| initial.proves(policy.key.token(account, &list[i]).as_bytes(), b""))?;
+        .find(|&i| initial.proves(policy.key.token(account, &list[i]).as_bytes(), cb))?;
     if let Some(count) = usage.count {
         if count <= list[i].count {
             tracing::info!(%account, "FAST token replayed (count not above the last one)");

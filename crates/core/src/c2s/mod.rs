@@ -3,6 +3,7 @@
 //! connection is an XML stream over TCP/TLS or RFC 7395 over WebSocket
 //! (`conn.rs`); the negotiation and the session do not care which.
 
+pub mod channel_binding;
 pub mod conn;
 pub mod csi;
 pub mod fast;

@@ -234,10 +234,7 @@ impl<'a> Negotiation<'a> {
         f.push(self.server.stream_caps());
         if !self.tls_required_and_missing() {
             let mut mechs = Element::bare("mechanisms", ns::SASL);
-            let mut names = vec!["SCRAM-SHA-256", "SCRAM-SHA-1"];
-            if self.conn.is_secure() {
-                names.push("PLAIN");
-            }
+            let names = self.mechanisms();
             for m in &names {
                 mechs.append_child(Element::bare("mechanism", ns::SASL).text_node(*m));
             }
@@ -245,13 +242,51 @@ impl<'a> Negotiation<'a> {
             f.push(sasl2::feature(
                 &names,
                 self.server.config.account_muc.enabled,
-                self.server.fast_key.get().is_some(),
+                &self.fast_mechanisms(),
             ));
+            if self.binding_data().is_some() {
+                f.push(super::channel_binding::feature());
+            }
             if self.registration_allowed() {
                 f.push(Element::bare("register", ns::REGISTER_FEATURE));
             }
         }
         f
+    }
+
+    /// Our certificate's tls-server-end-point hash, when this stream runs
+    /// over our TLS (XEP-0440).
+    fn binding_data(&self) -> Option<&[u8]> {
+        if !self.conn.is_tls() {
+            return None;
+        }
+        self.server.tls_end_point.get().map(Vec::as_slice)
+    }
+
+    /// The SASL mechanisms offered on this stream, strongest first.
+    fn mechanisms(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.binding_data().is_some() {
+            names.extend(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"]);
+        }
+        names.extend(["SCRAM-SHA-256", "SCRAM-SHA-1"]);
+        if self.conn.is_secure() {
+            names.push("PLAIN");
+        }
+        names
+    }
+
+    /// FAST mechanisms (XEP-0484), when tokens are on.
+    fn fast_mechanisms(&self) -> Vec<&'static str> {
+        if self.server.fast_key.get().is_none() {
+            return Vec::new();
+        }
+        let mut m = Vec::new();
+        if self.binding_data().is_some() {
+            m.push(super::fast::MECHANISM_ENDP);
+        }
+        m.push(super::fast::MECHANISM);
+        m
     }
 
     fn registration_allowed(&self) -> bool {
@@ -383,10 +418,16 @@ impl<'a> Negotiation<'a> {
             Err(e) => return self.sasl_failure(e).await,
         };
         let fast_login = self.sasl2.as_ref().is_some_and(|r| r.fast.is_some());
+        let plus = self.binding_data().is_some();
         match mechanism {
-            Some(super::fast::MECHANISM) if fast_login => self.fast_login(&data).await,
-            Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, &data).await,
-            Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, &data).await,
+            Some(m) if fast_login => match self.fast_mechanisms().into_iter().find(|f| *f == m) {
+                Some(f) => self.fast_login(f, &data).await,
+                None => self.sasl_failure(SaslError::InvalidMechanism).await,
+            },
+            Some("SCRAM-SHA-256") => self.scram_first(Hash::Sha256, false, &data).await,
+            Some("SCRAM-SHA-1") => self.scram_first(Hash::Sha1, false, &data).await,
+            Some("SCRAM-SHA-256-PLUS") if plus => self.scram_first(Hash::Sha256, true, &data).await,
+            Some("SCRAM-SHA-1-PLUS") if plus => self.scram_first(Hash::Sha1, true, &data).await,
             Some("PLAIN") if self.conn.is_secure() => self.plain(&data).await,
             _ => self.sasl_failure(SaslError::InvalidMechanism).await,
         }
@@ -411,8 +452,22 @@ impl<'a> Negotiation<'a> {
             })
     }
 
-    async fn scram_first(&mut self, hash: Hash, data: &[u8]) -> Outcome {
-        let mut scram = ScramServer::new(hash);
+    async fn scram_first(&mut self, hash: Hash, plus: bool, data: &[u8]) -> Outcome {
+        let cb = self.binding_data().map(<[u8]>::to_vec);
+        let binding = roost_sasl::scram::Binding {
+            plus: cb
+                .clone()
+                .filter(|_| plus)
+                .map(|d| (super::channel_binding::TLS_SERVER_END_POINT.to_string(), d)),
+            offered: cb.is_some(),
+        };
+        // XEP-0474: the list this stream advertised, signed into SCRAM.
+        let cb_types = cb
+            .is_some()
+            .then_some(&[super::channel_binding::TLS_SERVER_END_POINT][..]);
+        let mut scram = ScramServer::new(hash)
+            .with_binding(binding)
+            .with_downgrade_protection(&self.mechanisms(), cb_types);
         let first = match scram.client_first(data) {
             Ok(f) => f,
             Err(e) => return self.sasl_failure(e).await,
@@ -507,7 +562,7 @@ impl<'a> Negotiation<'a> {
     }
 
     /// XEP-0484: a login with a token, in one round trip.
-    async fn fast_login(&mut self, data: &[u8]) -> Outcome {
+    async fn fast_login(&mut self, mechanism: &'static str, data: &[u8]) -> Outcome {
         let initial = match roost_sasl::ht::parse_initial(data) {
             Ok(i) => i,
             Err(e) => return self.sasl_failure(e).await,
@@ -529,16 +584,20 @@ impl<'a> Negotiation<'a> {
             return self.sasl_failure(SaslError::InvalidMechanism).await;
         };
         let stores = self.server.stores.clone();
-        let verified = super::fast::verify(
-            &stores,
-            &policy,
-            &user,
-            &client,
-            super::fast::MECHANISM,
-            &initial,
+        let cb = match mechanism {
+            super::fast::MECHANISM_ENDP => {
+                self.binding_data().map(<[u8]>::to_vec).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let attempt = super::fast::Attempt {
+            client: &client,
+            mechanism,
+            initial: &initial,
+            cb: &cb,
             usage,
-        )
-        .await;
+        };
+        let verified = super::fast::verify(&stores, &policy, &user, attempt).await;
         let Some(v) = verified else {
             self.server
                 .auth_throttle
@@ -546,12 +605,12 @@ impl<'a> Negotiation<'a> {
             return self.sasl_failure(SaslError::NotAuthorized).await;
         };
         if v.rotate {
-            if let Ok(t) = super::fast::issue(&stores, &policy, &user, &client).await {
+            if let Ok(t) = super::fast::issue(&stores, &policy, &user, &client, mechanism).await {
                 self.sasl2_extra.push(t);
             }
         }
         tracing::info!(account = %user, "authenticated with a FAST token");
-        let final_message = roost_sasl::ht::responder(v.token.as_bytes(), b"");
+        let final_message = roost_sasl::ht::responder(v.token.as_bytes(), &cb);
         self.sasl_success(user, Some(final_message)).await
     }
 
@@ -797,10 +856,10 @@ impl<'a> Negotiation<'a> {
             req.user_agent.as_deref(),
             already,
         ) {
-            if mech == super::fast::MECHANISM {
+            if let Some(mech) = self.fast_mechanisms().into_iter().find(|m| *m == mech) {
                 if let Some(policy) = self.fast_policy() {
                     let stores = self.server.stores.clone();
-                    match super::fast::issue(&stores, &policy, &user, client).await {
+                    match super::fast::issue(&stores, &policy, &user, client, mech).await {
                         Ok(t) => self.sasl2_extra.push(t),
                         Err(e) => {
                             tracing::error!(account = %user, error = %e, "FAST token not issued")

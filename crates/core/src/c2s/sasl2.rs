@@ -95,7 +95,7 @@ impl Request {
 
 /// The `<authentication/>` stream feature: the mechanisms and what may be
 /// done inline.
-pub fn feature(mechanisms: &[&str], account_muc: bool, fast: bool) -> Element {
+pub fn feature(mechanisms: &[&str], account_muc: bool, fast: &[&str]) -> Element {
     let mut bind_inline = Element::bare("inline", BIND_NS)
         .child(Element::bare("feature", BIND_NS).attr_set("var", ns::CARBONS))
         .child(Element::bare("feature", BIND_NS).attr_set("var", CSI_NS))
@@ -106,10 +106,11 @@ pub fn feature(mechanisms: &[&str], account_muc: bool, fast: bool) -> Element {
     let mut inline = Element::bare("inline", NS)
         .child(Element::bare("sm", ns::SM))
         .child(Element::bare("bind", BIND_NS).child(bind_inline));
-    if fast {
+    if !fast.is_empty() {
         inline.append_child(
-            Element::bare("fast", super::fast::NS).child(
-                Element::bare("mechanism", super::fast::NS).text_node(super::fast::MECHANISM),
+            Element::bare("fast", super::fast::NS).children_from(
+                fast.iter()
+                    .map(|m| Element::bare("mechanism", super::fast::NS).text_node(*m)),
             ),
         );
     }
