@@ -153,6 +153,21 @@ enum Cmd {
         #[arg(long, default_value = "loadroom")]
         room_prefix: String,
     },
+    /// N phones back after losing their network: FAST + inline resumption,
+    /// or full SCRAM + bind + presence + rejoin.
+    Reconnect {
+        #[arg(short, default_value_t = 1000)]
+        n: u64,
+        #[arg(short, long, default_value_t = 50)]
+        concurrency: usize,
+        /// Rooms the accounts are spread over (one each).
+        #[arg(long, default_value_t = 10)]
+        rooms: u64,
+        #[arg(long, value_enum, default_value = "fast")]
+        mode: scenario::reconnect::Mode,
+        #[arg(long, default_value = "reconnectroom")]
+        room_prefix: String,
+    },
     /// Join latency of a first and a later session of the same account.
     Join {
         #[arg(long, default_value_t = 30)]
@@ -172,6 +187,7 @@ impl Cmd {
             Cmd::Register { n } => *n,
             Cmd::Login { n, accounts, .. } => accounts.unwrap_or(*n),
             Cmd::Idle { n, .. } => *n,
+            Cmd::Reconnect { n, .. } => *n,
             Cmd::Chat { pairs, .. } => pairs * 2,
             Cmd::Muc { rooms, users, .. } => rooms * users,
             Cmd::Join {
@@ -344,6 +360,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     rate,
                     duration,
                     drain,
+                    room_prefix,
+                },
+            )
+            .await?
+        }
+        Cmd::Reconnect {
+            n,
+            concurrency,
+            rooms,
+            mode,
+            room_prefix,
+        } => {
+            scenario::reconnect::run(
+                ctx,
+                scenario::reconnect::Params {
+                    n,
+                    concurrency,
+                    rooms,
+                    mode,
                     room_prefix,
                 },
             )

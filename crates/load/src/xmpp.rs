@@ -1,6 +1,7 @@
 //! A lean c2s client for load (RFC 6120): plain TCP, STARTTLS or direct
 //! TLS (XEP-0368), SASL SCRAM-SHA-1/-256 or PLAIN with roost-sasl, resource
-//! binding, XEP-0077 registration and XEP-0045 joins. One task per
+//! binding, XEP-0077 registration and XEP-0045 joins; SASL2 with Bind 2,
+//! FAST token logins and inline XEP-0198 resumption (XEP-0388/0386/0484). One task per
 //! connection, no thread; a small read buffer; the incremental reader of
 //! roost-stream. Certificates are not verified: benchmarks only.
 
@@ -48,6 +49,8 @@ pub const NS_MUC: &str = "http://jabber.org/protocol/muc";
 pub const NS_MUC_USER: &str = "http://jabber.org/protocol/muc#user";
 pub const NS_MUC_OWNER: &str = "http://jabber.org/protocol/muc#owner";
 pub const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+pub const NS_SASL2: &str = "urn:xmpp:sasl:2";
+pub const NS_SM: &str = "urn:xmpp:sm:3";
 
 /// Bytes read from the socket at a time; small, since 20,000 idle
 /// connections each keep one.
@@ -179,6 +182,13 @@ pub struct Conn {
     /// The full JID once bound.
     pub jid: String,
     next_id: u64,
+    /// XEP-0198: stanzas received since stream management was enabled
+    /// (the `h` a resumption reports), when it is.
+    pub handled: Option<u32>,
+    /// Times the client waited for the server after writing: XMPP round
+    /// trips (the TCP and TLS handshakes not included).
+    pub round_trips: u32,
+    wrote: bool,
 }
 
 fn reader_limits() -> Limits {
@@ -205,6 +215,9 @@ impl Conn {
             domain: t.domain.clone(),
             jid: String::new(),
             next_id: 0,
+            handled: None,
+            round_trips: 0,
+            wrote: false,
         };
         if t.tls == TlsMode::Direct {
             c.handshake(t, deadline).await?;
@@ -256,11 +269,115 @@ impl Conn {
         Ok(c)
     }
 
+    /// SASL2 (XEP-0388) with SCRAM and `inline` requests (Bind 2, a FAST
+    /// token request, ...); the server's `<success/>`. With a Bind 2
+    /// request that enables stream management, counting starts here.
+    pub async fn sasl2_login(
+        t: &Target,
+        user: &str,
+        password: &str,
+        inline: &str,
+    ) -> anyhow::Result<(Conn, Element)> {
+        let deadline = Instant::now() + t.timeout;
+        let (mut c, _features) = Conn::connect(t).await?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (hash, name) = match t.mech {
+            Mech::ScramSha1 => (Hash::Sha1, "SCRAM-SHA-1"),
+            _ => (Hash::Sha256, "SCRAM-SHA-256"),
+        };
+        let cache_key = (name, user.to_string(), password.to_string());
+        let mut scram = ScramClient::new(hash, user, password);
+        if let Some(kept) = salted_cache().lock().unwrap().get(&cache_key) {
+            scram = scram.with_salted_password(kept.clone());
+        }
+        c.send_str(&format!(
+            "<authenticate xmlns='{NS_SASL2}' mechanism='{name}'><initial-response>{}</initial-response>{inline}</authenticate>",
+            b64.encode(scram.client_first())
+        ))
+        .await?;
+        let ch = c.next_element(deadline).await?;
+        if ch.name() != "challenge" {
+            bail!("SASL2 refused: {}", String::from(&ch));
+        }
+        let fin = scram
+            .handle_server_first(&b64.decode(ch.text().trim())?)
+            .map_err(|e| anyhow!("SCRAM: {e}"))?;
+        c.send_str(&format!(
+            "<response xmlns='{NS_SASL2}'>{}</response>",
+            b64.encode(fin)
+        ))
+        .await?;
+        let ok = c.next_element(deadline).await?;
+        if ok.name() != "success" {
+            bail!("SASL2 failed: {}", String::from(&ok));
+        }
+        let v = ok
+            .get_child("additional-data", NS_SASL2)
+            .map(|d| d.text())
+            .unwrap_or_default();
+        scram
+            .verify_server_final(&b64.decode(v.trim())?)
+            .map_err(|e| anyhow!("server signature: {e}"))?;
+        keep_salted(cache_key, &scram);
+        c.after_sasl2_success(&ok, deadline).await?;
+        Ok((c, ok))
+    }
+
+    /// XEP-0484 token login with `inline` requests (a resumption, ...):
+    /// one round trip; the server's `<success/>`.
+    pub async fn fast_login(
+        t: &Target,
+        user: &str,
+        token: &str,
+        inline: &str,
+    ) -> anyhow::Result<(Conn, Element)> {
+        let deadline = Instant::now() + t.timeout;
+        let (mut c, _features) = Conn::connect(t).await?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut msg = format!("{user}\0").into_bytes();
+        msg.extend(roost_sasl::ht::initiator(token.as_bytes(), b""));
+        c.send_str(&format!(
+            "<authenticate xmlns='{NS_SASL2}' mechanism='HT-SHA-256-NONE'><initial-response>{}</initial-response>{inline}<fast xmlns='urn:xmpp:fast:0'/></authenticate>",
+            b64.encode(msg)
+        ))
+        .await?;
+        let ok = c.next_element(deadline).await?;
+        if ok.name() != "success" {
+            bail!("FAST login failed: {}", String::from(&ok));
+        }
+        c.after_sasl2_success(&ok, deadline).await?;
+        Ok((c, ok))
+    }
+
+    /// What a SASL2 `<success/>` set up: the bound JID, stream
+    /// management; the features that follow it are read.
+    async fn after_sasl2_success(&mut self, ok: &Element, deadline: Instant) -> anyhow::Result<()> {
+        if let Some(a) = ok.get_child("authorization-identifier", NS_SASL2) {
+            self.jid = a.text();
+        }
+        let sm_on = ok
+            .get_child("bound", "urn:xmpp:bind:0")
+            .is_some_and(|b| b.has_child("enabled", NS_SM));
+        if sm_on {
+            self.handled = Some(0);
+        }
+        let f = self.next_element(deadline).await?;
+        if f.name() != "features" {
+            bail!("expected features after success, got {}", String::from(&f));
+        }
+        Ok(())
+    }
+
+    /// Drop the connection without closing the stream, as a phone losing
+    /// its network does.
+    pub fn lose(self) {}
+
     pub async fn send_str(&mut self, s: &str) -> std::io::Result<()> {
         self.send_bytes(s.as_bytes()).await
     }
 
     pub async fn send_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.wrote = true;
         self.stream.write_all(b).await?;
         self.stream.flush().await
     }
@@ -273,6 +390,9 @@ impl Conn {
     /// Read once from the socket (cancel-safe), parse, queue the events.
     /// `Ok(false)` when the server closed the connection.
     pub async fn read_some(&mut self) -> anyhow::Result<bool> {
+        if std::mem::take(&mut self.wrote) {
+            self.round_trips += 1;
+        }
         let n = self.stream.read(&mut self.buf).await?;
         if n == 0 {
             return Ok(false);
@@ -306,7 +426,14 @@ impl Conn {
                 StreamEvent::Element(e) if e.name() == "error" && e.ns() == STREAM_NS => {
                     bail!("stream error: {}", first_child_name(&e))
                 }
-                StreamEvent::Element(e) => return Ok(e),
+                StreamEvent::Element(e) => {
+                    if let Some(h) = self.handled.as_mut() {
+                        if matches!(e.name(), "message" | "presence" | "iq") {
+                            *h = h.wrapping_add(1);
+                        }
+                    }
+                    return Ok(e);
+                }
                 StreamEvent::End => bail!("the server closed the stream"),
                 StreamEvent::Header(_) => {}
             }

@@ -263,29 +263,39 @@ pub async fn verify(
     let i = candidates
         .into_iter()
         .find(|&i| initial.proves(policy.key.token(account, &list[i]).as_bytes(), cb))?;
+    let mut changed = false;
     if let Some(count) = usage.count {
         if count <= list[i].count {
             tracing::info!(%account, "FAST token replayed (count not above the last one)");
             return None;
         }
         list[i].count = count;
+        changed = true;
     }
     let token = policy.key.token(account, &list[i]);
     let used = list[i].clone();
     let rotate = used.expiry.saturating_sub(now) <= policy.lifetime / 2;
+    let before = list.len();
     if usage.invalidate {
         list.retain(|r| r.client != client);
     } else {
         // The used token is now the current one; any other of the client's
-        // goes (an older current, or a newer one never used).
+        // goes (an older current, or a newer one never used). A token that
+        // is the client's only one stays as it is: "fresh" matters only
+        // beside another, so most logins write nothing.
         list.retain(|r| r.client != client || r.id == used.id);
+    }
+    // Before a rotation the used token must be on record as the current
+    // one, or handing out the next would drop it as an unused one.
+    changed |= list.len() != before || (rotate && used.fresh);
+    if changed {
         if let Some(r) = list.iter_mut().find(|r| r.id == used.id) {
             r.fresh = false;
         }
-    }
-    if let Err(e) = save(stores, account, &list).await {
-        tracing::error!(%account, error = %e, "FAST tokens not saved");
-        return None;
+        if let Err(e) = save(stores, account, &list).await {
+            tracing::error!(%account, error = %e, "FAST tokens not saved");
+            return None;
+        }
     }
     Some(Verified {
         token,

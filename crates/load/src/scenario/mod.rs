@@ -8,6 +8,7 @@ pub mod idle;
 pub mod join;
 pub mod login;
 pub mod muc;
+pub mod reconnect;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
