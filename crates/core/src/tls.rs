@@ -91,9 +91,19 @@ pub fn client_server_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     cfg.ignore_client_order = true;
+    // RFC 9266 tls-exporter for SCRAM-*-PLUS (see c2s/tls_exporter.rs).
+    cfg.key_log = Arc::new(crate::c2s::tls_exporter::Capture);
     // XEP-0368: direct TLS clients announce "xmpp-client" via ALPN.
     cfg.alpn_protocols = vec![b"xmpp-client".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// The same config for TLS that is not a client stream's (HTTPS): no
+/// exporter capture (c2s/tls_exporter.rs), which only those streams take.
+pub fn without_exporter_capture(cfg: &Arc<rustls::ServerConfig>) -> Arc<rustls::ServerConfig> {
+    let mut c = (**cfg).clone();
+    c.key_log = Arc::new(rustls::NoKeyLog);
+    Arc::new(c)
 }
 
 /// Lower is preferred; suites not named keep their relative order after

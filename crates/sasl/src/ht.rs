@@ -13,6 +13,8 @@ use crate::SaslError;
 pub const HT_SHA_256_NONE: &str = "HT-SHA-256-NONE";
 /// With `tls-server-end-point` channel binding.
 pub const HT_SHA_256_ENDP: &str = "HT-SHA-256-ENDP";
+/// With `tls-exporter` channel binding.
+pub const HT_SHA_256_EXPR: &str = "HT-SHA-256-EXPR";
 
 /// The client's message: who, and its proof.
 pub struct HtInitial {

@@ -65,6 +65,8 @@ pub struct ScramServer {
     /// vectors can be replayed.
     fixed_nonce_suffix: Option<String>,
     binding: Binding,
+    /// The data of the type the client bound to (-PLUS).
+    bound_to: Option<Vec<u8>>,
     /// XEP-0474: the advertised mechanisms and channel-binding types, as
     /// the string whose hash goes into server-first-message (`h=`).
     ssdp: Option<String>,
@@ -73,11 +75,12 @@ pub struct ScramServer {
 /// Channel binding (RFC 5802 §6): what this exchange requires or refuses.
 #[derive(Debug, Clone, Default)]
 pub struct Binding {
-    /// A -PLUS mechanism: the client must bind to this type's data.
-    pub plus: Option<(String, Vec<u8>)>,
-    /// The server offered -PLUS on this connection: a client that says
-    /// it could bind but thought we could not ('y') was downgraded.
-    pub offered: bool,
+    /// The types (and their data) the server offered on this connection;
+    /// with any, a client saying it could bind but thought we could not
+    /// ('y') was downgraded.
+    pub offered: Vec<(String, Vec<u8>)>,
+    /// A -PLUS mechanism: the client must bind to one of `offered`.
+    pub plus: bool,
 }
 
 impl ScramServer {
@@ -89,6 +92,7 @@ impl ScramServer {
             authzid: None,
             fixed_nonce_suffix: None,
             binding: Binding::default(),
+            bound_to: None,
             ssdp: None,
         }
     }
@@ -174,16 +178,24 @@ impl ScramServer {
 
     /// RFC 5802 §6: a -PLUS mechanism needs `p=` with our type; otherwise
     /// `n`, or `y` only when we did not offer binding (else a downgrade).
-    fn check_flag(&self, flag: &str) -> Result<(), SaslError> {
-        match (&self.binding.plus, flag) {
-            (Some((kind, _)), f) => match f.strip_prefix("p=") {
-                Some(k) if k == kind => Ok(()),
-                _ => Err(SaslError::NotAuthorized),
-            },
-            (None, "n") => Ok(()),
-            (None, "y") if !self.binding.offered => Ok(()),
-            (None, "y") => Err(SaslError::NotAuthorized),
-            (None, _) => Err(SaslError::MalformedRequest),
+    fn check_flag(&mut self, flag: &str) -> Result<(), SaslError> {
+        if self.binding.plus {
+            let kind = flag.strip_prefix("p=").ok_or(SaslError::NotAuthorized)?;
+            let data = self
+                .binding
+                .offered
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map(|(_, d)| d.clone())
+                .ok_or(SaslError::NotAuthorized)?;
+            self.bound_to = Some(data);
+            return Ok(());
+        }
+        match flag {
+            "n" => Ok(()),
+            "y" if self.binding.offered.is_empty() => Ok(()),
+            "y" => Err(SaslError::NotAuthorized),
+            _ => Err(SaslError::MalformedRequest),
         }
     }
 
@@ -300,7 +312,7 @@ impl ScramServer {
         // different one means the header was tampered with (e.g. a 'y'
         // downgrade rewritten to 'n').
         let mut expected = gs2_header.clone().into_bytes();
-        if let Some((_, data)) = &self.binding.plus {
+        if let Some(data) = &self.bound_to {
             expected.extend_from_slice(data);
         }
         if !crypto::ct_eq(&cbind, &expected) || final_nonce != nonce {
@@ -989,8 +1001,11 @@ mod tests {
 
     fn plus(data: &[u8]) -> Binding {
         Binding {
-            plus: Some(("tls-server-end-point".into(), data.to_vec())),
-            offered: true,
+            offered: vec![
+                ("tls-exporter".into(), b"exported".to_vec()),
+                ("tls-server-end-point".into(), data.to_vec()),
+            ],
+            plus: true,
         }
     }
 
@@ -1015,8 +1030,8 @@ mod tests {
     #[test]
     fn a_y_flag_is_a_downgrade_when_plus_was_offered() {
         let offered = Binding {
-            plus: None,
-            offered: true,
+            offered: vec![("tls-server-end-point".into(), b"x".to_vec())],
+            plus: false,
         };
         let server = ScramServer::new(Hash::Sha256).with_binding(offered);
         assert!(exchange(server, client().saying_y()).is_err());

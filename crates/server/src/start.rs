@@ -170,7 +170,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
             let Ok(local) = l.local_addr() else {
                 continue;
             };
-            let endpoint = roost_core::http::HttpEndpoint::new(cfg.http.clone(), tls, local);
+            // The HTTPS listener's TLS has no use for the exporter capture
+            // of the client streams' config (c2s/tls_exporter.rs).
+            let https_tls = tls.map(roost_core::tls::without_exporter_capture);
+            let endpoint =
+                roost_core::http::HttpEndpoint::new(cfg.http.clone(), https_tls.as_ref(), local);
             tracing::info!(addr = %local, tls = endpoint.is_tls(), "listening for web clients (WebSocket at {})", roost_core::http::WEBSOCKET_PATH);
             tokio::spawn(roost_core::listener::serve_http(
                 server.clone(),

@@ -97,6 +97,8 @@ pub struct Conn {
     ws: Option<crate::web::WsStream>,
     /// The server's certificate (DER), once TLS is up.
     pub peer_certificate: Option<Vec<u8>>,
+    /// RFC 9266 tls-exporter data of the TLS session (TLS 1.3).
+    pub exporter: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -118,11 +120,13 @@ impl Conn {
             closed: false,
             ws: None,
             peer_certificate: None,
+            exporter: None,
         };
         if direct_tls {
             let name = ServerName::try_from("localhost").expect("name");
             let tls = tls_connector().connect(name, tcp).await?;
             conn.peer_certificate = leaf(&tls);
+            conn.exporter = exporter(&tls);
             conn.io = Box::new(tls);
         } else {
             conn.tcp_only = Some(tcp);
@@ -152,6 +156,7 @@ impl Conn {
             closed: false,
             ws: Some(ws),
             peer_certificate: None,
+            exporter: None,
         }
     }
 
@@ -345,6 +350,7 @@ impl Conn {
             .await
             .expect("tls handshake");
         self.peer_certificate = leaf(&tls);
+        self.exporter = exporter(&tls);
         self.io = Box::new(tls);
     }
 
@@ -536,6 +542,15 @@ fn leaf(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<Vec<u8>> {
         .peer_certificates()
         .and_then(|c| c.first())
         .map(|c| c.to_vec())
+}
+
+/// RFC 9266 tls-exporter data, as the client computes it.
+fn exporter(tls: &tokio_rustls::client::TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    tls.get_ref()
+        .1
+        .export_keying_material([0u8; 32], b"EXPORTER-Channel-Binding", None)
+        .ok()
+        .map(|k| k.to_vec())
 }
 
 /// A logged-in session.

@@ -1,7 +1,8 @@
-//! Channel binding (RFC 5929 tls-server-end-point, XEP-0440) for
-//! SCRAM-*-PLUS and FAST HT-SHA-256-ENDP, and the XEP-0474 downgrade
-//! protection hash, over real TLS streams: the binding data is computed
-//! from the certificate the client saw.
+//! Channel binding (RFC 9266 tls-exporter, RFC 5929 tls-server-end-point,
+//! XEP-0440) for SCRAM-*-PLUS and FAST HT-SHA-256-EXPR/-ENDP, and the
+//! XEP-0474 downgrade protection hash, over real TLS streams: the binding
+//! data is what the client computes from its own TLS session and the
+//! certificate it saw.
 
 use base64::Engine;
 use minidom::Element;
@@ -12,6 +13,7 @@ use roost_testkit::{Conn, TestServer};
 const SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const SASL2: &str = "urn:xmpp:sasl:2";
 const EP: &str = "tls-server-end-point";
+const EX: &str = "tls-exporter";
 
 async fn connected(s: &TestServer) -> (Conn, Element) {
     let mut c = Conn::connect(s.c2s_tls(), true).await.expect("connect");
@@ -78,7 +80,7 @@ async fn plus_mechanisms_and_the_binding_type_are_offered_over_tls() {
         .children()
         .filter_map(|t| t.attr("type"))
         .collect();
-    assert_eq!(types, [EP]);
+    assert_eq!(types, [EX, EP]);
     let sasl2: Vec<String> = f
         .get_child("authentication", SASL2)
         .unwrap()
@@ -87,7 +89,27 @@ async fn plus_mechanisms_and_the_binding_type_are_offered_over_tls() {
         .map(|c| c.text())
         .collect();
     assert_eq!(sasl2, m, "SASL2 offers the same");
-    assert!(c.peer_certificate.is_some());
+    assert!(c.peer_certificate.is_some() && c.exporter.is_some());
+}
+
+#[tokio::test]
+async fn scram_plus_with_tls_exporter_binds_to_this_tls_session() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    let (mut c, f) = connected(&s).await;
+    let seen = advertised(&f);
+    let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
+    let ours = c.exporter.clone().expect("TLS 1.3 exporter");
+    let client = ScramClient::new(Hash::Sha256, "alice", "pw-alice")
+        .with_channel_binding(EX, ours)
+        .expecting_ssdp(&seen, Some(&[EX, EP]));
+    scram(&mut c, "SCRAM-SHA-256-PLUS", client).await.unwrap();
+    // Another session's exporter (a relayed login): refused.
+    let (other, _) = connected(&s).await;
+    let (mut c, _) = connected(&s).await;
+    let relayed = ScramClient::new(Hash::Sha256, "alice", "pw-alice")
+        .with_channel_binding(EX, other.exporter.clone().unwrap());
+    assert!(scram(&mut c, "SCRAM-SHA-256-PLUS", relayed).await.is_err());
 }
 
 #[tokio::test]
@@ -100,7 +122,7 @@ async fn scram_plus_binds_to_the_certificate_the_client_saw() {
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
     let client = ScramClient::new(Hash::Sha256, "alice", "pw-alice")
         .with_channel_binding(EP, cb.clone())
-        .expecting_ssdp(&seen, Some(&[EP]));
+        .expecting_ssdp(&seen, Some(&[EX, EP]));
     scram(&mut c, "SCRAM-SHA-256-PLUS", client).await.unwrap();
     // Bound to another certificate (a man in the middle's): refused.
     let (mut c, _) = connected(&s).await;
@@ -131,7 +153,7 @@ async fn downgrades_are_detected() {
     let seen = advertised(&f);
     let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
     let honest =
-        ScramClient::new(Hash::Sha256, "alice", "pw-alice").expecting_ssdp(&seen, Some(&[EP]));
+        ScramClient::new(Hash::Sha256, "alice", "pw-alice").expecting_ssdp(&seen, Some(&[EX, EP]));
     scram(&mut c, "SCRAM-SHA-256", honest).await.unwrap();
 }
 
@@ -147,7 +169,10 @@ async fn fast_tokens_bound_to_the_certificate() {
         .and_then(|i| i.get_child("fast", "urn:xmpp:fast:0"))
         .unwrap();
     let mechs: Vec<String> = fast.children().map(|m| m.text()).collect();
-    assert_eq!(mechs, ["HT-SHA-256-ENDP", "HT-SHA-256-NONE"]);
+    assert_eq!(
+        mechs,
+        ["HT-SHA-256-EXPR", "HT-SHA-256-ENDP", "HT-SHA-256-NONE"]
+    );
     let ok = c
         .authenticate2(
             "alice",
@@ -186,4 +211,48 @@ async fn fast_tokens_bound_to_the_certificate() {
         "failure"
     );
     assert_eq!(login(Vec::new(), "HT-SHA-256-NONE").await.name(), "failure");
+}
+
+#[tokio::test]
+async fn tls_exporter_after_starttls_and_for_fast_tokens() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    // STARTTLS: the exporter of the session negotiated mid-stream.
+    let mut c = Conn::secured(s.c2s(), false).await;
+    let ours = c.exporter.clone().expect("TLS 1.3 exporter after STARTTLS");
+    let client = ScramClient::new(Hash::Sha1, "alice", "pw-alice").with_channel_binding(EX, ours);
+    scram(&mut c, "SCRAM-SHA-1-PLUS", client).await.unwrap();
+    // A FAST token for HT-SHA-256-EXPR works on any later session, bound
+    // to that session's exporter.
+    let ua = "<user-agent id='9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d'/>";
+    let (mut c, _) = connected(&s).await;
+    let ok = c
+        .authenticate2(
+            "alice",
+            "pw-alice",
+            &format!("{ua}<request-token xmlns='urn:xmpp:fast:0' mechanism='HT-SHA-256-EXPR'/>"),
+        )
+        .await;
+    let token = ok
+        .get_child("token", "urn:xmpp:fast:0")
+        .and_then(|t| t.attr("token"))
+        .expect("token")
+        .to_string();
+    for (use_own_exporter, want) in [(true, "success"), (false, "failure")] {
+        let (mut c, _) = connected(&s).await;
+        let cb = if use_own_exporter {
+            c.exporter.clone().unwrap()
+        } else {
+            vec![7; 32]
+        };
+        let mut msg = b"alice\0".to_vec();
+        msg.extend(roost_sasl::ht::initiator(token.as_bytes(), &cb));
+        c.send(&format!(
+            "<authenticate xmlns='{SASL2}' mechanism='HT-SHA-256-EXPR'><initial-response>{}</initial-response>{ua}<fast xmlns='urn:xmpp:fast:0'/></authenticate>",
+            b64(&msg)
+        ))
+        .await;
+        let r = c.next_element().await.unwrap();
+        assert_eq!(r.name(), want, "{}", String::from(&r));
+    }
 }

@@ -1,7 +1,6 @@
-//! Channel binding for SCRAM-*-PLUS and FAST HT-*-ENDP: RFC 5929
-//! `tls-server-end-point`, the hash of our own certificate, advertised with
-//! XEP-0440. (`tls-exporter`, RFC 9266, needs the TLS exporter, which the
-//! unbuffered rustls connection our client streams use does not expose.)
+//! Channel binding for SCRAM-*-PLUS and FAST HT-*-EXPR/-ENDP, advertised
+//! with XEP-0440: RFC 9266 `tls-exporter` (TLS 1.3, see `tls_exporter.rs`)
+//! and RFC 5929 `tls-server-end-point`, the hash of our own certificate.
 
 use minidom::Element;
 use roost_proto::Elem;
@@ -9,6 +8,7 @@ use sha2::Digest;
 
 pub const NS: &str = "urn:xmpp:sasl-cb:0";
 pub const TLS_SERVER_END_POINT: &str = "tls-server-end-point";
+pub const TLS_EXPORTER: &str = "tls-exporter";
 
 /// RFC 5929 §4.1: the certificate hashed with its signature's hash, or
 /// SHA-256 where that is MD5 or SHA-1; `None` for signatures without one
@@ -31,9 +31,12 @@ pub fn server_end_point(cert_der: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// XEP-0440: the types a client may bind to on this connection.
-pub fn feature() -> Element {
-    Element::bare("sasl-channel-binding", NS)
-        .child(Element::bare("channel-binding", NS).attr_set("type", TLS_SERVER_END_POINT))
+pub fn feature(types: &[&str]) -> Element {
+    Element::bare("sasl-channel-binding", NS).children_from(
+        types
+            .iter()
+            .map(|t| Element::bare("channel-binding", NS).attr_set("type", *t)),
+    )
 }
 
 #[cfg(test)]

@@ -223,6 +223,18 @@ impl Connection {
         self.is_tls() || (self.is_websocket() && self.peer.ip().to_canonical().is_loopback())
     }
 
+    /// RFC 9266 `tls-exporter` data of this connection's TLS 1.3 session
+    /// (client TCP streams; not WebSocket, whose TLS is the HTTP layer's).
+    pub fn tls_exporter(&self) -> Option<&[u8]> {
+        match &self.framing {
+            Framing::Xml(x) => match &x.transport {
+                Transport::Tls(t) => t.exporter_binding(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// STARTTLS (RFC 6120 §5) is possible on plain TCP only.
     pub fn can_starttls(&self) -> bool {
         match &self.framing {

@@ -1,5 +1,6 @@
 //! XEP-0484 Fast Authentication Streamlining Tokens (FAST), with the
-//! HT-SHA-256-NONE and HT-SHA-256-ENDP (bound to our certificate) mechanisms: a client that logged in with its password
+//! HT-SHA-256-NONE, HT-SHA-256-ENDP (bound to our certificate) and
+//! HT-SHA-256-EXPR (bound to the TLS session) mechanisms: a client that logged in with its password
 //! asks for a token (`<request-token/>` in its SASL2 request) and logs in
 //! with it next time in one round trip.
 //!
@@ -30,6 +31,8 @@ pub const NS: &str = "urn:xmpp:fast:0";
 pub const MECHANISM: &str = roost_sasl::ht::HT_SHA_256_NONE;
 /// The same bound to our certificate (tls-server-end-point).
 pub const MECHANISM_ENDP: &str = roost_sasl::ht::HT_SHA_256_ENDP;
+/// The same bound to the TLS session (tls-exporter).
+pub const MECHANISM_EXPR: &str = roost_sasl::ht::HT_SHA_256_EXPR;
 const KEY: &str = "fast-tokens";
 
 /// The per-server key tokens are derived from.

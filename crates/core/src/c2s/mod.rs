@@ -13,6 +13,7 @@ pub mod sasl2;
 pub mod session;
 pub mod stream_management;
 pub mod throttle;
+pub mod tls_exporter;
 pub mod tls_stream;
 pub mod websocket;
 

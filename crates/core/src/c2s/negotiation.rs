@@ -244,8 +244,9 @@ impl<'a> Negotiation<'a> {
                 self.server.config.account_muc.enabled,
                 &self.fast_mechanisms(),
             ));
-            if self.binding_data().is_some() {
-                f.push(super::channel_binding::feature());
+            let types: Vec<&str> = self.bindings().into_iter().map(|(k, _)| k).collect();
+            if !types.is_empty() {
+                f.push(super::channel_binding::feature(&types));
             }
             if self.registration_allowed() {
                 f.push(Element::bare("register", ns::REGISTER_FEATURE));
@@ -254,19 +255,34 @@ impl<'a> Negotiation<'a> {
         f
     }
 
-    /// Our certificate's tls-server-end-point hash, when this stream runs
-    /// over our TLS (XEP-0440).
-    fn binding_data(&self) -> Option<&[u8]> {
-        if !self.conn.is_tls() {
-            return None;
+    /// The channel-binding types this stream offers, with their data
+    /// (XEP-0440): `tls-exporter` (TLS 1.3 on a client TCP stream), then
+    /// `tls-server-end-point` (our certificate's hash, over our TLS).
+    fn bindings(&self) -> Vec<(&'static str, Vec<u8>)> {
+        use super::channel_binding::{TLS_EXPORTER, TLS_SERVER_END_POINT};
+        let mut b = Vec::new();
+        if let Some(x) = self.conn.tls_exporter() {
+            b.push((TLS_EXPORTER, x.to_vec()));
         }
-        self.server.tls_end_point.get().map(Vec::as_slice)
+        if self.conn.is_tls() {
+            if let Some(ep) = self.server.tls_end_point.get() {
+                b.push((TLS_SERVER_END_POINT, ep.clone()));
+            }
+        }
+        b
+    }
+
+    fn binding_data(&self, kind: &str) -> Option<Vec<u8>> {
+        self.bindings()
+            .into_iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, d)| d)
     }
 
     /// The SASL mechanisms offered on this stream, strongest first.
     fn mechanisms(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        if self.binding_data().is_some() {
+        if !self.bindings().is_empty() {
             names.extend(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"]);
         }
         names.extend(["SCRAM-SHA-256", "SCRAM-SHA-1"]);
@@ -282,7 +298,13 @@ impl<'a> Negotiation<'a> {
             return Vec::new();
         }
         let mut m = Vec::new();
-        if self.binding_data().is_some() {
+        if self.conn.tls_exporter().is_some() {
+            m.push(super::fast::MECHANISM_EXPR);
+        }
+        if self
+            .binding_data(super::channel_binding::TLS_SERVER_END_POINT)
+            .is_some()
+        {
             m.push(super::fast::MECHANISM_ENDP);
         }
         m.push(super::fast::MECHANISM);
@@ -418,7 +440,7 @@ impl<'a> Negotiation<'a> {
             Err(e) => return self.sasl_failure(e).await,
         };
         let fast_login = self.sasl2.as_ref().is_some_and(|r| r.fast.is_some());
-        let plus = self.binding_data().is_some();
+        let plus = !self.bindings().is_empty();
         match mechanism {
             Some(m) if fast_login => match self.fast_mechanisms().into_iter().find(|f| *f == m) {
                 Some(f) => self.fast_login(f, &data).await,
@@ -453,21 +475,21 @@ impl<'a> Negotiation<'a> {
     }
 
     async fn scram_first(&mut self, hash: Hash, plus: bool, data: &[u8]) -> Outcome {
-        let cb = self.binding_data().map(<[u8]>::to_vec);
-        let binding = roost_sasl::scram::Binding {
-            plus: cb
-                .clone()
-                .filter(|_| plus)
-                .map(|d| (super::channel_binding::TLS_SERVER_END_POINT.to_string(), d)),
-            offered: cb.is_some(),
-        };
+        let bindings = self.bindings();
+        let types: Vec<&str> = bindings.iter().map(|(k, _)| *k).collect();
         // XEP-0474: the list this stream advertised, signed into SCRAM.
-        let cb_types = cb
-            .is_some()
-            .then_some(&[super::channel_binding::TLS_SERVER_END_POINT][..]);
+        let cb_types = (!types.is_empty()).then_some(&types[..]);
+        let mechanisms = self.mechanisms();
+        let binding = roost_sasl::scram::Binding {
+            offered: bindings
+                .iter()
+                .map(|(k, d)| (k.to_string(), d.clone()))
+                .collect(),
+            plus,
+        };
         let mut scram = ScramServer::new(hash)
             .with_binding(binding)
-            .with_downgrade_protection(&self.mechanisms(), cb_types);
+            .with_downgrade_protection(&mechanisms, cb_types);
         let first = match scram.client_first(data) {
             Ok(f) => f,
             Err(e) => return self.sasl_failure(e).await,
@@ -585,11 +607,13 @@ impl<'a> Negotiation<'a> {
         };
         let stores = self.server.stores.clone();
         let cb = match mechanism {
+            super::fast::MECHANISM_EXPR => self.binding_data(super::channel_binding::TLS_EXPORTER),
             super::fast::MECHANISM_ENDP => {
-                self.binding_data().map(<[u8]>::to_vec).unwrap_or_default()
+                self.binding_data(super::channel_binding::TLS_SERVER_END_POINT)
             }
-            _ => Vec::new(),
-        };
+            _ => Some(Vec::new()),
+        }
+        .unwrap_or_default();
         let attempt = super::fast::Attempt {
             client: &client,
             mechanism,

@@ -38,6 +38,9 @@ const MAX_PENDING: usize = 64 * 1024 + READ_SIZE + MAX_FRAGMENT;
 pub struct TlsStream {
     tcp: TcpStream,
     tls: UnbufferedServerConnection,
+    /// RFC 9266 tls-exporter binding data (TLS 1.3), once handshaken; the
+    /// exporter secret rustls logs is held only until then.
+    exporter: Option<Box<[u8]>>,
     /// Ciphertext read from the socket; `incoming[consumed..]` is not yet
     /// processed (between reads, at most the start of one record).
     incoming: Vec<u8>,
@@ -87,6 +90,7 @@ impl TlsStream {
         let mut stream = TlsStream {
             tcp,
             tls,
+            exporter: None,
             incoming: Vec::new(),
             consumed: 0,
             plaintext: Vec::new(),
@@ -106,6 +110,11 @@ impl TlsStream {
         }
     }
 
+    /// RFC 9266 `tls-exporter` binding data (TLS 1.3 only).
+    pub fn exporter_binding(&self) -> Option<&[u8]> {
+        self.exporter.as_deref()
+    }
+
     /// The socket under the TLS layer.
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
@@ -117,6 +126,14 @@ impl TlsStream {
             // Our flight goes out before we wait for the peer's.
             ready!(self.poll_send(cx))?;
             if !self.tls.is_handshaking() {
+                // The secret becomes the binding data; the secret goes.
+                if let Some(secret) = self.exporter.take() {
+                    let sha384 = self.tls.negotiated_cipher_suite().is_some_and(|s| {
+                        s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384
+                    });
+                    let cb = super::tls_exporter::channel_binding(&secret, sha384);
+                    self.exporter = Some(cb.into_boxed_slice());
+                }
                 return Poll::Ready(Ok(()));
             }
             if matches!(stop, Stop::Closed) || self.read_closed {
@@ -151,6 +168,23 @@ impl TlsStream {
     /// `drive` over ciphertext in `buf`, which is not `incoming`; also
     /// says how many bytes of it were processed.
     fn drive_in(&mut self, buf: &mut [u8], want: Want<'_>) -> io::Result<(Stop, usize)> {
+        // rustls logs the TLS 1.3 exporter secret from somewhere in this
+        // synchronous stretch (processing or encoding a handshake step):
+        // take it before anything else can run on this thread.
+        let handshaking = self.tls.is_handshaking();
+        if handshaking {
+            super::tls_exporter::clear();
+        }
+        let result = self.drive_in_steps(buf, want);
+        if handshaking {
+            if let Some(secret) = super::tls_exporter::take() {
+                self.exporter = Some(secret.into_boxed_slice());
+            }
+        }
+        result
+    }
+
+    fn drive_in_steps(&mut self, buf: &mut [u8], want: Want<'_>) -> io::Result<(Stop, usize)> {
         if self.failed {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "TLS failed"));
         }
