@@ -238,6 +238,13 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
         log "round 1: a bidirectional stream with ejabberd, which does not offer them"
         status=1
     fi
+    # Roost's MUC service answered ejabberd's user over the stream
+    # roost.test already had (XEP-0220 §2.4), not a connection of its own.
+    plain_log="$(sed 's/\x1b\[[0-9;]*m//g' "$work/roost/roost.log")"
+    if ! grep -q "server stream multiplexed.*local=conference.roost.test remote=ejabberd.test" <<< "$plain_log"; then
+        log "round 1: expected conference.roost.test to join roost.test's stream to ejabberd.test"
+        status=1
+    fi
 fi
 round() { # number config description expected-direction
     log "round $1: Roost restarted: $3"

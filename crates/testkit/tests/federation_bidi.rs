@@ -193,3 +193,41 @@ async fn a_raw_peer_that_asks_for_bidi_receives_over_its_stream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Two of a.test's domains (a.test and its MUC service) talk to b.test:
+/// the second joins the first's stream with dialback (XEP-0220 §2.4)
+/// instead of opening a connection of its own.
+#[tokio::test]
+async fn a_second_domain_of_ours_joins_the_first_ones_stream() {
+    let ca = TestCa::new();
+    // No bidi: b answers over streams of its own, so a's connections are
+    // a's alone.
+    let (sa, sb) = pair_with(&ca, |_, c| c.s2s.bidi = false).await;
+    let mut alice = online(&sa, "alice", "home").await;
+    let mut bob = online(&sb, "bob", "desk").await;
+    chat_both_ways(&mut alice, &mut bob, 1).await;
+    // bob joins alice's room on conference.a.test: the room's stanzas to
+    // b.test go from a second domain of a.test.
+    let room = "hall@conference.a.test";
+    alice.join_room(room, "Alice").await;
+    alice.configure_room(room, &[]).await;
+    bob.join_room(room, "Bob").await;
+    alice
+        .send(&format!(
+            "<message to='{room}' type='groupchat'><body>welcome bob</body></message>"
+        ))
+        .await;
+    bob.expect("the room's message", |e| {
+        body(e).as_deref() == Some("welcome bob")
+    })
+    .await;
+    let st = stats(&sa);
+    assert_eq!(
+        st.routes_multiplexed, 1,
+        "conference.a.test joined a.test's stream"
+    );
+    assert_eq!(
+        st.outgoing_connections, 1,
+        "one connection for both domains"
+    );
+}

@@ -82,7 +82,17 @@ async fn plain_is_offered_only_over_tls_and_scram_first() {
         .children()
         .map(|m| m.text())
         .collect();
-    assert_eq!(mechs, ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]);
+    // Channel-bound SCRAM first (over TLS), then SCRAM, PLAIN last.
+    assert_eq!(
+        mechs,
+        [
+            "SCRAM-SHA-256-PLUS",
+            "SCRAM-SHA-1-PLUS",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-1",
+            "PLAIN"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -171,16 +171,16 @@ impl Incoming {
                 return f;
             }
         }
-        if self.sasl_done {
-            return f;
-        }
-        let proves = from.is_some_and(|d| self.s2s.tls.proves(&st.peer_certificates(), d));
+        let proves = !self.sasl_done
+            && from.is_some_and(|d| self.s2s.tls.proves(&st.peer_certificates(), d));
         if st.is_tls() && proves {
             f.push(
                 Element::bare("mechanisms", ns::SASL)
                     .child(Element::bare("mechanism", ns::SASL).text_node("EXTERNAL")),
             );
         }
+        // Also after SASL: more domains may join this stream by dialback
+        // (XEP-0220 §2.4).
         if self.s2s.dialback_allowed() {
             f.push(
                 Element::bare("dialback", dialback::FEATURE_NS)

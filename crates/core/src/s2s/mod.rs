@@ -15,6 +15,7 @@ mod bidi;
 pub mod certs;
 pub mod dialback;
 mod incoming;
+mod multiplex;
 mod outgoing;
 pub mod resolve;
 pub mod stream;
@@ -48,6 +49,11 @@ pub struct S2sStats {
     pub routes_outgoing: usize,
     /// Domain pairs we send to over a stream the peer opened (XEP-0288).
     pub routes_bidi: usize,
+    /// Domain pairs that joined another pair's outgoing stream (XEP-0220
+    /// §2.4 multiplexing).
+    pub routes_multiplexed: usize,
+    /// Outgoing connections.
+    pub outgoing_connections: usize,
 }
 
 /// Federation state shared by the server: outgoing streams by domain
@@ -61,6 +67,10 @@ pub struct S2s {
     next_generation: std::sync::atomic::AtomicU64,
     /// One permit per incoming server connection (`max_incoming`).
     pub(crate) incoming: Arc<tokio::sync::Semaphore>,
+    /// Outgoing streams other domains of ours may join, by remote domain.
+    mux_hosts: Mutex<HashMap<String, multiplex::HostHandle>>,
+    /// Domain pairs currently relayed over another pair's stream.
+    multiplexed: std::sync::atomic::AtomicUsize,
 }
 
 impl S2s {
@@ -74,6 +84,8 @@ impl S2s {
             resolver,
             outgoing: Mutex::new(HashMap::new()),
             next_generation: std::sync::atomic::AtomicU64::new(1),
+            mux_hosts: Mutex::new(HashMap::new()),
+            multiplexed: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -123,10 +135,14 @@ impl S2s {
     pub fn stats(&self) -> S2sStats {
         let map = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
         let live = || map.values().filter(|h| !h.stanzas.is_closed());
+        let multiplexed = self.multiplexed.load(std::sync::atomic::Ordering::Relaxed);
+        let outgoing = live().filter(|h| !h.bidi).count();
         S2sStats {
             incoming: self.config.max_incoming - self.incoming.available_permits(),
-            routes_outgoing: live().filter(|h| !h.bidi).count(),
+            routes_outgoing: outgoing,
             routes_bidi: live().filter(|h| h.bidi).count(),
+            routes_multiplexed: multiplexed,
+            outgoing_connections: outgoing.saturating_sub(multiplexed),
         }
     }
 

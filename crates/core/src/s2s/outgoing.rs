@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::resolve::Target;
 use super::stream::{S2sError, S2sStream};
-use super::{bidi, bounce, dialback, S2s};
+use super::{bidi, bounce, dialback, multiplex, S2s};
 use crate::server::Server;
 
 /// Silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).
@@ -80,6 +80,20 @@ pub(super) async fn run(
             bounce(&ctx.server, &first, unreachable_error(false));
             continue;
         }
+        // XEP-0220 §2.4: another of our domains may already have a stream
+        // to this server that takes one more domain.
+        let first = match multiplex::join(&ctx.s2s, &ctx.local, &ctx.remote).await {
+            Some(host) => {
+                failures = 0;
+                retry_at = None;
+                match multiplex::relay(&ctx.server, &ctx.s2s, &host, first, &mut stanzas).await {
+                    None => continue,
+                    // The host stream went away: our own stream, then.
+                    Some(left) => left,
+                }
+            }
+            None => first,
+        };
         match connect(&ctx).await {
             Ok(stream) => {
                 failures = 0;
@@ -192,7 +206,9 @@ async fn try_target(ctx: &Ctx, target: &Target) -> Result<S2sStream, S2sError> {
         let answer = next_element(&mut st).await?;
         if answer.is("success", ns::SASL) {
             st.restart();
-            open(&mut st, &ctx.local, &ctx.remote, wait).await?;
+            let (id, after) = open(&mut st, &ctx.local, &ctx.remote, wait).await?;
+            st.stream_id = id;
+            st.dialback_offered = after.has_child("dialback", dialback::FEATURE_NS);
             tracing::info!(local = %ctx.local, remote = %ctx.remote, "server stream authenticated (certificate)");
             return Ok(st);
         }
@@ -207,6 +223,8 @@ async fn try_target(ctx: &Ctx, target: &Target) -> Result<S2sStream, S2sError> {
     // offers no SASL at all).
     let offers_dialback =
         features.has_child("dialback", dialback::FEATURE_NS) || mechanisms.is_none();
+    st.dialback_offered = features.has_child("dialback", dialback::FEATURE_NS);
+    st.stream_id = header_id.clone();
     if offers_dialback && (!s2s.config.require_encryption || st.is_tls()) {
         let Some(id) = header_id else {
             return Err(S2sError::Refused("no stream id for dialback".into()));
@@ -301,6 +319,8 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
     let mut last_write = Instant::now();
     let mut shutdown = ctx.server.shutdown_signal();
     let mut heard_back = false;
+    // Other domains of ours may join this stream (XEP-0220 §2.4).
+    let mut host = multiplex::Host::open(&ctx.s2s, &ctx.local, &ctx.remote, &st);
     if let Err(e) = st.send(&first.el).await {
         tracing::info!(remote = %ctx.remote, error = %e, "server stream broke");
         bounce(&ctx.server, &first, unreachable_error(false));
@@ -320,7 +340,15 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
                 last_stanza = Instant::now();
                 last_write = last_stanza;
             }
+            m = multiplex::next(&mut host) => {
+                if host.handle(&ctx.server, &ctx.s2s, &mut st, m).await.is_err() {
+                    break;
+                }
+                last_stanza = Instant::now();
+                last_write = last_stanza;
+            }
             ev = st.next(idle) => match ev {
+                Ok(StreamEvent::Element(el)) if el.is("result", dialback::NS) && host.answer(&el) => {}
                 Ok(StreamEvent::Element(el)) if st.bidi => {
                     if !heard_back {
                         heard_back = true;
@@ -350,11 +378,13 @@ async fn pump(ctx: &Ctx, mut st: S2sStream, first: Stanza, stanzas: &mut mpsc::R
                 break;
             }
             _ = crate::server::until_shutdown(&mut shutdown) => {
+                host.close(&ctx.server, &ctx.s2s);
                 st.fail(roost_proto::StreamError::SystemShutdown, None).await;
                 return;
             }
         }
     }
+    host.close(&ctx.server, &ctx.s2s);
     st.close().await;
 }
 

@@ -115,6 +115,11 @@ pub struct S2sStream {
     pub bidi: bool,
     /// `jabber:server`, or `jabber:component:accept` for components.
     content_ns: &'static str,
+    /// Outgoing streams: the id the peer gave the current stream, and
+    /// whether it takes dialback (for more domains on this stream,
+    /// XEP-0220 §2.4).
+    pub stream_id: Option<String>,
+    pub dialback_offered: bool,
 }
 
 impl S2sStream {
@@ -132,6 +137,8 @@ impl S2sStream {
             limits,
             bidi: false,
             content_ns: NS_SERVER,
+            stream_id: None,
+            dialback_offered: false,
         }
     }
 
