@@ -132,7 +132,15 @@ pub fn render(server: &Server) -> String {
             &[
                 ("{via=\"outgoing\"}", stats.routes_outgoing as u64),
                 ("{via=\"bidi\"}", stats.routes_bidi as u64),
+                ("{via=\"multiplexed\"}", stats.routes_multiplexed as u64),
             ],
+        );
+        metric(
+            &mut out,
+            "roost_s2s_outgoing_connections",
+            "gauge",
+            "Connections this server opened to others (several domain pairs may share one).",
+            &[("", stats.outgoing_connections as u64)],
         );
     }
     out

@@ -3,6 +3,7 @@
 
 pub mod bookmarks;
 pub mod disco;
+pub mod extdisco;
 pub mod kernel;
 pub mod pep;
 pub mod ping;

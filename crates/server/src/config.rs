@@ -39,6 +39,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Token logins (XEP-0484 FAST).
     pub fast: FastConfig,
+    /// STUN/TURN servers for calls (XEP-0215).
+    pub extdisco: roost_features::extdisco::ExtdiscoConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -101,6 +103,7 @@ impl Default for Config {
             s2s: S2sConfig::default(),
             push: PushConfig::default(),
             fast: FastConfig::default(),
+            extdisco: Default::default(),
             component: Vec::new(),
         }
     }
@@ -192,6 +195,9 @@ impl Config {
             }
         }
         self.validate_components()?;
+        self.extdisco
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         self.muc
             .validate(&self.domain)
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;

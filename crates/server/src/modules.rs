@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use roost_core::Module;
 use roost_features::{
-    bookmarks, disco, kernel, pep, ping, private_xml, register, session, vcard, version,
+    bookmarks, disco, extdisco, kernel, pep, ping, private_xml, register, session, vcard, version,
 };
 
 /// The modules, sharing one PEP service (built by the caller, which also
@@ -21,6 +21,9 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
             pep: Some(pep.clone()),
         }),
         Arc::new(ping::Ping),
+        Arc::new(extdisco::Extdisco {
+            config: config.extdisco.clone(),
+        }),
         Arc::new(version::Version),
         Arc::new(session::LegacySession),
         Arc::new(vcard::Vcard),

@@ -153,10 +153,26 @@ async fn an_account_joins_a_room_on_the_other_server_once_for_all_its_sessions()
         })
         .await
         .is_none());
-    // Room traffic reaches both sessions; the laptop's message reaches bob.
+    // Room traffic reaches both sessions, and crosses to a.test once.
+    let counters = &sa.running.server.counters;
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let (received, forked) = (
+        count(&counters.account_muc_received),
+        count(&counters.account_muc_forked),
+    );
     bob.say(room, "welcome").await;
     phone.expect_groupchat("welcome").await;
     laptop.expect_groupchat("welcome").await;
+    assert_eq!(
+        count(&counters.account_muc_received) - received,
+        1,
+        "one stanza from the room for the account"
+    );
+    assert_eq!(
+        count(&counters.account_muc_forked) - forked,
+        2,
+        "forked to its two sessions"
+    );
     laptop.say(room, "thanks").await;
     bob.expect_groupchat("thanks").await;
     phone.expect_groupchat("thanks").await;
