@@ -172,6 +172,7 @@ impl Server {
             self.registry.server_features(),
             node,
         )
+        .children_from(self.registry.server_info_forms())
     }
 
     /// XEP-0115 §6.3: the server's own `<c/>` for stream features, so

@@ -88,6 +88,10 @@ pub trait Module: Send + Sync + 'static {
     fn account_features(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// XEP-0128 data forms in the server's disco#info (e.g. XEP-0157).
+    fn server_info_forms(&self) -> Vec<Element> {
+        Vec::new()
+    }
     fn iq_routes(&self) -> Vec<IqRoute> {
         Vec::new()
     }
@@ -175,6 +179,13 @@ impl Registry {
         f.sort_unstable();
         f.dedup();
         f
+    }
+
+    pub fn server_info_forms(&self) -> Vec<Element> {
+        self.modules
+            .iter()
+            .flat_map(|m| m.server_info_forms())
+            .collect()
     }
 
     pub fn account_features(&self) -> Vec<&'static str> {

@@ -2,6 +2,7 @@
 //! features and IQ routes; `server/modules.rs` lists them in order.
 
 pub mod bookmarks;
+pub mod contact_info;
 pub mod disco;
 pub mod extdisco;
 pub mod kernel;
@@ -10,5 +11,6 @@ pub mod ping;
 pub mod private_xml;
 pub mod register;
 pub mod session;
+pub mod time;
 pub mod vcard;
 pub mod version;

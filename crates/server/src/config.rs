@@ -41,6 +41,8 @@ pub struct Config {
     pub fast: FastConfig,
     /// STUN/TURN servers for calls (XEP-0215).
     pub extdisco: roost_features::extdisco::ExtdiscoConfig,
+    /// Contact addresses in the server's disco (XEP-0157).
+    pub contact: roost_features::contact_info::ContactConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -104,6 +106,7 @@ impl Default for Config {
             push: PushConfig::default(),
             fast: FastConfig::default(),
             extdisco: Default::default(),
+            contact: Default::default(),
             component: Vec::new(),
         }
     }

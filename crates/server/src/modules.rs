@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use roost_core::Module;
 use roost_features::{
-    bookmarks, disco, extdisco, kernel, pep, ping, private_xml, register, session, vcard, version,
+    bookmarks, contact_info, disco, extdisco, kernel, pep, ping, private_xml, register, session,
+    time, vcard, version,
 };
 
 /// The modules, sharing one PEP service (built by the caller, which also
@@ -23,6 +24,10 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
         Arc::new(ping::Ping),
         Arc::new(extdisco::Extdisco {
             config: config.extdisco.clone(),
+        }),
+        Arc::new(time::EntityTime),
+        Arc::new(contact_info::ContactInfo {
+            config: config.contact.clone(),
         }),
         Arc::new(version::Version),
         Arc::new(session::LegacySession),
