@@ -82,7 +82,8 @@ class RoostServer:
                  registration_loopback: bool | None = False,
                  log_filter: str = "debug",
                  extra_config: dict[str, dict] | None = None,
-                 components: dict[str, str] | None = None):
+                 components: dict[str, str] | None = None,
+                 admins: list[str] | None = None):
         self.bin = roost_bin()
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -99,6 +100,8 @@ class RoostServer:
         self.log_filter = log_filter
         # More TOML sections, e.g. {"account_muc": {"enabled": False}}.
         self.extra_config = extra_config or {}
+        # Accounts allowed XEP-0133 administration commands.
+        self.admins = admins or []
         # External components (XEP-0114): domain -> secret.
         self.components = components or {}
         self.component_port = free_port() if self.components else None
@@ -114,6 +117,7 @@ class RoostServer:
             f'domain = "{self.domain}"',
             f'data_dir = "{self.data_dir}"',
             f'log = "{self.log_filter}"',
+            f"admins = {_toml_value(self.admins)}",
             "",
             "[listen]",
             f'c2s = "{self.host}:{self.c2s_port}"',

@@ -92,6 +92,16 @@ pub trait Module: Send + Sync + 'static {
     fn server_info_forms(&self) -> Vec<Element> {
         Vec::new()
     }
+    /// Disco#info or #items of a node on the server's domain (XEP-0050
+    /// commands); `None` when the node is not this module's.
+    async fn server_node(
+        &self,
+        _ctx: &IqContext<'_>,
+        _node: &str,
+        _items: bool,
+    ) -> Option<IqResult> {
+        None
+    }
     fn iq_routes(&self) -> Vec<IqRoute> {
         Vec::new()
     }
@@ -179,6 +189,21 @@ impl Registry {
         f.sort_unstable();
         f.dedup();
         f
+    }
+
+    /// The module that answers for a node on the server's domain.
+    pub async fn server_node(
+        &self,
+        ctx: &IqContext<'_>,
+        node: &str,
+        items: bool,
+    ) -> Option<IqResult> {
+        for m in &self.modules {
+            if let Some(r) = m.server_node(ctx, node, items).await {
+                return Some(r);
+            }
+        }
+        None
     }
 
     pub fn server_info_forms(&self) -> Vec<Element> {

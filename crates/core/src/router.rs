@@ -127,6 +127,15 @@ impl Router {
         }
     }
 
+    /// The accounts whose tasks are alive: those online (or holding
+    /// rooms without a session).
+    pub fn active_accounts(&self) -> Vec<BareJid> {
+        self.accounts
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Number of account tasks alive (for logs and metrics).
     pub fn account_tasks(&self) -> usize {
         self.accounts.lock().map(|m| m.len()).unwrap_or(0)

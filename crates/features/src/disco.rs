@@ -111,6 +111,14 @@ impl Module for Disco {
             if !items_query && ctx.server.is_own_caps_node(node) {
                 return Ok(Some(ctx.server.server_disco_info(Some(node))));
             }
+            if let Some(r) = ctx
+                .server
+                .registry
+                .server_node(&ctx, node, items_query)
+                .await
+            {
+                return r;
+            }
             return Err(StanzaError::new(Condition::ItemNotFound));
         }
         if items_query {

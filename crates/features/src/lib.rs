@@ -1,6 +1,7 @@
 //! Feature modules, one file per spec. Each declares its protocols, disco
 //! features and IQ routes; `server/modules.rs` lists them in order.
 
+pub mod adhoc;
 pub mod bookmarks;
 pub mod contact_info;
 pub mod disco;

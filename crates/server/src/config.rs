@@ -17,6 +17,8 @@ pub use crate::listen::Addresses;
 pub struct Config {
     /// The virtual host served.
     pub domain: String,
+    /// Accounts allowed the service administration commands (XEP-0133).
+    pub admins: Vec<String>,
     /// SQLite database and generated certificate live here.
     pub data_dir: PathBuf,
     /// Log filter (`error`, `warn`, `info`, `debug`, `trace` or a tracing
@@ -91,6 +93,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             domain: "localhost".into(),
+            admins: Vec::new(),
             data_dir: PathBuf::from("./roost-data"),
             log: "info".into(),
             listen: ListenConfig::default(),
@@ -198,6 +201,14 @@ impl Config {
             }
         }
         self.validate_components()?;
+        for a in &self.admins {
+            if jid::BareJid::new(a).ok().is_none_or(|j| j.node().is_none()) {
+                return Err(ConfigError::Invalid {
+                    key: "admins",
+                    message: format!("{a:?} is not an account's JID"),
+                });
+            }
+        }
         self.extdisco
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;

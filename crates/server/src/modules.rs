@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use roost_core::Module;
 use roost_features::{
-    bookmarks, contact_info, disco, extdisco, kernel, pep, ping, private_xml, register, session,
-    time, vcard, version,
+    adhoc, bookmarks, contact_info, disco, extdisco, kernel, pep, ping, private_xml, register,
+    session, time, vcard, version,
 };
 
 /// The modules, sharing one PEP service (built by the caller, which also
@@ -26,6 +26,13 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
             config: config.extdisco.clone(),
         }),
         Arc::new(time::EntityTime),
+        Arc::new(adhoc::AdHoc {
+            admins: config
+                .admins
+                .iter()
+                .filter_map(|a| jid::BareJid::new(a).ok())
+                .collect(),
+        }),
         Arc::new(contact_info::ContactInfo {
             config: config.contact.clone(),
         }),

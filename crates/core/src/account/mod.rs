@@ -58,6 +58,13 @@ pub enum AccountMsg {
     Flush(oneshot::Sender<()>),
     /// The account's bookmarked rooms, whole (rule 13).
     Bookmarks(Vec<RoomBookmark>),
+    /// Close every session of the account (an administrator ended them,
+    /// or removed the account); answered with how many there were.
+    EndSessions {
+        reason: roost_proto::StreamError,
+        text: String,
+        reply: oneshot::Sender<usize>,
+    },
     /// A session's device started or stopped hearing what it is sent.
     DeviceState {
         resource: String,
@@ -272,6 +279,18 @@ impl Account {
                 session_id,
                 state,
             } => self.device_state(&resource, session_id, state),
+            AccountMsg::EndSessions {
+                reason,
+                text,
+                reply,
+            } => {
+                let mut n = 0;
+                for (_, e) in self.resources.iter() {
+                    e.handle.close(reason, &text);
+                    n += 1;
+                }
+                let _ = reply.send(n);
+            }
         }
     }
 
