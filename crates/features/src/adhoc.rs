@@ -1,7 +1,7 @@
 //! XEP-0050 Ad-Hoc Commands on the server's domain, with the XEP-0133
 //! Service Administration commands for the accounts of `admins`, and
 //! commands for every user: ping, change their password, list and revoke
-//! their FAST login tokens (XEP-0484).
+//! their FAST login tokens (XEP-0484) and push registrations (XEP-0357).
 //!
 //! A command that needs input answers `execute` with a form and a session
 //! id (status `executing`); the submitted form completes it. The form
@@ -42,6 +42,11 @@ const COMMANDS: &[Command] = &[
     Command {
         node: "urn:roost:command:change-password",
         name: "Change my password",
+        who: Who::Everyone,
+    },
+    Command {
+        node: "urn:roost:command:push-registrations",
+        name: "My push registrations: list, revoke",
         who: Who::Everyone,
     },
     Command {
@@ -336,6 +341,36 @@ impl AdHoc {
                         })
                     }
                 }
+            }
+            "urn:roost:command:push-registrations" => {
+                let revoke = input.as_ref().map(|i| i.many("revoke")).unwrap_or_default();
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                ctx.server.send_to_account(
+                    &me,
+                    AccountMsg::PushRegistrations {
+                        revoke: revoke.clone(),
+                        reply,
+                    },
+                );
+                let left = answer.await.map_err(|_| StanzaError::internal())?;
+                if input.is_some() {
+                    return Ok(Step::Done {
+                        note: format!("{} registration(s) left.", left.len()),
+                        form: None,
+                    });
+                }
+                let options = left.iter().map(|(app, node, device)| {
+                    let value = format!("{app} {node}");
+                    Element::bare("option", DATA)
+                        .attr_set("label", format!("{app} (device {device})"))
+                        .child(Element::bare("value", DATA).text_node(value))
+                });
+                Ok(Step::Form(
+                    Element::bare("x", DATA)
+                        .attr_set("type", "form")
+                        .child(Element::bare("title", DATA).text_node("Push registrations"))
+                        .child(field("revoke", "list-multi", "Revoke").children_from(options)),
+                ))
             }
             n if n.ends_with("#add-user") => {
                 let Some(input) = input else {

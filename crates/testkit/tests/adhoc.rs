@@ -114,3 +114,38 @@ async fn admins_and_users_see_their_commands_and_run_them() {
     .await;
     assert_eq!(alice.conn.stream_error().await, "policy-violation");
 }
+
+#[tokio::test]
+async fn users_list_and_revoke_their_push_registrations() {
+    let s = server().await;
+    s.user("alice").await;
+    let mut alice = s.login("alice", "phone").await;
+    let r = alice
+        .iq(
+            "set",
+            None,
+            "<enable xmlns='urn:xmpp:push:0' jid='push.example.org' node='n1'/>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let node = "urn:roost:command:push-registrations";
+    let r = execute(&mut alice, node, "").await;
+    assert!(
+        String::from(&r).contains("push.example.org n1"),
+        "{}",
+        String::from(&r)
+    );
+    let r = execute(
+        &mut alice,
+        node,
+        &submit(&[("revoke", "push.example.org n1")]),
+    )
+    .await;
+    assert!(
+        String::from(&r).contains("0 registration(s) left"),
+        "{}",
+        String::from(&r)
+    );
+    let r = execute(&mut alice, node, "").await;
+    assert!(!String::from(&r).contains("push.example.org n1"));
+}

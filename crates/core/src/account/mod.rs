@@ -65,6 +65,12 @@ pub enum AccountMsg {
         text: String,
         reply: oneshot::Sender<usize>,
     },
+    /// The account's push registrations (app server, node, device), after
+    /// revoking those named (`"app node"`); for the user's own command.
+    PushRegistrations {
+        revoke: Vec<String>,
+        reply: oneshot::Sender<Vec<(String, String, String)>>,
+    },
     /// A session's device started or stopped hearing what it is sent.
     DeviceState {
         resource: String,
@@ -279,6 +285,10 @@ impl Account {
                 session_id,
                 state,
             } => self.device_state(&resource, session_id, state),
+            AccountMsg::PushRegistrations { revoke, reply } => {
+                let left = self.push_registrations_revoking(&revoke).await;
+                let _ = reply.send(left);
+            }
             AccountMsg::EndSessions {
                 reason,
                 text,

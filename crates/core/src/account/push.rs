@@ -427,6 +427,36 @@ impl Account {
         Err(StanzaError::new(Condition::FeatureNotImplemented))
     }
 
+    /// Revoke the registrations named `"app node"`; what is left, as
+    /// (app server, node, device).
+    pub(super) async fn push_registrations_revoking(
+        &mut self,
+        revoke: &[String],
+    ) -> Vec<(String, String, String)> {
+        let regs = self.push_registrations().await;
+        let devices: Vec<String> = regs.list.iter().map(|r| r.device.clone()).collect();
+        let before = regs.list.len();
+        regs.list
+            .retain(|r| !revoke.contains(&format!("{} {}", r.app, r.node)));
+        let changed = regs.list.len() != before;
+        let left: Vec<(String, String, String)> = regs
+            .list
+            .iter()
+            .map(|r| (r.app.to_string(), r.node.clone(), r.device.clone()))
+            .collect();
+        let gone: Vec<String> = devices
+            .into_iter()
+            .filter(|d| !left.iter().any(|(_, _, dev)| dev == d))
+            .collect();
+        if changed {
+            let _ = self.save_push().await;
+            for d in gone {
+                self.tell_device(&d, false);
+            }
+        }
+        left
+    }
+
     fn tell_device(&self, device: &str, registered: bool) {
         if let Some(e) = self.resources.get(device) {
             e.handle.queue(SessionMsg::PushRegistered(registered));
