@@ -26,6 +26,7 @@ pub mod s2s;
 pub mod server;
 pub mod server_iq;
 pub mod tls;
+pub mod upload;
 
 pub use module::{IqContext, IqRoute, Module, Protocol, Scope};
 pub use server::Server;

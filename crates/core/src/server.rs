@@ -31,6 +31,8 @@ pub struct Server {
     pub pending_iqs: crate::server_iq::PendingIqs,
     /// XEP-0115 caps cache.
     pub caps: crate::caps::CapsCache,
+    /// XEP-0363 uploads (set at start when on).
+    pub uploads: std::sync::OnceLock<Arc<crate::upload::Uploads>>,
     /// RFC 5929 tls-server-end-point of our certificate (set at start).
     pub tls_end_point: std::sync::OnceLock<Vec<u8>>,
     /// XEP-0484 FAST: the key tokens are derived from (set at start).
@@ -71,6 +73,7 @@ impl Server {
             push_ledger: Default::default(),
             fast_key: std::sync::OnceLock::new(),
             tls_end_point: std::sync::OnceLock::new(),
+            uploads: std::sync::OnceLock::new(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),

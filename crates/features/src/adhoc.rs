@@ -440,6 +440,11 @@ impl AdHoc {
                             .map_err(store_err)?
                         {
                             let _ = roost_core::c2s::fast::revoke(stores, &who, None).await;
+                            if let Some(u) = ctx.server.uploads.get().cloned() {
+                                let owner = who.to_string();
+                                let _ = tokio::task::spawn_blocking(move || u.sweep(Some(&owner)))
+                                    .await;
+                            }
                             done.push(who.to_string());
                         }
                     } else {

@@ -44,6 +44,7 @@ impl Module for Kernel {
             Protocol::new("XEP-0368: SRV records for XMPP over TLS", "1.1.0"),
             Protocol::new("Account-based MUC joining (urn:roost:account-muc:0)", "0"),
             Protocol::new("XEP-0357: Push Notifications", "0.4.1"),
+            Protocol::new("XEP-0363: HTTP File Upload (upload/)", "1.2.0"),
             Protocol::new("XEP-0388: Extensible SASL Profile", "1.0.4"),
             Protocol::new("XEP-0386: Bind 2", "1.1.0"),
             Protocol::new("XEP-0484: Fast Authentication Streamlining Tokens", "0.2.0"),

@@ -45,6 +45,8 @@ pub struct Config {
     pub extdisco: roost_features::extdisco::ExtdiscoConfig,
     /// Contact addresses in the server's disco (XEP-0157).
     pub contact: roost_features::contact_info::ContactConfig,
+    /// HTTP File Upload (XEP-0363).
+    pub upload: roost_core::upload::UploadConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -110,6 +112,7 @@ impl Default for Config {
             fast: FastConfig::default(),
             extdisco: Default::default(),
             contact: Default::default(),
+            upload: Default::default(),
             component: Vec::new(),
         }
     }

@@ -206,6 +206,14 @@ fn user(command: UserCommand, config: ConfigArg) -> anyhow::Result<()> {
                 if !stores.accounts.remove_account(&user).await? {
                     bail!("{user} does not exist");
                 }
+                // Its uploaded files (XEP-0363) go with it.
+                if let Ok(u) = roost_core::upload::Uploads::open(
+                    cfg.upload.clone(),
+                    &cfg.domain,
+                    &cfg.data_dir,
+                ) {
+                    u.sweep(Some(user.as_str()));
+                }
                 println!("removed {user}");
             }
             UserCommand::Passwd { jid, password: pw } => {

@@ -99,6 +99,20 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         tracing::info!(%domain, "external component (XEP-0114)");
         server.router.add_service(domain, component.clone());
     }
+    if cfg.upload.enabled {
+        let uploads =
+            roost_core::upload::Uploads::open(cfg.upload.clone(), &cfg.domain, &cfg.data_dir)
+                .context("data_dir/uploads")?;
+        tracing::info!(domain = %uploads.domain, "HTTP File Upload (XEP-0363)");
+        server.router.add_service(
+            &uploads.domain.clone(),
+            Arc::new(roost_core::upload::UploadService {
+                uploads: uploads.clone(),
+            }),
+        );
+        roost_core::upload::spawn_expiry(&server, &uploads);
+        let _ = server.uploads.set(uploads);
+    }
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
     crate::counters_log::spawn(&server);

@@ -1,7 +1,8 @@
 //! The HTTP listener for web clients: XMPP over WebSocket (RFC 7395) at
 //! `/xmpp-websocket`, and XEP-0156 connection discovery at
-//! `/.well-known/host-meta` and `/.well-known/host-meta.json`. HTTP/1.1
-//! only (hyper), plain or TLS; nothing else is served.
+//! `/.well-known/host-meta` and `/.well-known/host-meta.json`, and XEP-0363
+//! file uploads under `/upload/` (`crate::upload::http`). HTTP/1.1 only
+//! (hyper), plain or TLS.
 //!
 //! Limits: request headers are bounded in size and count, an HTTP
 //! connection must upgrade (or finish its requests) within
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -132,6 +133,28 @@ pub(crate) struct ConnInfo {
     /// Held by the HTTP connection and, after an upgrade, by the stream
     /// (both hold this `ConnInfo`).
     _permit: OwnedSemaphorePermit,
+    /// When the connection is cut unless it is still moving data (an
+    /// upload extends it, see `extend_deadline`).
+    deadline: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl ConnInfo {
+    /// An upload in progress keeps its connection for another
+    /// `request_timeout` after each chunk.
+    pub(crate) fn extend_deadline(&self) {
+        let next =
+            tokio::time::Instant::now() + Duration::from_secs(self.endpoint.config.request_timeout);
+        if let Ok(mut d) = self.deadline.lock() {
+            *d = next;
+        }
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        self.deadline
+            .lock()
+            .map(|d| *d)
+            .unwrap_or_else(|_| tokio::time::Instant::now())
+    }
 }
 
 pub(crate) type Body = Full<Bytes>;
@@ -152,7 +175,9 @@ pub async fn serve_connection(
         endpoint: endpoint.clone(),
         peer,
         _permit: permit,
+        deadline: std::sync::Mutex::new(tokio::time::Instant::now() + limit),
     });
+    let watch = info.clone();
     let served = async {
         match &endpoint.tls {
             Some(tls) => {
@@ -166,12 +191,18 @@ pub async fn serve_connection(
             None => serve_http(info, tcp).await,
         }
     };
-    tokio::select! {
-        r = tokio::time::timeout(limit, served) => {
-            if r.is_err() {
-                tracing::debug!(%peer, "HTTP connection timed out");
+    let expired = async {
+        loop {
+            let at = watch.deadline();
+            tokio::time::sleep_until(at).await;
+            if watch.deadline() <= at {
+                return;
             }
         }
+    };
+    tokio::select! {
+        _ = served => {}
+        _ = expired => tracing::debug!(%peer, "HTTP connection timed out"),
         _ = crate::server::until_shutdown(&mut shutdown) => {}
     }
 }
@@ -191,7 +222,7 @@ where
     let handler_info = info.clone();
     let service = hyper::service::service_fn(move |req| {
         let info = handler_info.clone();
-        async move { Ok::<_, Infallible>(route(&info, req)) }
+        async move { Ok::<_, Infallible>(route(&info, req).await) }
     });
     if let Err(e) = builder
         .serve_connection(TokioIo::new(stream), service)
@@ -202,10 +233,21 @@ where
     }
 }
 
-fn route(info: &Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    info: &Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<crate::upload::http::ResBody> {
     let path = req.uri().path().to_string();
     tracing::debug!(peer = %info.peer, method = %req.method(), %path, "HTTP request");
-    match (req.method(), path.as_str()) {
+    if path.starts_with(crate::upload::PATH_PREFIX) {
+        return crate::upload::http::handle(info, req).await;
+    }
+    route_small(info, req, &path).map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// The answers that fit in memory.
+fn route_small(info: &Arc<ConnInfo>, req: Request<Incoming>, path: &str) -> Response<Body> {
+    match (req.method(), path) {
         (_, WEBSOCKET_PATH) => websocket::upgrade(info, req),
         (&Method::GET | &Method::HEAD, crate::metrics::PATH) => crate::metrics::respond(info),
         (&Method::GET | &Method::HEAD, host_meta::XRD_PATH) => {
