@@ -83,7 +83,8 @@ class RoostServer:
                  log_filter: str = "debug",
                  extra_config: dict[str, dict] | None = None,
                  components: dict[str, str] | None = None,
-                 admins: list[str] | None = None):
+                 admins: list[str] | None = None,
+                 http: bool = False):
         self.bin = roost_bin()
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -100,6 +101,10 @@ class RoostServer:
         self.log_filter = log_filter
         # More TOML sections, e.g. {"account_muc": {"enabled": False}}.
         self.extra_config = extra_config or {}
+        # A plain HTTP listener (file upload, WebSocket) on a port of its own.
+        self.http_port = free_port() if http else None
+        if self.http_port:
+            self.extra_config.setdefault("upload", {})["url"] = f"http://{self.host}:{self.http_port}"
         # Accounts allowed XEP-0133 administration commands.
         self.admins = admins or []
         # External components (XEP-0114): domain -> secret.
@@ -122,8 +127,8 @@ class RoostServer:
             "[listen]",
             f'c2s = "{self.host}:{self.c2s_port}"',
             f'c2s_tls = "{self.host}:{self.c2s_tls_port}"',
-            # No web listeners: several servers run at once here.
-            'http = ""',
+            # No web listeners unless asked: several servers run at once here.
+            f'http = "{self.host}:{self.http_port}"' if self.http_port else 'http = ""',
             'https = ""',
         ]
         if self.component_port:
