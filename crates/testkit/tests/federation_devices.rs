@@ -138,3 +138,61 @@ async fn pep_events_from_a_remote_contact_reach_the_devices_that_asked() {
         .await
         .is_none());
 }
+
+/// A push for a mention in a bookmarked room on another server, with no
+/// session of the account online (XEP-0357 through account-based joining).
+#[tokio::test]
+async fn a_mention_in_a_room_on_another_server_pushes() {
+    let ca = TestCa::new();
+    let (sa, sb) = pair(&ca).await;
+    let room = "hall@conference.b.test";
+    let mut bob = online(&sb, "bob", "desk").await;
+    bob.join_room(room, "Bob").await;
+    bob.configure_room(room, &[("muc#roomconfig_persistentroom", "1")])
+        .await;
+    let mut app = online(&sa, "pusher", "app").await;
+    let mut phone = online(&sa, "alice", "phone").await;
+    let r = phone
+        .iq(
+            "set",
+            None,
+            "<enable xmlns='urn:xmpp:push:0' jid='pusher@a.test/app' node='n1'/>",
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    let r = phone
+        .iq(
+            "set",
+            None,
+            &format!(
+                "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:bookmarks:1'><item id='{room}'>\
+                 <conference xmlns='urn:xmpp:bookmarks:1' autojoin='true'><nick>Al</nick></conference></item></publish>\
+                 <publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>\
+                 <field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options></pubsub>"
+            ),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    bob.expect("Al joins", |e| {
+        e.name() == "presence" && e.attr("from") == Some("hall@conference.b.test/Al")
+    })
+    .await;
+    phone.close().await;
+    bob.send(&format!(
+        "<message to='{room}' type='groupchat'><body>Al, are you there?</body></message>"
+    ))
+    .await;
+    let push = app
+        .expect("a push", |e| {
+            e.name() == "iq"
+                && e.attr("type") == Some("set")
+                && e.has_child("pubsub", "http://jabber.org/protocol/pubsub")
+        })
+        .await;
+    assert_eq!(push.attr("from"), Some("alice@a.test"));
+    assert!(
+        String::from(&push).contains("hall@conference.b.test/Bob"),
+        "{}",
+        String::from(&push)
+    );
+}
