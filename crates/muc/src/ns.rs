@@ -13,5 +13,3 @@ pub const MUC_REQUEST: &str = "http://jabber.org/protocol/muc#request";
 pub const MUC_STABLE_ID: &str = "http://jabber.org/protocol/muc#stable_id";
 /// XEP-0410 §4: the room answers self-pings itself.
 pub const MUC_SELF_PING: &str = "http://jabber.org/protocol/muc#self-ping-optimization";
-/// XEP-0421.
-pub const OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";

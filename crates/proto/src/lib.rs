@@ -6,6 +6,7 @@ pub mod element;
 pub mod id;
 pub mod ns;
 pub mod presence;
+pub mod retraction;
 pub mod serialize;
 pub mod stanza;
 pub mod stanza_error;

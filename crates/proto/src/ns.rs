@@ -29,6 +29,12 @@ pub const HINTS: &str = "urn:xmpp:hints";
 pub const BLOCKING: &str = "urn:xmpp:blocking";
 pub const BLOCKING_ERRORS: &str = "urn:xmpp:blocking:errors";
 pub const SID: &str = "urn:xmpp:sid:0";
+/// XEP-0424 message retraction.
+pub const RETRACT: &str = "urn:xmpp:message-retract:1";
+/// XEP-0425 moderated message retraction.
+pub const MODERATE: &str = "urn:xmpp:message-moderate:1";
+/// XEP-0421 occupant ids.
+pub const OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
 pub const MAM: &str = "urn:xmpp:mam:2";
 pub const RSM: &str = "http://jabber.org/protocol/rsm";
 pub const MUC_USER: &str = "http://jabber.org/protocol/muc#user";

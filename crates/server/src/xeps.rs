@@ -20,6 +20,14 @@ const SERVICES: &[(&str, &str)] = &[
         "XEP-0421: Anonymous unique occupant identifiers for MUCs",
         "occupant-id on room messages",
     ),
+    (
+        "XEP-0424: Message Retraction",
+        "in rooms: an author's retraction tombstones the room's and the accounts' archive copies",
+    ),
+    (
+        "XEP-0425: Moderated Message Retraction",
+        "rooms (`urn:xmpp:message-moderate:1`); tombstones in room and personal archives",
+    ),
 ];
 
 pub fn render() -> String {

@@ -77,4 +77,8 @@ pub trait ArchiveStore: Send + Sync {
     async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64>;
     /// Delete an owner's whole archive.
     async fn remove_archive(&self, owner: &BareJid) -> Result<()>;
+    /// Replace one message's XML, keeping its id, place and stamp
+    /// (XEP-0424/XEP-0425 tombstones); `false` when there is no such
+    /// message.
+    async fn replace_archived(&self, owner: &BareJid, id: &str, xml: &str) -> Result<bool>;
 }

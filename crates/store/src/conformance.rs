@@ -110,6 +110,34 @@ async fn archive_queued_rows_are_seen_by_later_queries_in_order<B: Backend>(b: &
     assert!(b.archive_bounds(&owner).await.unwrap().is_none());
 }
 
+/// A tombstone replaces a message's XML in place: same id, same order,
+/// other owners untouched; an unknown id changes nothing.
+async fn archive_replaces_a_message_in_place<B: Backend>(b: &B) {
+    let owner = jid("room@muc.example.com");
+    let other = jid("other@muc.example.com");
+    for i in 0..3 {
+        b.archive_queued(&owner, archived(i, "room@muc.example.com/n"));
+    }
+    b.archive(&other, &archived(1, "other@muc.example.com/n"))
+        .await
+        .unwrap();
+    let tombstone =
+        "<message xmlns='jabber:client'><retracted xmlns='urn:xmpp:message-retract:1'/></message>";
+    assert!(b.replace_archived(&owner, "id1", tombstone).await.unwrap());
+    assert!(!b.replace_archived(&owner, "nope", tombstone).await.unwrap());
+    let q = ArchiveQuery {
+        max: 10,
+        ..ArchiveQuery::default()
+    };
+    let page = b.query_archive(&owner, &q).await.unwrap().unwrap();
+    assert_eq!(ids(&page), ["id0", "id1", "id2"]);
+    assert_eq!(page.messages[1].xml, tombstone);
+    assert_eq!(page.messages[1].stamp_ms, 1_000);
+    assert!(page.messages[0].xml.contains("<body>0</body>"));
+    let theirs = b.query_archive(&other, &q).await.unwrap().unwrap();
+    assert!(theirs.messages[0].xml.contains("<body>1</body>"));
+}
+
 /// Run futures concurrently on the current task (no extra dependency).
 async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.map(Box::pin).collect();
@@ -1033,6 +1061,7 @@ macro_rules! backend_tests {
             archive_pages_both_ways_with_filters,
             archive_keeps_a_stanza_id_once_and_takes_concurrent_writers,
             archive_queued_rows_are_seen_by_later_queries_in_order,
+            archive_replaces_a_message_in_place,
             muc_room_lifecycle,
             muc_rooms_by_service,
             muc_affiliations_set_replace_remove,

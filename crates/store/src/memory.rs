@@ -345,6 +345,21 @@ impl ArchiveStore for MemoryStore {
         Ok(n)
     }
 
+    async fn replace_archived(&self, owner: &BareJid, id: &str, xml: &str) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let found = inner
+            .archives
+            .get_mut(owner)
+            .and_then(|a| a.iter_mut().find(|m| m.id == id));
+        Ok(match found {
+            Some(m) => {
+                m.xml = xml.to_string();
+                true
+            }
+            None => false,
+        })
+    }
+
     async fn remove_archive(&self, owner: &BareJid) -> Result<()> {
         self.lock()?.archives.remove(owner);
         Ok(())

@@ -35,6 +35,21 @@ impl History {
         }
     }
 
+    /// Put `tombstone` in place of the message the room stamped with
+    /// `stanza_id` (XEP-0425 §5), if it is still in the history.
+    pub fn replace_by_stanza_id(&mut self, room: &str, stanza_id: &str, tombstone: &Element) {
+        let stamped = |el: &Element| {
+            el.children().any(|c| {
+                c.is("stanza-id", ns::SID)
+                    && c.attr("by") == Some(room)
+                    && c.attr("id") == Some(stanza_id)
+            })
+        };
+        for entry in self.entries.iter_mut().filter(|e| stamped(&e.el)) {
+            entry.el = tombstone.clone();
+        }
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }

@@ -94,6 +94,7 @@ impl Room {
                 | ns::REGISTER
                 | ns::MAM
                 | ns::PING
+                | ns::MODERATE
         );
         if !known {
             return Err(StanzaError::service_unavailable());
@@ -114,6 +115,7 @@ impl Room {
             (_, ns::REGISTER, "query") => self.register_iq(stanza, from, payload).await,
             (_, ns::MAM, "query") => self.archive_iq(stanza, from, payload).await,
             (true, ns::PING, "ping") => Ok(None),
+            (_, ns::MODERATE, "moderate") => self.moderate_iq(stanza, from, payload).await,
             _ => Err(StanzaError::new(Condition::FeatureNotImplemented)),
         }
     }
@@ -161,7 +163,8 @@ impl Room {
             pick(c.non_anonymous(), "muc_nonanonymous", "muc_semianonymous"),
         ];
         if c.archiving {
-            features.push(ns::MAM);
+            // XEP-0425 §2: messages are moderated by their archive ids.
+            features.extend([ns::MAM, ns::MODERATE]);
         }
         features.sort_unstable();
         let name = if c.name.is_empty() {

@@ -26,7 +26,17 @@ fn strip_room_only(el: &Element, room: &str) -> Element {
         let forged = (c.is("stanza-id", ns::SID) && c.attr("by") == Some(room))
             || c.is("occupant-id", ns::OCCUPANT_ID)
             || c.is("x", ns::MUC_USER);
-        if !forged {
+        if forged {
+            continue;
+        }
+        if c.is("retract", ns::RETRACT) && c.has_child("moderated", ns::MODERATE) {
+            // XEP-0425 §6: only the room itself moderates.
+            let mut retract = c.shallow_clone();
+            for r in c.children().filter(|r| !r.is("moderated", ns::MODERATE)) {
+                retract.append_child(r.clone());
+            }
+            out.append_child(retract);
+        } else {
             out.append_child(c.clone());
         }
     }
@@ -111,7 +121,13 @@ impl Room {
             out.set("id", roost_proto::id::random_token(16));
         }
         let now = SystemTime::now();
-        let archive = has_body && self.config.archiving && !el.has_child("no-store", ns::HINTS);
+        // XEP-0424: retractions are kept too, for clients catching up.
+        let retracts = roost_proto::retraction::is_retraction(el);
+        let archive =
+            (has_body || retracts) && self.config.archiving && !el.has_child("no-store", ns::HINTS);
+        if retracts {
+            self.author_retraction(el, &occ.occupant_id).await;
+        }
         let stanza_id = roost_proto::id::archive_id();
         if archive {
             out.append_child(

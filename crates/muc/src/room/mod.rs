@@ -8,7 +8,7 @@
 //! `message.rs` (groupchat, subject, private messages, invitations),
 //! `iq.rs` (disco, self-ping, IQs between occupants), `moderation.rs`
 //! (`muc#admin`), `config_form.rs` (`muc#owner`), `register.rs` (§7.10),
-//! `archive.rs` (XEP-0313), `voice.rs` (§7.13, §8.6 voice requests),
+//! `archive.rs` (XEP-0313), `retraction.rs` (XEP-0424/0425), `voice.rs` (§7.13, §8.6 voice requests),
 //! `history.rs`, `occupant.rs`, `affiliation.rs`.
 
 pub(crate) mod affiliation;
@@ -21,6 +21,7 @@ mod message;
 mod moderation;
 pub(crate) mod occupant;
 mod register;
+mod retraction;
 mod voice;
 
 use std::collections::{HashMap, VecDeque};

@@ -177,6 +177,22 @@ impl ArchiveStore for SqliteStore {
         .await
     }
 
+    async fn replace_archived(&self, owner: &BareJid, id: &str, xml: &str) -> Result<bool> {
+        // Rows queued before this call come first (group_commit.rs).
+        self.archive_writer.settle().await?;
+        let (owner, id, xml) = (owner.clone(), id.to_string(), xml.to_string());
+        self.write(move |tx| {
+            let n = tx
+                .execute_cached(
+                    "UPDATE archive SET xml = ?3 WHERE owner = ?1 AND stanza_id = ?2",
+                    rusqlite::params![jid_text(&owner), id, xml],
+                )
+                .db()?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn remove_archive(&self, owner: &BareJid) -> Result<()> {
         // Rows queued before this call come first (group_commit.rs).
         self.archive_writer.settle().await?;

@@ -1,6 +1,7 @@
 //! ACCOUNT-MUC rules 1, 4, 10, 11, 12 and 14 from the room's side: the
 //! join answer, everything the room sends forked to the joined sessions,
-//! the mirrored state kept in step, removals, and groupchat archived once.
+//! the mirrored state kept in step, removals, and groupchat archived once
+//! (retractions tombstone the archived copy: `retraction.rs`).
 
 use jid::{BareJid, Jid};
 use minidom::Element;
@@ -238,7 +239,11 @@ impl Account {
             }
         }
         let push = self.room_push_worthy(room, &el).await.then(|| el.clone());
-        if groupchat && el.has_child("body", ns::CLIENT) {
+        let retracts = groupchat && roost_proto::retraction::is_retraction(&el);
+        if retracts {
+            self.apply_room_retraction(room, &el).await;
+        }
+        if groupchat && (el.has_child("body", ns::CLIENT) || retracts) {
             // Stored without the account as addressee; each session's copy
             // gets its own `to` when forked.
             el.unset("to");

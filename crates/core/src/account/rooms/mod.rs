@@ -12,6 +12,7 @@ mod history;
 mod inbound;
 mod join;
 mod outbound;
+mod retraction;
 mod self_ping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
