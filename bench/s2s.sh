@@ -50,6 +50,7 @@ c2s = "$2:5222"
 c2s_tls = ""
 http = ""
 https = ""
+proxy65 = ""
 s2s = "$2:5269"
 [tls]
 cert = "$work/$1.crt"

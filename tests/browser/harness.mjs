@@ -86,6 +86,7 @@ export class Roost {
         `c2s_tls = "127.0.0.1:${c2sTls}"`,
         `http = "127.0.0.1:${web}"`,
         'https = ""',
+        'proxy65 = ""',
         '[registration]',
         'open = false',
         'loopback = false',

@@ -84,7 +84,8 @@ class RoostServer:
                  extra_config: dict[str, dict] | None = None,
                  components: dict[str, str] | None = None,
                  admins: list[str] | None = None,
-                 http: bool = False):
+                 http: bool = False,
+                 proxy65: bool = False):
         self.bin = roost_bin()
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -107,6 +108,8 @@ class RoostServer:
             self.extra_config.setdefault("upload", {})["url"] = f"http://{self.host}:{self.http_port}"
         # Accounts allowed XEP-0133 administration commands.
         self.admins = admins or []
+        # The SOCKS5 bytestreams proxy (XEP-0065) on a port of its own.
+        self.proxy65_port = free_port() if proxy65 else None
         # External components (XEP-0114): domain -> secret.
         self.components = components or {}
         self.component_port = free_port() if self.components else None
@@ -130,6 +133,7 @@ class RoostServer:
             # No web listeners unless asked: several servers run at once here.
             f'http = "{self.host}:{self.http_port}"' if self.http_port else 'http = ""',
             'https = ""',
+            f'proxy65 = "{self.host}:{self.proxy65_port}"' if self.proxy65_port else 'proxy65 = ""',
         ]
         if self.component_port:
             lines.append(f'component = "{self.host}:{self.component_port}"')

@@ -21,6 +21,7 @@ pub mod mailbox;
 pub mod mam_query;
 pub mod metrics;
 pub mod module;
+pub mod proxy65;
 pub mod router;
 pub mod s2s;
 pub mod server;

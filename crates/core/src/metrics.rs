@@ -115,6 +115,34 @@ pub fn render(server: &Server) -> String {
         "Sessions closed with policy-violation because their outbound queue was full.",
         &[("", SESSION_QUEUE_OVERFLOWS.load(Ordering::Relaxed))],
     );
+    if let Some(proxy) = server.proxy65.get() {
+        let streams = &proxy.streams;
+        let (pending, active) = streams.counts();
+        metric(
+            &mut out,
+            "roost_proxy65_streams",
+            "gauge",
+            "XEP-0065 proxy streams: waiting for activation, and relaying.",
+            &[
+                ("{state=\"pending\"}", pending as u64),
+                ("{state=\"active\"}", active as u64),
+            ],
+        );
+        metric(
+            &mut out,
+            "roost_proxy65_activated_total",
+            "counter",
+            "XEP-0065 proxy streams activated.",
+            &[("", streams.activated.load(Ordering::Relaxed))],
+        );
+        metric(
+            &mut out,
+            "roost_proxy65_bytes_total",
+            "counter",
+            "Bytes the XEP-0065 proxy relayed, both directions.",
+            &[("", streams.bytes_relayed.load(Ordering::Relaxed))],
+        );
+    }
     if let Some(s2s) = server.s2s.get() {
         let stats = s2s.stats();
         metric(

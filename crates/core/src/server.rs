@@ -33,6 +33,8 @@ pub struct Server {
     pub caps: crate::caps::CapsCache,
     /// XEP-0363 uploads (set at start when on).
     pub uploads: std::sync::OnceLock<Arc<crate::upload::Uploads>>,
+    /// XEP-0065 bytestreams proxy (set at start when on).
+    pub proxy65: std::sync::OnceLock<Arc<crate::proxy65::Proxy65>>,
     /// RFC 5929 tls-server-end-point of our certificate (set at start).
     pub tls_end_point: std::sync::OnceLock<Vec<u8>>,
     /// XEP-0484 FAST: the key tokens are derived from (set at start).
@@ -74,6 +76,7 @@ impl Server {
             fast_key: std::sync::OnceLock::new(),
             tls_end_point: std::sync::OnceLock::new(),
             uploads: std::sync::OnceLock::new(),
+            proxy65: std::sync::OnceLock::new(),
             counters: Default::default(),
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),

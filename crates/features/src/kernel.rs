@@ -45,6 +45,7 @@ impl Module for Kernel {
             Protocol::new("Account-based MUC joining (urn:roost:account-muc:0)", "0"),
             Protocol::new("XEP-0357: Push Notifications", "0.4.1"),
             Protocol::new("XEP-0363: HTTP File Upload (upload/)", "1.2.0"),
+            Protocol::new("XEP-0065: SOCKS5 Bytestreams (proxy65/)", "1.8.2"),
             Protocol::new("XEP-0388: Extensible SASL Profile", "1.0.4"),
             Protocol::new("XEP-0386: Bind 2", "1.1.0"),
             Protocol::new("XEP-0484: Fast Authentication Streamlining Tokens", "0.2.0"),

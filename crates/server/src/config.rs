@@ -47,6 +47,8 @@ pub struct Config {
     pub contact: roost_features::contact_info::ContactConfig,
     /// HTTP File Upload (XEP-0363).
     pub upload: roost_core::upload::UploadConfig,
+    /// SOCKS5 Bytestreams proxy (XEP-0065).
+    pub proxy65: roost_core::proxy65::Proxy65Config,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -73,6 +75,10 @@ pub struct ListenConfig {
     /// tables exist. Keep it on loopback or a private network: the
     /// protocol has no TLS.
     pub component: Addresses,
+    /// SOCKS5 connections to the bytestreams proxy (XEP-0065); used only
+    /// when `[proxy65]` is enabled. Clients connect here directly, so
+    /// a public server lists a public address.
+    pub proxy65: Addresses,
 }
 
 impl Default for ListenConfig {
@@ -87,6 +93,7 @@ impl Default for ListenConfig {
             s2s: ["0.0.0.0:5269", "[::]:5269"].into(),
             s2s_tls: Addresses::default(),
             component: "127.0.0.1:5347".into(),
+            proxy65: ["127.0.0.1:5000", "[::1]:5000"].into(),
         }
     }
 }
@@ -113,6 +120,7 @@ impl Default for Config {
             extdisco: Default::default(),
             contact: Default::default(),
             upload: Default::default(),
+            proxy65: Default::default(),
             component: Vec::new(),
         }
     }
@@ -174,6 +182,7 @@ impl Config {
             ("listen.s2s", &self.listen.s2s),
             ("listen.s2s_tls", &self.listen.s2s_tls),
             ("listen.component", &self.listen.component),
+            ("listen.proxy65", &self.listen.proxy65),
         ] {
             if let Some(bad) = value.invalid() {
                 return Err(ConfigError::Invalid {
@@ -213,6 +222,9 @@ impl Config {
             }
         }
         self.extdisco
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        self.proxy65
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         self.muc
@@ -264,6 +276,7 @@ impl Config {
     /// service's, not twice) and a secret.
     fn validate_components(&self) -> Result<(), ConfigError> {
         let muc = self.muc.service_domain(&self.domain);
+        let proxy65 = self.proxy65.service_domain(&self.domain);
         let mut seen = std::collections::HashSet::new();
         for c in &self.component {
             let valid = jid::BareJid::new(&c.domain)
@@ -271,7 +284,10 @@ impl Config {
                 .is_some_and(|j| j.node().is_none());
             let message = if !valid {
                 format!("{:?} is not a valid domain", c.domain)
-            } else if c.domain == self.domain || (self.muc.enabled && c.domain == muc) {
+            } else if c.domain == self.domain
+                || (self.muc.enabled && c.domain == muc)
+                || (self.proxy65.enabled && c.domain == proxy65)
+            {
                 format!("{:?} is served by Roost itself", c.domain)
             } else if !seen.insert(c.domain.as_str()) {
                 format!("{:?} is configured twice", c.domain)
@@ -356,6 +372,8 @@ mod tests {
         );
         assert_eq!(cfg.listen.http, Config::default().listen.http);
         assert_eq!(cfg.listen.https, Config::default().listen.https);
+        assert_eq!(cfg.listen.proxy65, Config::default().listen.proxy65);
+        assert_eq!(cfg.proxy65, Config::default().proxy65);
         assert_eq!(
             cfg.http.allowed_origins,
             Config::default().http.allowed_origins
@@ -490,6 +508,7 @@ dns_server = '127.0.0.53:53'
         for bad in [
             "[[component]]\ndomain = \"example.org\"\nsecret = \"s\"\n",
             "[[component]]\ndomain = \"conference.example.org\"\nsecret = \"s\"\n",
+            "[[component]]\ndomain = \"proxy.example.org\"\nsecret = \"s\"\n",
             "[[component]]\ndomain = \"push.example.org\"\nsecret = \"\"\n",
             "[[component]]\ndomain = \"a@push.example.org\"\nsecret = \"s\"\n",
             "[[component]]\ndomain = \"p.example.org\"\nsecret = \"s\"\n[[component]]\ndomain = \"p.example.org\"\nsecret = \"t\"\n",

@@ -28,6 +28,8 @@ pub struct Running {
     pub s2s_tls: Option<SocketAddr>,
     /// External components (XEP-0114), when any are configured.
     pub component: Option<SocketAddr>,
+    /// SOCKS5 bytestreams proxy (XEP-0065), when on.
+    pub proxy65: Option<SocketAddr>,
 }
 
 impl Running {
@@ -113,6 +115,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         roost_core::upload::spawn_expiry(&server, &uploads);
         let _ = server.uploads.set(uploads);
     }
+    let proxy65 = start_proxy65(cfg, &server).await?;
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
     crate::counters_log::spawn(&server);
@@ -143,6 +146,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         s2s: first(&s2s),
         s2s_tls: first(&s2s_tls),
         component: first(&component),
+        proxy65,
     };
     let components = Arc::new(components);
     for l in component {
@@ -199,6 +203,35 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     }
     spawn_archive_retention(&server);
     Ok(running)
+}
+
+/// XEP-0065: bind `[listen] proxy65`, register the proxy on its domain
+/// (announcing the first bound address) and accept SOCKS5 connections.
+/// Returns the first bound address.
+async fn start_proxy65(cfg: &Config, server: &Arc<Server>) -> anyhow::Result<Option<SocketAddr>> {
+    if !cfg.proxy65.enabled {
+        return Ok(None);
+    }
+    let listeners = bind_all("proxy65", &cfg.listen.proxy65).await?;
+    let Some(bound) = listeners.first().and_then(|l| l.local_addr().ok()) else {
+        tracing::warn!("[proxy65] is enabled but [listen] proxy65 is empty: no proxy");
+        return Ok(None);
+    };
+    let proxy = roost_core::proxy65::Proxy65::new(cfg.proxy65.clone(), server, bound);
+    tracing::info!(domain = %proxy.domain, "SOCKS5 Bytestreams proxy (XEP-0065)");
+    server
+        .router
+        .add_service(&proxy.domain.clone(), proxy.clone());
+    for l in listeners {
+        tracing::info!(addr = ?l.local_addr().ok(), "listening for SOCKS5 bytestreams");
+        tokio::spawn(roost_core::listener::serve_proxy65(
+            server.clone(),
+            l,
+            proxy.clone(),
+        ));
+    }
+    let _ = server.proxy65.set(proxy);
+    Ok(Some(bound))
 }
 
 /// XEP-0313 retention: hourly, delete what is older than `retention_days`.

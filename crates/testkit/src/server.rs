@@ -32,6 +32,7 @@ impl TestServer {
         config.listen.http = "127.0.0.1:0".into();
         config.listen.https = "127.0.0.1:0".into();
         config.listen.component = "127.0.0.1:0".into();
+        config.listen.proxy65 = "127.0.0.1:0".into();
         tweak(&mut config);
         let running = roost_server::start(&config).await.expect("server starts");
         TestServer {
@@ -52,6 +53,7 @@ impl TestServer {
         config.listen.http = "127.0.0.1:0".into();
         config.listen.https = "127.0.0.1:0".into();
         config.listen.component = "127.0.0.1:0".into();
+        config.listen.proxy65 = "127.0.0.1:0".into();
         let running = roost_server::start(&config).await.expect("server restarts");
         TestServer {
             running,
@@ -76,6 +78,11 @@ impl TestServer {
     /// The HTTPS listener.
     pub fn https(&self) -> SocketAddr {
         self.running.https.expect("https listener")
+    }
+
+    /// The SOCKS5 listener of the bytestreams proxy (XEP-0065).
+    pub fn proxy65(&self) -> SocketAddr {
+        self.running.proxy65.expect("proxy65 listener")
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -146,6 +146,7 @@ export class Roost {
         `c2s_tls = "127.0.0.1:${this.c2sTlsPort}"`,
         `http = "127.0.0.1:${this.httpPort}"`,
         'https = ""',
+        'proxy65 = ""',
         '',
         '[registration]',
         'open = false',

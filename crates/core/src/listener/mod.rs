@@ -2,7 +2,8 @@
 //! TLS on `listen.c2s_tls` (XEP-0368), HTTP and HTTPS for web clients on
 //! `listen.http` and `listen.https` (RFC 7395 WebSocket, XEP-0156), and
 //! other servers on `listen.s2s` and `listen.s2s_tls` (federation), external
-//! components on `listen.component` (XEP-0114). A
+//! components on `listen.component` (XEP-0114), SOCKS5 bytestreams on
+//! `listen.proxy65` (XEP-0065). A
 //! listener takes an already bound socket, so tests bind port 0; every
 //! client connection takes one of the `max_connections` permits, shared by all
 //! listeners, and connections beyond it are refused at once.
@@ -47,6 +48,19 @@ pub async fn serve_component(
             tcp,
             peer,
         ));
+    })
+    .await
+}
+
+/// SOCKS5 connections for the XEP-0065 proxy on `[listen] proxy65`; the
+/// proxy keeps its own connection limit.
+pub async fn serve_proxy65(
+    server: Arc<Server>,
+    listener: TcpListener,
+    proxy: Arc<crate::proxy65::Proxy65>,
+) {
+    accept_each(server, listener, move |_, tcp, peer| {
+        tokio::spawn(proxy.clone().serve_connection(tcp, peer));
     })
     .await
 }
