@@ -117,6 +117,19 @@ pub trait Module: Send + Sync + 'static {
         _resource: &jid::FullJid,
     ) {
     }
+    /// Whether `session_available` does anything: modules that say no cost
+    /// no task at a login.
+    fn wants_session_available(&self) -> bool {
+        false
+    }
+    /// A session of `account` sent its initial presence (RFC 6121 §4.2).
+    async fn session_available(
+        &self,
+        _server: &Arc<Server>,
+        _account: &BareJid,
+        _resource: &jid::FullJid,
+    ) {
+    }
     /// A contact's resource that may see `account`'s presence came online.
     async fn contact_available(
         &self,

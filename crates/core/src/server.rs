@@ -41,6 +41,8 @@ pub struct Server {
     pub fast_key: std::sync::OnceLock<crate::c2s::fast::FastKey>,
     /// XEP-0357 push counters and unanswered pushes (account/push.rs).
     pub push_ledger: crate::account::push::Ledger,
+    /// XEP-0133 disabled accounts, checked at every login (account/disabled.rs).
+    pub disabled: crate::account::disabled::DisabledAccounts,
     pub counters: crate::counters::Counters,
     /// Set once by the server crate: writes room nicks back to bookmarks.
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
@@ -73,6 +75,7 @@ impl Server {
             pending_iqs: Default::default(),
             caps: Default::default(),
             push_ledger: Default::default(),
+            disabled: Default::default(),
             fast_key: std::sync::OnceLock::new(),
             tls_end_point: std::sync::OnceLock::new(),
             uploads: std::sync::OnceLock::new(),

@@ -1,6 +1,7 @@
 //! XEP-0050 Ad-Hoc Commands on the server's domain, with the XEP-0133
 //! Service Administration commands for the accounts of `admins`, and
-//! commands for every user: ping, change their password, list and revoke
+//! commands for every user (disabling accounts: `roost_core::account::disabled`,
+//! the message of the day: `motd.rs`): ping, change their password, list and revoke
 //! their FAST login tokens (XEP-0484) and push registrations (XEP-0357).
 //!
 //! A command that needs input answers `execute` with a form and a session
@@ -99,11 +100,38 @@ const COMMANDS: &[Command] = &[
         name: "Send an announcement to online users",
         who: Who::Admin,
     },
+    Command {
+        node: "http://jabber.org/protocol/admin#disable-user",
+        name: "Disable users",
+        who: Who::Admin,
+    },
+    Command {
+        node: "http://jabber.org/protocol/admin#reenable-user",
+        name: "Re-enable users",
+        who: Who::Admin,
+    },
+    Command {
+        node: "http://jabber.org/protocol/admin#set-motd",
+        name: "Set the message of the day",
+        who: Who::Admin,
+    },
+    Command {
+        node: "http://jabber.org/protocol/admin#edit-motd",
+        name: "Edit the message of the day",
+        who: Who::Admin,
+    },
+    Command {
+        node: "http://jabber.org/protocol/admin#delete-motd",
+        name: "Delete the message of the day",
+        who: Who::Admin,
+    },
 ];
 
 pub struct AdHoc {
     /// `admins`: the accounts allowed the XEP-0133 commands.
     pub admins: Vec<BareJid>,
+    /// The message of the day (`motd.rs`).
+    pub motd: std::sync::Arc<crate::motd::Motd>,
 }
 
 /// A submitted form's values, by field.
@@ -440,6 +468,8 @@ impl AdHoc {
                             .map_err(store_err)?
                         {
                             let _ = roost_core::c2s::fast::revoke(stores, &who, None).await;
+                            let domain = ctx.server.config.domain.clone();
+                            let _ = ctx.server.disabled.set(stores, &domain, &who, false).await;
                             if let Some(u) = ctx.server.uploads.get().cloned() {
                                 let owner = who.to_string();
                                 let _ = tokio::task::spawn_blocking(move || u.sweep(Some(&owner)))
@@ -568,6 +598,103 @@ impl AdHoc {
                 }
                 Ok(Step::Done {
                     note: format!("Sent to {} account(s).", online.len()),
+                    form: None,
+                })
+            }
+            n if n.ends_with("#disable-user") || n.ends_with("#reenable-user") => {
+                let disable = n.ends_with("#disable-user");
+                let Some(input) = input else {
+                    return Ok(Step::Form(form(
+                        ADMIN,
+                        if disable {
+                            "Disable users"
+                        } else {
+                            "Re-enable users"
+                        },
+                        vec![field("accountjids", "jid-multi", "The accounts")],
+                    )));
+                };
+                let domain = ctx.server.config.domain.clone();
+                let mut done = Vec::new();
+                for text in input.many("accountjids") {
+                    let who = self.account(ctx, &text)?;
+                    if !stores
+                        .accounts
+                        .account_exists(&who)
+                        .await
+                        .map_err(store_err)?
+                    {
+                        return Err(StanzaError::new(Condition::ItemNotFound)
+                            .with_text(format!("no account {who}")));
+                    }
+                    let changed = ctx
+                        .server
+                        .disabled
+                        .set(stores, &domain, &who, disable)
+                        .await
+                        .map_err(store_err)?;
+                    if disable {
+                        // XEP-0133 §4.5: its sessions end too.
+                        self.end_sessions(
+                            ctx,
+                            &who,
+                            StreamError::NotAuthorized,
+                            "the account was disabled",
+                        )
+                        .await;
+                    }
+                    if changed {
+                        done.push(who.to_string());
+                    }
+                }
+                let what = if disable { "Disabled" } else { "Re-enabled" };
+                Ok(Step::Done {
+                    note: format!(
+                        "{what}: {}",
+                        if done.is_empty() {
+                            "nobody".into()
+                        } else {
+                            done.join(", ")
+                        }
+                    ),
+                    form: None,
+                })
+            }
+            n if n.ends_with("#set-motd") || n.ends_with("#edit-motd") => {
+                let Some(input) = input else {
+                    let mut motd = field("motd", "text-multi", "Message of the day");
+                    if n.ends_with("#edit-motd") {
+                        // §4.24: the form shows the current message.
+                        if let Some(m) = self.motd.get(ctx.server).await {
+                            for line in m.text.lines() {
+                                motd.append_child(Element::bare("value", DATA).text_node(line));
+                            }
+                        }
+                    }
+                    return Ok(Step::Form(form(
+                        ADMIN,
+                        "The message of the day",
+                        vec![motd],
+                    )));
+                };
+                let text = input.many("motd").join("\n");
+                if text.trim().is_empty() {
+                    return Err(bad("an empty message of the day"));
+                }
+                let sent = self
+                    .motd
+                    .set(ctx.server, Some(text))
+                    .await
+                    .map_err(store_err)?;
+                Ok(Step::Done {
+                    note: format!("Set; sent to {sent} online account(s)."),
+                    form: None,
+                })
+            }
+            n if n.ends_with("#delete-motd") => {
+                self.motd.set(ctx.server, None).await.map_err(store_err)?;
+                Ok(Step::Done {
+                    note: "The message of the day was deleted.".into(),
                     form: None,
                 })
             }

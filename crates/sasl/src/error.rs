@@ -6,6 +6,8 @@
 pub enum SaslError {
     #[error("authentication aborted by the client")]
     Aborted,
+    #[error("the account is disabled")]
+    AccountDisabled,
     #[error("data could not be decoded from base64")]
     IncorrectEncoding,
     #[error("invalid authorization identity")]
@@ -27,6 +29,7 @@ impl SaslError {
     pub fn condition(&self) -> &'static str {
         match self {
             SaslError::Aborted => "aborted",
+            SaslError::AccountDisabled => "account-disabled",
             SaslError::IncorrectEncoding => "incorrect-encoding",
             SaslError::InvalidAuthzid => "invalid-authzid",
             SaslError::InvalidMechanism => "invalid-mechanism",
@@ -46,6 +49,7 @@ mod tests {
     fn conditions_are_rfc6120_names() {
         let all = [
             (SaslError::Aborted, "aborted"),
+            (SaslError::AccountDisabled, "account-disabled"),
             (SaslError::IncorrectEncoding, "incorrect-encoding"),
             (SaslError::InvalidAuthzid, "invalid-authzid"),
             (SaslError::InvalidMechanism, "invalid-mechanism"),

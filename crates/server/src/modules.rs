@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use roost_core::Module;
 use roost_features::{
-    adhoc, bookmarks, contact_info, disco, extdisco, kernel, pep, ping, private_xml, register,
-    session, time, vcard, version,
+    adhoc, bookmarks, contact_info, disco, extdisco, kernel, motd, pep, ping, private_xml,
+    register, session, time, vcard, version,
 };
 
 /// The modules, sharing one PEP service (built by the caller, which also
 /// hands `pep.bookmark_events()` to account-based MUC joining).
 pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>> {
     let pep = pep.clone();
+    let motd = Arc::new(motd::Motd::default());
     vec![
         Arc::new(kernel::Kernel {
             account_muc: config.account_muc.enabled,
@@ -32,7 +33,9 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
                 .iter()
                 .filter_map(|a| jid::BareJid::new(a).ok())
                 .collect(),
+            motd: motd.clone(),
         }),
+        Arc::new(motd::MotdDelivery { motd }),
         Arc::new(contact_info::ContactInfo {
             config: config.contact.clone(),
         }),

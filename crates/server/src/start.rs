@@ -64,6 +64,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
     // nodes and by the bookmark bridge of account-based MUC joining.
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
+    server
+        .disabled
+        .load(&server.stores, &cfg.domain)
+        .await
+        .context("reading the disabled accounts")?;
     if let Some(hash) = certs
         .first()
         .and_then(|c| roost_core::c2s::channel_binding::server_end_point(c))

@@ -149,3 +149,133 @@ async fn users_list_and_revoke_their_push_registrations() {
     let r = execute(&mut alice, node, "").await;
     assert!(!String::from(&r).contains("push.example.org n1"));
 }
+
+fn status(r: &Element) -> Option<&str> {
+    r.get_child("command", CMD).and_then(|c| c.attr("status"))
+}
+
+#[tokio::test]
+async fn a_disabled_account_is_logged_out_and_refused_until_re_enabled() {
+    use roost_testkit::{Login, Mech};
+    let s = server().await;
+    s.user("admin").await;
+    s.user("mallory").await;
+    let mut admin = s.login("admin", "desk").await;
+    let mut m = s.login("mallory", "phone").await;
+    let disable = "http://jabber.org/protocol/admin#disable-user";
+    let r = execute(&mut admin, disable, "").await;
+    assert_eq!(status(&r), Some("executing"));
+    let r = execute(
+        &mut admin,
+        disable,
+        &submit(&[("accountjids", "mallory@localhost")]),
+    )
+    .await;
+    assert_eq!(status(&r), Some("completed"), "{}", String::from(&r));
+    // XEP-0133 §4.5: the session ends...
+    assert!(m.conn.stream_error().await.contains("not-authorized"));
+    // ... and logins fail with RFC 6120 §6.5.1 account-disabled, whatever
+    // the mechanism; a wrong password is still just not-authorized.
+    for mech in [Mech::ScramSha256, Mech::Plain] {
+        let login = Login::new("mallory", "pw-mallory").mech(mech);
+        let err = roost_testkit::Client::login(s.c2s(), login).await.err();
+        assert_eq!(err.as_deref(), Some("account-disabled"), "{mech:?}");
+    }
+    let wrong = Login::new("mallory", "wrong");
+    let err = roost_testkit::Client::login(s.c2s(), wrong).await.err();
+    assert_eq!(err.as_deref(), Some("not-authorized"));
+    // The data is kept, and a restart does not forget the state.
+    let s = s.restart().await;
+    let login = Login::new("mallory", "pw-mallory");
+    let err = roost_testkit::Client::login(s.c2s(), login).await.err();
+    assert_eq!(err.as_deref(), Some("account-disabled"));
+    let mut admin = s.login("admin", "desk").await;
+    let r = execute(
+        &mut admin,
+        "http://jabber.org/protocol/admin#reenable-user",
+        &submit(&[("accountjids", "mallory@localhost")]),
+    )
+    .await;
+    assert_eq!(status(&r), Some("completed"), "{}", String::from(&r));
+    s.login("mallory", "phone").await;
+    // A user may not disable anyone; unknown accounts are not found.
+    let mut m = s.login("mallory", "laptop").await;
+    let r = execute(&mut m, disable, "").await;
+    assert_eq!(r.attr("type"), Some("error"));
+    assert!(String::from(&r).contains("forbidden"));
+    let r = execute(
+        &mut admin,
+        disable,
+        &submit(&[("accountjids", "ghost@localhost")]),
+    )
+    .await;
+    assert!(
+        String::from(&r).contains("item-not-found"),
+        "{}",
+        String::from(&r)
+    );
+}
+
+fn is_motd(e: &Element, text: &str) -> bool {
+    e.name() == "message"
+        && e.attr("from") == Some("localhost")
+        && e.get_child("body", "jabber:client")
+            .is_some_and(|b| b.text() == text)
+}
+
+#[tokio::test]
+async fn the_message_of_the_day_reaches_each_account_once() {
+    let s = server().await;
+    for u in ["admin", "alice", "bob"] {
+        s.user(u).await;
+    }
+    let mut admin = s.login("admin", "desk").await;
+    admin.available().await;
+    let mut alice = s.login("alice", "phone").await;
+    alice.available().await;
+    let set = "http://jabber.org/protocol/admin#set-motd";
+    let r = execute(&mut admin, set, &submit(&[("motd", "maintenance at noon")])).await;
+    assert_eq!(status(&r), Some("completed"), "{}", String::from(&r));
+    // Online now: sent at once.
+    alice
+        .expect("the motd", |e| is_motd(e, "maintenance at noon"))
+        .await;
+    // bob logs in later and gets it with his first available session...
+    let mut bob = s.login("bob", "phone").await;
+    bob.available().await;
+    bob.expect("the motd", |e| is_motd(e, "maintenance at noon"))
+        .await;
+    // ... but not again on his next login.
+    let mut bob2 = s.login("bob", "laptop").await;
+    bob2.available().await;
+    let again = bob2
+        .gets_within(std::time::Duration::from_millis(500), |e| {
+            is_motd(e, "maintenance at noon")
+        })
+        .await;
+    assert!(again.is_none());
+    // The edit form shows it; an edit is a new message.
+    let edit = "http://jabber.org/protocol/admin#edit-motd";
+    let r = execute(&mut admin, edit, "").await;
+    assert!(String::from(&r).contains("maintenance at noon"));
+    execute(&mut admin, edit, &submit(&[("motd", "moved to 2 pm")])).await;
+    bob2.expect("the new motd", |e| is_motd(e, "moved to 2 pm"))
+        .await;
+    // Deleted: nobody new gets one.
+    let r = execute(
+        &mut admin,
+        "http://jabber.org/protocol/admin#delete-motd",
+        "",
+    )
+    .await;
+    assert_eq!(status(&r), Some("completed"));
+    s.user("carol").await;
+    let mut carol = s.login("carol", "phone").await;
+    carol.available().await;
+    let none = carol
+        .gets_within(std::time::Duration::from_millis(500), |e| {
+            e.attr("from") == Some("localhost") && e.name() == "message"
+        })
+        .await;
+    assert!(none.is_none(), "{none:?}");
+}

@@ -9,6 +9,7 @@ mod archive;
 pub mod blocking;
 mod carbons;
 mod delivery;
+pub mod disabled;
 mod notify;
 mod presence;
 pub mod push;

@@ -120,6 +120,18 @@ impl Account {
         }
     }
 
+    /// A session sent its initial presence: the modules that care hear it.
+    pub(super) fn session_available(&self, jid: &FullJid) {
+        let modules = self.server.registry.modules();
+        for m in modules.iter().filter(|m| m.wants_session_available()) {
+            let m = m.clone();
+            let server = self.server.clone();
+            let account = self.jid.clone();
+            let jid = jid.clone();
+            tokio::spawn(async move { m.session_available(&server, &account, &jid).await });
+        }
+    }
+
     /// A contact's resource came online and may see our PEP data (§6.2).
     pub(super) fn contact_available(&self, contact: FullJid) {
         for m in self.server.registry.modules() {

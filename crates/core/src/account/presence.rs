@@ -101,6 +101,10 @@ impl Account {
             }
             self.redeliver_pending(resource).await;
             self.deliver_offline(resource).await;
+            if let Some(me) = self.resources.get(resource) {
+                let jid = me.handle.jid.clone();
+                self.session_available(&jid);
+            }
         }
     }
 

@@ -654,6 +654,11 @@ impl<'a> Negotiation<'a> {
         self.server
             .auth_throttle
             .succeeded(self.peer.ip(), user.as_str());
+        // RFC 6120 §6.5.1, told only to whoever proved the credentials.
+        if self.server.disabled.contains(&user) {
+            tracing::info!(account = %user, "login refused: the account is disabled");
+            return self.sasl_failure(SaslError::AccountDisabled).await;
+        }
         tracing::info!(account = %user, "authenticated");
         if let Some(req) = self.sasl2.take() {
             return self.sasl2_success(user, data, *req).await;
