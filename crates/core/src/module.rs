@@ -130,6 +130,19 @@ pub trait Module: Send + Sync + 'static {
         _resource: &jid::FullJid,
     ) {
     }
+    /// Whether `account_unavailable` does anything.
+    fn wants_account_unavailable(&self) -> bool {
+        false
+    }
+    /// The last available session of `account` went unavailable (or
+    /// ended), with the status text of its unavailable presence.
+    async fn account_unavailable(
+        &self,
+        _server: &Arc<Server>,
+        _account: &BareJid,
+        _status: Option<String>,
+    ) {
+    }
     /// A contact's resource that may see `account`'s presence came online.
     async fn contact_available(
         &self,

@@ -136,6 +136,14 @@ impl Router {
             .unwrap_or_default()
     }
 
+    /// Whether `jid`'s account task is alive (it has sessions, or rooms).
+    pub fn has_account_task(&self, jid: &BareJid) -> bool {
+        self.accounts
+            .lock()
+            .map(|m| m.contains_key(jid))
+            .unwrap_or(false)
+    }
+
     /// Number of account tasks alive (for logs and metrics).
     pub fn account_tasks(&self) -> usize {
         self.accounts.lock().map(|m| m.len()).unwrap_or(0)

@@ -7,6 +7,7 @@ pub mod contact_info;
 pub mod disco;
 pub mod extdisco;
 pub mod kernel;
+pub mod last_activity;
 pub mod motd;
 pub mod pep;
 pub mod ping;

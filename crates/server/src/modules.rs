@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use roost_core::Module;
 use roost_features::{
-    adhoc, bookmarks, contact_info, disco, extdisco, kernel, motd, pep, ping, private_xml,
-    register, session, time, vcard, version,
+    adhoc, bookmarks, contact_info, disco, extdisco, kernel, last_activity, motd, pep, ping,
+    private_xml, register, session, time, vcard, version,
 };
 
 /// The modules, sharing one PEP service (built by the caller, which also
@@ -27,6 +27,7 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
             config: config.extdisco.clone(),
         }),
         Arc::new(time::EntityTime),
+        Arc::new(last_activity::LastActivity::default()),
         Arc::new(adhoc::AdHoc {
             admins: config
                 .admins

@@ -72,6 +72,9 @@ pub enum AccountMsg {
         revoke: Vec<String>,
         reply: oneshot::Sender<Vec<(String, String, String)>>,
     },
+    /// Whether the account has a session now (XEP-0012 §3: then its last
+    /// activity is zero seconds ago).
+    HasSessions(oneshot::Sender<bool>),
     /// A session's device started or stopped hearing what it is sent.
     DeviceState {
         resource: String,
@@ -301,6 +304,9 @@ impl Account {
                     n += 1;
                 }
                 let _ = reply.send(n);
+            }
+            AccountMsg::HasSessions(reply) => {
+                let _ = reply.send(!self.resources.is_empty());
             }
         }
     }

@@ -132,6 +132,18 @@ impl Account {
         }
     }
 
+    /// The account's last available session went unavailable.
+    pub(super) fn account_unavailable(&self, status: Option<String>) {
+        let modules = self.server.registry.modules();
+        for m in modules.iter().filter(|m| m.wants_account_unavailable()) {
+            let m = m.clone();
+            let server = self.server.clone();
+            let account = self.jid.clone();
+            let status = status.clone();
+            tokio::spawn(async move { m.account_unavailable(&server, &account, status).await });
+        }
+    }
+
     /// A contact's resource came online and may see our PEP data (§6.2).
     pub(super) fn contact_available(&self, contact: FullJid) {
         for m in self.server.registry.modules() {

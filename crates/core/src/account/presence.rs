@@ -125,6 +125,9 @@ impl Account {
     }
 
     fn send_unavailable(&self, el: Element, was_available: bool, directed: Vec<Jid>) {
+        if was_available && self.resources.available().next().is_none() {
+            self.account_unavailable(el.child_text("status", ns::CLIENT));
+        }
         let cached: Vec<BareJid> = self.cached_subscribers();
         let mut sent: Vec<Jid> = Vec::new();
         if was_available {
