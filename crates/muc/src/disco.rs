@@ -30,6 +30,7 @@ pub(crate) fn service_info(name: &str) -> Element {
         ns::MUC_STABLE_ID,
         ns::OCCUPANT_ID,
         ns::PING,
+        ns::VCARD,
     ];
     features.sort_unstable();
     Element::bare("query", ns::DISCO_INFO)

@@ -11,6 +11,7 @@ pub mod serialize;
 pub mod stanza;
 pub mod stanza_error;
 pub mod stream_error;
+pub mod vcard_photo;
 
 pub use element::{Elem, ElementExt};
 pub use jid::{BareJid, FullJid, Jid};

@@ -17,6 +17,8 @@ pub const DISCO_ITEMS: &str = "http://jabber.org/protocol/disco#items";
 pub const PING: &str = "urn:xmpp:ping";
 pub const VERSION: &str = "jabber:iq:version";
 pub const VCARD: &str = "vcard-temp";
+/// XEP-0153 avatar hashes in presence.
+pub const VCARD_UPDATE: &str = "vcard-temp:x:update";
 pub const REGISTER: &str = "jabber:iq:register";
 pub const REGISTER_FEATURE: &str = "http://jabber.org/features/iq-register";
 pub const DELAY: &str = "urn:xmpp:delay";

@@ -21,6 +21,10 @@ const SERVICES: &[(&str, &str)] = &[
         "occupant-id on room messages",
     ),
     (
+        "XEP-0486: MUC Avatars",
+        "room vCards set by owners, hash in `muc#roominfo`",
+    ),
+    (
         "XEP-0424: Message Retraction",
         "in rooms: an author's retraction tombstones the room's and the accounts' archive copies",
     ),

@@ -108,20 +108,29 @@ async fn last_activity_tells_uptime_and_when_a_contact_left_to_those_who_may_kno
         .await;
     // Online: zero seconds (§3).
     let r = a
-        .iq("get", Some("bob@localhost"), "<query xmlns='jabber:iq:last'/>")
+        .iq(
+            "get",
+            Some("bob@localhost"),
+            "<query xmlns='jabber:iq:last'/>",
+        )
         .await;
     assert_eq!(last(&r), Some((0, String::new())), "{}", String::from(&r));
     // bob leaves with a status.
     b.send("<presence type='unavailable'><status>Heading home</status></presence>")
         .await;
     a.expect("bob leaves", |e| {
-        e.attr("type") == Some("unavailable") && e.attr("from").is_some_and(|f| f.starts_with("bob@"))
+        e.attr("type") == Some("unavailable")
+            && e.attr("from").is_some_and(|f| f.starts_with("bob@"))
     })
     .await;
     drop(b);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = a
-        .iq("get", Some("bob@localhost"), "<query xmlns='jabber:iq:last'/>")
+        .iq(
+            "get",
+            Some("bob@localhost"),
+            "<query xmlns='jabber:iq:last'/>",
+        )
         .await;
     let (secs, status) = last(&r).expect("last activity");
     assert!((1..30).contains(&secs), "{secs}");
@@ -129,15 +138,28 @@ async fn last_activity_tells_uptime_and_when_a_contact_left_to_those_who_may_kno
     // eve has no subscription: forbidden (§3).
     let mut e = s.login("eve", "x").await;
     let r = e
-        .iq("get", Some("bob@localhost"), "<query xmlns='jabber:iq:last'/>")
+        .iq(
+            "get",
+            Some("bob@localhost"),
+            "<query xmlns='jabber:iq:last'/>",
+        )
         .await;
-    assert_eq!(condition(&r).as_deref(), Some("forbidden"), "{}", String::from(&r));
+    assert_eq!(
+        condition(&r).as_deref(),
+        Some("forbidden"),
+        "{}",
+        String::from(&r)
+    );
     // It survives a restart.
     drop((a, e));
     let s = s.restart().await;
     let mut b = s.login("bob", "laptop").await;
     let r = b
-        .iq("get", Some("bob@localhost"), "<query xmlns='jabber:iq:last'/>")
+        .iq(
+            "get",
+            Some("bob@localhost"),
+            "<query xmlns='jabber:iq:last'/>",
+        )
         .await;
     // bob asks about himself while connected: zero.
     assert_eq!(last(&r).map(|l| l.0), Some(0));
@@ -147,7 +169,11 @@ async fn last_activity_tells_uptime_and_when_a_contact_left_to_those_who_may_kno
     let mut found = None;
     for _ in 0..20 {
         let r = a
-            .iq("get", Some("bob@localhost"), "<query xmlns='jabber:iq:last'/>")
+            .iq(
+                "get",
+                Some("bob@localhost"),
+                "<query xmlns='jabber:iq:last'/>",
+            )
             .await;
         if let Some((secs, status)) = last(&r) {
             if secs > 0 {

@@ -136,6 +136,8 @@ pub(crate) struct Settings {
     /// Secret behind the room's XEP-0421 occupant ids.
     pub salt: String,
     pub config: RoomConfig,
+    /// XEP-0486: the room's vCard (its avatar), as XML.
+    pub vcard: Option<String>,
 }
 
 impl Settings {
@@ -468,6 +470,7 @@ impl Room {
             locked,
             salt: self.salt.clone(),
             config: config.clone(),
+            vcard: self.vcard.as_ref().map(|v| v.xml.clone()),
         };
         self.shared
             .rooms_store
@@ -582,6 +585,7 @@ mod tests {
             locked: true,
             salt: "s4lt".into(),
             config: RoomConfig::new(&MucConfig::default()),
+            vcard: Some("<vCard xmlns='vcard-temp'/>".into()),
         };
         s.config.name = "A Dark \"Cave\" ☕".into();
         s.config.password = Some("cauldronburn".into());
@@ -590,6 +594,7 @@ mod tests {
         let back = Settings::parse(&s.to_text());
         assert!(back.locked);
         assert_eq!(back.salt, "s4lt");
+        assert_eq!(back.vcard, s.vcard);
         assert_eq!(back.config, s.config);
     }
 

@@ -95,6 +95,7 @@ impl Room {
                 | ns::MAM
                 | ns::PING
                 | ns::MODERATE
+                | ns::VCARD
         );
         if !known {
             return Err(StanzaError::service_unavailable());
@@ -116,6 +117,7 @@ impl Room {
             (_, ns::MAM, "query") => self.archive_iq(stanza, from, payload).await,
             (true, ns::PING, "ping") => Ok(None),
             (_, ns::MODERATE, "moderate") => self.moderate_iq(stanza, from, payload).await,
+            (_, ns::VCARD, "vCard") => self.vcard_iq(stanza, from, payload).await,
             _ => Err(StanzaError::new(Condition::FeatureNotImplemented)),
         }
     }
@@ -151,6 +153,8 @@ impl Room {
             ns::SID,
             ns::REGISTER,
             ns::MUC_REQUEST,
+            // XEP-0486 §3.1
+            ns::VCARD,
             pick(c.persistent, "muc_persistent", "muc_temporary"),
             pick(c.members_only, "muc_membersonly", "muc_open"),
             pick(c.public, "muc_public", "muc_hidden"),
@@ -218,6 +222,16 @@ impl Room {
                 "Maximum Number of History Messages Returned by Room",
                 [history.as_str()],
             ));
+        // XEP-0486 §3.3: the avatar's hash, for those not in the room too.
+        let form = match self.avatar_hash() {
+            Some(hash) => form.child(forms::field(
+                "muc#roominfo_avatarhash",
+                "text-multi",
+                "Avatar Hash",
+                [hash],
+            )),
+            None => form,
+        };
         Ok(Some(
             Element::bare("query", ns::DISCO_INFO)
                 .child(identity(&name))

@@ -271,10 +271,12 @@ impl Room {
         self.config = super::config_form::RoomConfig::new(service);
         // `[muc] lock_new_rooms = false`: an instant room (§10.1.3).
         let locked = service.lock_new_rooms;
+        self.vcard = None;
         let settings = Settings {
             locked,
             salt: self.salt.clone(),
             config: self.config.clone(),
+            vcard: None,
         };
         self.save_settings(&settings.config, locked).await?;
         self.exists = true;

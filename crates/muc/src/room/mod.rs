@@ -8,7 +8,8 @@
 //! `message.rs` (groupchat, subject, private messages, invitations),
 //! `iq.rs` (disco, self-ping, IQs between occupants), `moderation.rs`
 //! (`muc#admin`), `config_form.rs` (`muc#owner`), `register.rs` (§7.10),
-//! `archive.rs` (XEP-0313), `retraction.rs` (XEP-0424/0425), `voice.rs` (§7.13, §8.6 voice requests),
+//! `archive.rs` (XEP-0313), `retraction.rs` (XEP-0424/0425), `vcard.rs`
+//! (XEP-0054/XEP-0486 room avatars), `voice.rs` (§7.13, §8.6 voice requests),
 //! `history.rs`, `occupant.rs`, `affiliation.rs`.
 
 pub(crate) mod affiliation;
@@ -22,6 +23,7 @@ mod moderation;
 pub(crate) mod occupant;
 mod register;
 mod retraction;
+mod vcard;
 mod voice;
 
 use std::collections::{HashMap, VecDeque};
@@ -74,6 +76,8 @@ pub(crate) struct Room {
     invites: VecDeque<(BareJid, Jid)>,
     /// Nicks of visitors whose voice request awaits a moderator (§7.13).
     voice_requests: std::collections::HashSet<String>,
+    /// XEP-0486: the room's vCard and its avatar hash.
+    vcard: Option<vcard::RoomVcard>,
     /// While set, what the room sends is held back (sent after an IQ's
     /// result, in the order the spec asks).
     deferred: Mutex<Option<Vec<Element>>>,
@@ -118,6 +122,7 @@ impl Room {
             pending_iqs: PendingIqs::default(),
             invites: VecDeque::new(),
             voice_requests: Default::default(),
+            vcard: None,
             deferred: Mutex::new(None),
         }
     }
@@ -173,6 +178,7 @@ impl Room {
         }
         self.salt = settings.salt;
         self.config = settings.config;
+        self.vcard = settings.vcard.as_deref().and_then(vcard::RoomVcard::parse);
         self.config.persistent = stored.persistent;
         self.config.clamp(&self.shared.config);
         self.subject = stored.subject;
