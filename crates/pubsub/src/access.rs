@@ -1,4 +1,4 @@
-//! XEP-0060 §4.5 access models, checked when an entity subscribes (§6.1.3)
+//! XEP-0060: Publish-Subscribe — §4.5 access models, checked when an entity subscribes (§6.1.3)
 //! or retrieves items (§6.5.9): owners, publishers and members always may;
 //! outcasts and publish-only entities never may; anyone else as the node's
 //! access model says. Presence and roster access ask the rosters of the

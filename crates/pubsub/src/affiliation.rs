@@ -1,4 +1,4 @@
-//! XEP-0060 §4.1 affiliations and what each allows, with the use cases
+//! XEP-0060: Publish-Subscribe — §4.1 affiliations and what each allows, with the use cases
 //! that read them: an entity's own affiliations (§5.7) and the owner's
 //! management of a node's affiliations (§8.9).
 

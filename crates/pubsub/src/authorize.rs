@@ -1,4 +1,4 @@
-//! XEP-0060 §8.6: subscriptions to nodes with the "authorize" access model
+//! XEP-0060: Publish-Subscribe — §8.6: subscriptions to nodes with the "authorize" access model
 //! wait for an owner. Each owner gets a `pubsub#subscribe_authorization`
 //! form in a message; the first owner to submit it decides, and the
 //! subscriber is told the outcome.

@@ -1,5 +1,6 @@
-//! The `[pubsub]` configuration section: the XEP-0060 service's domain,
-//! who may create nodes (§8.1.1 leaves it to the service) and its limits.
+//! XEP-0060: Publish-Subscribe — the `[pubsub]` configuration section: the
+//! service's domain, who may create nodes (§8.1.1 leaves it to the
+//! service) and its limits.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! XEP-0060 §5.1–§5.5 with XEP-0030: the service's identity and features,
+//! XEP-0060: Publish-Subscribe — §5.1–§5.5 with XEP-0030: the service's identity and features,
 //! its nodes, a node's identity and meta-data form (§5.4), and a node's
 //! items (§5.5).
 

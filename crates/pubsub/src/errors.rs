@@ -1,4 +1,4 @@
-//! XEP-0060 §7 error tables: stanza errors with their pubsub-specific
+//! XEP-0060: Publish-Subscribe — §7 error tables: stanza errors with their pubsub-specific
 //! conditions (`http://jabber.org/protocol/pubsub#errors`).
 
 use minidom::Element;

@@ -1,4 +1,4 @@
-//! XEP-0060 §6.5: retrieve items, all of them, the newest `max_items`, or
+//! XEP-0060: Publish-Subscribe — §6.5: retrieve items, all of them, the newest `max_items`, or
 //! some by id, in publication order. Nodes configured without payloads
 //! return the ids only (§6.5.6); missing items give an empty list
 //! (§6.5.9.11).

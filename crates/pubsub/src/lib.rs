@@ -1,4 +1,4 @@
-//! XEP-0060: Publish-Subscribe, the server's generic pubsub service on
+//! XEP-0060: Publish-Subscribe — the server's generic pubsub service on
 //! `pubsub.<domain>`, beside the account-based PEP of `roost-features`.
 //!
 //! Path of a stanza: the router hands whatever is addressed to the

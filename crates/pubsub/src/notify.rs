@@ -1,4 +1,4 @@
-//! XEP-0060 event notifications: what subscribers hear about items (§7.1.2,
+//! XEP-0060: Publish-Subscribe — event notifications: what subscribers hear about items (§7.1.2,
 //! §7.2.2), configuration (§8.2.5.4), deletion (§8.4.2) and purges
 //! (§8.5.2); what entities hear about their subscription (§8.6, §8.8.4)
 //! and affiliation (§8.9.4); what owners hear about subscribers

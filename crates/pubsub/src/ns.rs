@@ -1,4 +1,4 @@
-//! XEP-0060 §15 namespaces and the §10 disco features this service
+//! XEP-0060: Publish-Subscribe — §15 namespaces and the §10 disco features this service
 //! really supports.
 
 pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";

@@ -1,4 +1,4 @@
-//! XEP-0060 §6.3–§6.4 subscription options (`pubsub#subscribe_options`):
+//! XEP-0060: Publish-Subscribe — §6.3–§6.4 subscription options (`pubsub#subscribe_options`):
 //! read, changed and defaulted per subscription.
 //!
 //! `pubsub#deliver` acts (no notifications when false). `pubsub#digest`,

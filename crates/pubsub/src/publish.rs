@@ -1,4 +1,4 @@
-//! XEP-0060 §7.1 publish: permissions by `pubsub#publish_model`, the
+//! XEP-0060: Publish-Subscribe — §7.1 publish: permissions by `pubsub#publish_model`, the
 //! payload rules of the node's event type (§7.1.3.5–§7.1.3.6), item ids
 //! generated when absent, `max_items` trimming, notifications with or
 //! without payload, publish-options preconditions (§7.1.5) and automatic

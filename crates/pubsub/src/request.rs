@@ -1,5 +1,6 @@
-//! One IQ addressed to the service: who asks (RFC 6120 §8.1.2.1 `from`,
-//! stamped by the server) and the node lookups the use cases share.
+//! XEP-0060: Publish-Subscribe — one IQ addressed to the service: who asks (RFC
+//! 6120 §8.1.2.1 `from`, stamped by the server) and the node lookups the
+//! use cases share.
 
 use jid::{BareJid, Jid};
 use roost_proto::{Condition, StanzaError};

@@ -1,4 +1,4 @@
-//! XEP-0060 §7.2: delete an item from a node. Owners and publishers may
+//! XEP-0060: Publish-Subscribe — §7.2: delete an item from a node. Owners and publishers may
 //! retract any item, anyone else only the items they published.
 //! Subscribers hear of it when the node says `notify_retract` or the
 //! request says `notify='true'`.

@@ -1,4 +1,4 @@
-//! XEP-0060: the service on its own domain. The router hands it every
+//! XEP-0060: Publish-Subscribe — the service on its own domain. The router hands it every
 //! stanza for that domain; one task takes them in order from a bounded
 //! queue, so that the read-check-write of one request never interleaves
 //! with another's. Requests read the node's state from the store each
@@ -170,12 +170,12 @@ impl Shared {
         };
         match stanza.kind {
             StanzaKind::Iq if stanza.is_iq_request() => {
-                let result = self.answer_iq(&stanza, from).await;
+                let reply = iq_reply(&stanza.el, self.answer_iq(&stanza, from).await);
                 // The reply goes before what the request caused.
-                let mut queued =
-                    std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(|p| p.into_inner()));
-                queued.insert(0, iq_reply(&stanza.el, result));
-                *self.outgoing.lock().unwrap_or_else(|p| p.into_inner()) = queued;
+                self.outgoing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(0, reply);
             }
             StanzaKind::Message if !stanza.is_error() => {
                 if authorize::is_answer(&stanza.el) {

@@ -1,4 +1,4 @@
-//! XEP-0060 §6.1 subscribe (with options, §6.3.7) and §6.2 unsubscribe.
+//! XEP-0060: Publish-Subscribe — §6.1 subscribe (with options, §6.3.7) and §6.2 unsubscribe.
 //! One subscription per JID and node; subscribing again while subscribed
 //! answers with the existing subscription.
 

@@ -1,4 +1,4 @@
-//! XEP-0060 §4.2 subscriptions: their states and options as stored, an
+//! XEP-0060: Publish-Subscribe — §4.2 subscriptions: their states and options as stored, an
 //! entity's own subscriptions (§5.6) and the owner's management of a
 //! node's subscriptions (§8.8).
 
@@ -133,7 +133,7 @@ pub(crate) async fn list(req: &Request<'_>, verb: &Element) -> IqResult {
 /// one or adding one), `none` (removing it). The entity is told (§8.8.4).
 pub(crate) async fn modify(req: &Request<'_>, verb: &Element) -> IqResult {
     let name = verb.attr("node").ok_or_else(nodeid_required)?;
-    req.owned_node(name).await?;
+    let node = req.owned_node(name).await?;
     let mut changes = Vec::new();
     for entry in verb.children().filter(|c| c.is("subscription", ns::OWNER)) {
         let jid = entry
@@ -187,6 +187,9 @@ pub(crate) async fn modify(req: &Request<'_>, verb: &Element) -> IqResult {
         };
         if let Some(sub) = changed {
             shared.send(notify::subscription_changed(shared, name, &sub));
+            if sub.state == SubState::Subscribed.as_str() {
+                crate::subscribe::subscribed(shared, &node, &sub).await?;
+            }
         }
     }
     Ok(None)

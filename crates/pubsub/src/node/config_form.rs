@@ -1,4 +1,4 @@
-//! XEP-0060 §16.4.4 `pubsub#node_config`: a leaf node's configuration,
+//! XEP-0060: Publish-Subscribe — §16.4.4 `pubsub#node_config`: a leaf node's configuration,
 //! read from and written to XEP-0004 forms (configure §8.2, create-and-
 //! configure §8.1.3, defaults §8.3, publish-options preconditions §7.1.5).
 //!

@@ -1,4 +1,4 @@
-//! XEP-0060 §8.2 configure a node (get the form, submit or cancel it) and
+//! XEP-0060: Publish-Subscribe — §8.2 configure a node (get the form, submit or cancel it) and
 //! §8.3 the default configuration. A smaller `max_items` trims the stored
 //! items; with `notify_config` subscribers hear of the change (§8.2.5.4).
 

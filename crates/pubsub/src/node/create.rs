@@ -1,4 +1,4 @@
-//! XEP-0060 §8.1: create a node, with the default configuration (§8.1.1),
+//! XEP-0060: Publish-Subscribe — §8.1: create a node, with the default configuration (§8.1.1),
 //! with a configure form (§8.1.3), or as an instant node whose NodeID the
 //! service chooses (§8.1.2). Who may create is `[pubsub] creators`; the
 //! creator becomes the node's owner.

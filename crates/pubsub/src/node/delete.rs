@@ -1,4 +1,4 @@
-//! XEP-0060 §8.4: the owner deletes a node with its items, subscriptions
+//! XEP-0060: Publish-Subscribe — §8.4: the owner deletes a node with its items, subscriptions
 //! and affiliations; with `notify_delete`, its subscribers hear of it,
 //! with the redirect URI the owner gave (§8.4.2).
 

@@ -1,4 +1,4 @@
-//! XEP-0060 §8.1–§8.5: a leaf node as stored (creator, creation time and
+//! XEP-0060: Publish-Subscribe — §8.1–§8.5: a leaf node as stored (creator, creation time and
 //! configuration in the store's node text) together with its affiliations,
 //! and the owner use cases that create, configure, delete and purge it.
 

@@ -1,4 +1,4 @@
-//! XEP-0060 §8.5: the owner removes every item of a node; with
+//! XEP-0060: Publish-Subscribe — §8.5: the owner removes every item of a node; with
 //! `notify_retract`, subscribers get one `<purge/>` event (§8.5.2) rather
 //! than a retraction per item.
 
