@@ -2,11 +2,11 @@
 //! §7.2.2), configuration (§8.2.5.4), deletion (§8.4.2) and purges
 //! (§8.5.2); what entities hear about their subscription (§8.6, §8.8.4)
 //! and affiliation (§8.9.4); what owners hear about subscribers
-//! (`pubsub#notify_sub`).
+//! (`pubsub#notify_sub`); and what a bounced notification does (§12.5).
 
 use jid::BareJid;
 use minidom::Element;
-use roost_proto::{ns as core_ns, Elem, StanzaError};
+use roost_proto::{ns as core_ns, Condition, Elem, ErrorType, Stanza, StanzaError};
 use roost_store::{StoredItem, StoredSubscription};
 
 use crate::affiliation::Affiliation;
@@ -18,6 +18,10 @@ use crate::options::SubscribeOptions;
 use crate::service::Shared;
 use crate::subscription::{subscription_element, SubState};
 
+/// The id prefix of event notifications, so that their bounces are known
+/// (§12.5: ids unique within the service).
+const NOTIFICATION_ID: &str = "notify-";
+
 /// A message from the service carrying one `<event/>` child.
 fn event_message(shared: &Shared, to: &str, kind: NotificationType, child: Element) -> Element {
     let kind = match kind {
@@ -28,8 +32,43 @@ fn event_message(shared: &Shared, to: &str, kind: NotificationType, child: Eleme
         .attr_set("from", shared.jid.as_str())
         .attr_set("to", to)
         .attr_set("type", kind)
-        .attr_set("id", roost_proto::id::random_token(16))
+        .attr_set(
+            "id",
+            format!("{NOTIFICATION_ID}{}", roost_proto::id::random_token(16)),
+        )
         .child(Element::bare("event", ns::EVENT).child(child))
+}
+
+/// §12.5: a notification came back with an error of type "cancel" (such
+/// as `item-not-found`, `service-unavailable`) or `gone`: the JID it went
+/// to loses its subscriptions to every node. Other errors (auth, wait,
+/// modify) are passing troubles and change nothing.
+pub(crate) async fn bounced(shared: &Shared, error: &Stanza) -> Result<(), StanzaError> {
+    let (Some(from), Some(id)) = (error.from.as_ref(), error.id()) else {
+        return Ok(());
+    };
+    let Some(err) = StanzaError::from_stanza(&error.el) else {
+        return Ok(());
+    };
+    if !id.starts_with(NOTIFICATION_ID)
+        || !(err.kind == ErrorType::Cancel || err.condition == Condition::Gone)
+    {
+        return Ok(());
+    }
+    let subs = shared
+        .store
+        .subscriptions_of(&shared.jid, &from.to_bare())
+        .await
+        .map_err(store_error)?;
+    for (node, sub) in subs.into_iter().filter(|(_, s)| s.jid == *from) {
+        tracing::info!(%node, subscriber = %sub.jid, condition = err.condition.as_str(), "notification bounced; subscription ended");
+        shared
+            .store
+            .remove_subscription(&shared.jid, &node, &sub.jid)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
 }
 
 /// The subscribers that receive notifications: subscribed (not pending)

@@ -23,7 +23,8 @@ use crate::node::config_form::Limits;
 use crate::node::{configure, create, delete, purge};
 use crate::request::Request;
 use crate::{
-    affiliation, authorize, disco, items, ns, options, publish, retract, subscribe, subscription,
+    affiliation, authorize, disco, items, notify, ns, options, publish, retract, subscribe,
+    subscription,
 };
 
 /// Stanzas waiting for the service; more are refused with
@@ -184,8 +185,12 @@ impl Shared {
                     self.send(StanzaError::service_unavailable().reply_to(&stanza.el));
                 }
             }
-            // Presence, IQ responses and errors (such as bounced
-            // notifications) need no answer.
+            StanzaKind::Message => {
+                if let Err(e) = notify::bounced(self, &stanza).await {
+                    tracing::debug!(error = %e, "bounced notification not handled");
+                }
+            }
+            // Presence and IQ responses need no answer.
             _ => {}
         }
     }

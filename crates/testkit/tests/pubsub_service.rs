@@ -1047,3 +1047,35 @@ async fn a_removed_account_loses_its_subscriptions() {
         Some(0)
     );
 }
+
+#[tokio::test]
+async fn a_subscriber_whose_notifications_bounce_is_unsubscribed() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    let mut alice = online(&s, "alice", "pc").await;
+    create(&mut alice, "n", &[]).await;
+    // An owner subscribes an address that has no account.
+    ok(&owner_iq(
+        &mut alice,
+        "set",
+        "<subscriptions node='n'><subscription jid='ghost@localhost' subscription='subscribed'/></subscriptions>",
+    )
+    .await);
+    publish(&mut alice, "n", None, &entry("boo")).await;
+    // The server answers the notification with service-unavailable
+    // (cancel), and the service ends the subscription (§12.5).
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        let subs = owner_iq(&mut alice, "get", "<subscriptions node='n'/>").await;
+        left = subs
+            .get_child("pubsub", OWNER)
+            .and_then(|p| p.get_child("subscriptions", OWNER))
+            .map(|s| s.children().count())
+            .unwrap_or(usize::MAX);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0);
+}
