@@ -1079,3 +1079,28 @@ async fn a_subscriber_whose_notifications_bounce_is_unsubscribed() {
     }
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn owners_hear_of_subscribers_when_notify_sub_is_on() {
+    let s = TestServer::start().await;
+    let (mut alice, mut bob) = two_users(&s).await;
+    create(&mut alice, "club", &[("pubsub#notify_sub", "true")]).await;
+    subscribe(&mut bob, "club").await;
+    let joined = event(&mut alice, "subscription").await;
+    assert_eq!(
+        (joined.attr("jid"), joined.attr("subscription")),
+        (Some("bob@localhost"), Some("subscribed"))
+    );
+}
+
+#[tokio::test]
+async fn an_entity_owns_at_most_max_nodes_per_user() {
+    let s = TestServer::start_with(|c| c.pubsub.max_nodes_per_user = 1).await;
+    s.user("alice").await;
+    let mut alice = online(&s, "alice", "pc").await;
+    create(&mut alice, "one", &[]).await;
+    assert_eq!(
+        error_of(&create_with(&mut alice, "two", &[]).await).0,
+        "policy-violation"
+    );
+}
