@@ -1,6 +1,7 @@
 //! Roost protocol vocabulary: namespaces, element helpers, stanza and stream
 //! errors (RFC 6120 §4.9, §8.3). Pure data, no I/O.
 
+pub mod data_form;
 pub mod datetime;
 pub mod element;
 pub mod id;

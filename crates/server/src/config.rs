@@ -49,6 +49,8 @@ pub struct Config {
     pub upload: roost_core::upload::UploadConfig,
     /// SOCKS5 Bytestreams proxy (XEP-0065).
     pub proxy65: roost_core::proxy65::Proxy65Config,
+    /// Publish-subscribe service (XEP-0060).
+    pub pubsub: roost_pubsub::PubsubConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
 }
@@ -121,6 +123,7 @@ impl Default for Config {
             contact: Default::default(),
             upload: Default::default(),
             proxy65: Default::default(),
+            pubsub: Default::default(),
             component: Vec::new(),
         }
     }
@@ -230,6 +233,18 @@ impl Config {
         self.muc
             .validate(&self.domain)
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        self.pubsub
+            .validate(&self.domain)
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+        if self.pubsub.enabled
+            && self.muc.enabled
+            && self.pubsub.service_domain(&self.domain) == self.muc.service_domain(&self.domain)
+        {
+            return Err(ConfigError::Invalid {
+                key: "pubsub.domain",
+                message: "must differ from the MUC service's domain".into(),
+            });
+        }
         self.http
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
@@ -273,10 +288,11 @@ impl Config {
     }
 
     /// Each component: a domain of its own (not the server's, not the MUC
-    /// service's, not twice) and a secret.
+    /// or pubsub service's, not twice) and a secret.
     fn validate_components(&self) -> Result<(), ConfigError> {
         let muc = self.muc.service_domain(&self.domain);
         let proxy65 = self.proxy65.service_domain(&self.domain);
+        let pubsub = self.pubsub.service_domain(&self.domain);
         let mut seen = std::collections::HashSet::new();
         for c in &self.component {
             let valid = jid::BareJid::new(&c.domain)
@@ -287,6 +303,7 @@ impl Config {
             } else if c.domain == self.domain
                 || (self.muc.enabled && c.domain == muc)
                 || (self.proxy65.enabled && c.domain == proxy65)
+                || (self.pubsub.enabled && c.domain == pubsub)
             {
                 format!("{:?} is served by Roost itself", c.domain)
             } else if !seen.insert(c.domain.as_str()) {
@@ -329,6 +346,7 @@ impl Config {
         // Print derived values as the server will use them.
         let mut effective = self.clone();
         effective.muc.domain = Some(self.muc.service_domain(&self.domain));
+        effective.pubsub.domain = Some(self.pubsub.service_domain(&self.domain));
         toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot print: {e}"))
     }
 }
@@ -394,6 +412,20 @@ mod tests {
         );
         let back = Config::parse(&printed).unwrap();
         assert_eq!(back.muc.service_domain("localhost"), "conference.localhost");
+    }
+
+    #[test]
+    fn the_pubsub_section_defaults_and_names_its_bad_keys() {
+        let cfg = Config::default();
+        assert_eq!(cfg.pubsub, roost_pubsub::PubsubConfig::default());
+        assert!(cfg.to_toml().contains("domain = \"pubsub.localhost\""));
+        let bad =
+            Config::parse("[pubsub]\ncreators = \"admins\"\ndomain = \"conference.localhost\"\n")
+                .unwrap();
+        assert_eq!(bad.pubsub.creators, roost_pubsub::Creators::Admins);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.starts_with("pubsub.domain"), "{err}");
+        assert!(Config::parse("[pubsub]\nmax_nodes = 3\n").is_err());
     }
 
     #[test]

@@ -97,6 +97,19 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let domain = muc.domain().to_string();
         server.router.add_service(&domain, muc);
     }
+    if cfg.pubsub.enabled {
+        let pubsub = roost_pubsub::PubsubService::open(
+            cfg.pubsub.clone(),
+            &cfg.domain,
+            &cfg.admins,
+            &server.stores,
+        )
+        .map_err(anyhow::Error::msg)
+        .context("opening the pubsub service")?;
+        tracing::info!(domain = %pubsub.domain(), "publish-subscribe service (XEP-0060)");
+        let domain = pubsub.domain().to_string();
+        server.router.add_service(&domain, pubsub);
+    }
     let components: roost_core::component::Components = cfg
         .component
         .iter()

@@ -4,8 +4,8 @@
 
 use crate::modules;
 
-/// The MUC service is not a module (it is a routed service); its specs are
-/// declared here.
+/// The MUC and pubsub services are not modules (they are routed services);
+/// their specs are declared here.
 const SERVICES: &[(&str, &str)] = &[
     (
         "XEP-0045: Multi-User Chat",
@@ -49,8 +49,24 @@ pub fn render() -> String {
     for (spec, note) in SERVICES {
         rows.push((spec.to_string(), String::new(), note.to_string()));
     }
+    let pubsub = roost_pubsub::PROTOCOL;
+    rows.push((
+        pubsub.spec.to_string(),
+        pubsub.version.to_string(),
+        "service at `pubsub.<domain>`".to_string(),
+    ));
     rows.sort();
-    rows.dedup_by(|a, b| a.0 == b.0);
+    // One row per spec; where several parts implement it, all are named.
+    rows.dedup_by(|later, kept| {
+        if later.0 != kept.0 {
+            return false;
+        }
+        if kept.1.is_empty() {
+            kept.1 = std::mem::take(&mut later.1);
+        }
+        kept.2 = format!("{}; {}", kept.2, later.2);
+        true
+    });
     let mut out = String::from(
         "# Specifications implemented\n\nGenerated from the modules' declarations by \
          `crates/server/src/xeps.rs`; regenerate with\n\

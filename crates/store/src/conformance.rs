@@ -10,7 +10,7 @@ use crate::{
     RosterItem, RosterStore, ScramKeys, StoredCredentials, Subscription,
 };
 use crate::{MucAffiliation, MucStore, StoredAffiliation, StoredSubject};
-use crate::{PubsubStore, StoredItem};
+use crate::{PubsubStore, StoredItem, StoredNodeAffiliation, StoredSubscription};
 use jid::BareJid;
 
 /// Everything a backend must implement.
@@ -1040,6 +1040,143 @@ async fn pubsub_goes_with_the_account<B: Backend>(b: &B) {
         .is_empty());
 }
 
+fn sub(jid: &str, state: &str) -> StoredSubscription {
+    StoredSubscription {
+        jid: jid::Jid::new(jid).unwrap(),
+        subid: format!("sub-{jid}"),
+        state: state.into(),
+        options: String::new(),
+    }
+}
+
+async fn pubsub_subscriptions_and_affiliations<B: Backend>(b: &B) {
+    let service = jid("pubsub.a.example");
+    let alice = jid("alice@a.example");
+    let other = sub("alice@a.examplex", "subscribed");
+    b.create_node(&service, "news", "").await.unwrap();
+    b.create_node(&service, "blog", "").await.unwrap();
+    assert!(!b
+        .put_subscription(&service, "none", &sub("alice@a.example", "subscribed"))
+        .await
+        .unwrap());
+    for (node, s) in [
+        ("news", sub("alice@a.example/phone", "pending")),
+        ("news", sub("alice@a.example", "subscribed")),
+        ("news", other.clone()),
+        ("blog", sub("alice@a.example", "unconfigured")),
+    ] {
+        assert!(b.put_subscription(&service, node, &s).await.unwrap());
+    }
+    // Replacing keeps one row per JID.
+    let mut changed = sub("alice@a.example/phone", "subscribed");
+    changed.options = "<x/>".into();
+    b.put_subscription(&service, "news", &changed)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.subscriptions(&service, "news").await.unwrap(),
+        vec![
+            sub("alice@a.example", "subscribed"),
+            changed.clone(),
+            other.clone()
+        ]
+    );
+    let of: Vec<(String, String)> = b
+        .subscriptions_of(&service, &alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, s)| (n, s.jid.to_string()))
+        .collect();
+    assert_eq!(
+        of,
+        [
+            ("blog".to_string(), "alice@a.example".to_string()),
+            ("news".into(), "alice@a.example".into()),
+            ("news".into(), "alice@a.example/phone".into()),
+        ]
+    );
+    assert!(b
+        .remove_subscription(&service, "news", &changed.jid)
+        .await
+        .unwrap());
+    assert!(!b
+        .remove_subscription(&service, "news", &changed.jid)
+        .await
+        .unwrap());
+
+    b.set_node_affiliation(&service, "news", &alice, Some("owner"))
+        .await
+        .unwrap();
+    b.set_node_affiliation(&service, "news", &alice, Some("publisher"))
+        .await
+        .unwrap();
+    b.set_node_affiliation(&service, "blog", &jid("bob@a.example"), Some("outcast"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.node_affiliations(&service, "news").await.unwrap(),
+        vec![StoredNodeAffiliation {
+            jid: alice.clone(),
+            affiliation: "publisher".into()
+        }]
+    );
+    assert_eq!(
+        b.affiliations_of(&service, &alice).await.unwrap(),
+        vec![("news".to_string(), "publisher".to_string())]
+    );
+    b.set_node_affiliation(&service, "news", &alice, None)
+        .await
+        .unwrap();
+    assert!(b
+        .node_affiliations(&service, "news")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A deleted node takes its rows along; a new node of that name is empty.
+    b.delete_node(&service, "blog").await.unwrap();
+    b.create_node(&service, "blog", "").await.unwrap();
+    assert!(b.subscriptions(&service, "blog").await.unwrap().is_empty());
+    assert!(b
+        .node_affiliations(&service, "blog")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn pubsub_subscriptions_go_with_the_account<B: Backend>(b: &B) {
+    let service = jid("pubsub.a.example");
+    let alice = jid("alice@a.example");
+    b.create_account(&alice, &creds(1)).await.unwrap();
+    b.create_node(&service, "news", "").await.unwrap();
+    b.put_subscription(
+        &service,
+        "news",
+        &sub("alice@a.example/phone", "subscribed"),
+    )
+    .await
+    .unwrap();
+    b.put_subscription(&service, "news", &sub("bob@a.example", "subscribed"))
+        .await
+        .unwrap();
+    b.set_node_affiliation(&service, "news", &alice, Some("owner"))
+        .await
+        .unwrap();
+    assert!(b.remove_account(&alice).await.unwrap());
+    assert!(b
+        .subscriptions_of(&service, &alice)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b
+        .affiliations_of(&service, &alice)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(b.subscriptions(&service, "news").await.unwrap().len(), 1);
+}
+
 /// One `#[tokio::test]` per check, each on a fresh store from the
 /// invoking module's `make()`, which returns a guard to keep alive and the
 /// store.
@@ -1068,6 +1205,8 @@ macro_rules! backend_tests {
             pubsub_nodes_create_configure_delete,
             pubsub_items_upsert_trim_retract,
             pubsub_goes_with_the_account,
+            pubsub_subscriptions_and_affiliations,
+            pubsub_subscriptions_go_with_the_account,
         );
     };
     (@ $($check:ident),* $(,)?) => {

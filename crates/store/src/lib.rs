@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 pub use memory::MemoryStore;
 pub use muc::{MucAffiliation, MucStore, StoredAffiliation, StoredRoom, StoredSubject};
-pub use pubsub::{PubsubStore, StoredItem, StoredNode};
+pub use pubsub::{PubsubStore, StoredItem, StoredNode, StoredNodeAffiliation, StoredSubscription};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

@@ -6,13 +6,15 @@
 
 use crate::archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 use crate::muc::{MucStore, StoredAffiliation, StoredRoom, StoredSubject};
-use crate::pubsub::{PubsubStore, StoredItem, StoredNode};
+use crate::pubsub::{
+    PubsubStore, StoredItem, StoredNode, StoredNodeAffiliation, StoredSubscription,
+};
 use crate::{
     AccountStore, OfflineStore, PrivateStore, Result, RosterItem, RosterStore, StoreError,
     StoredCredentials,
 };
 use async_trait::async_trait;
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
@@ -95,6 +97,11 @@ impl AccountStore for MemoryStore {
         inner.private.remove(user);
         inner.archives.remove(user);
         inner.pubsub.remove(user);
+        // Its subscriptions and affiliations in other owners' nodes too.
+        for node in inner.pubsub.values_mut().flat_map(|n| n.values_mut()) {
+            node.subscriptions.retain(|_, s| s.jid.to_bare() != *user);
+            node.affiliations.remove(user.as_str());
+        }
         Ok(existed)
     }
 
@@ -487,6 +494,10 @@ impl MucStore for MemoryStore {
 struct MemoryNode {
     config: String,
     items: Vec<StoredItem>,
+    /// By subscriber JID text, so iteration is in the SQLite order.
+    subscriptions: BTreeMap<String, StoredSubscription>,
+    /// Bare JID text -> affiliation.
+    affiliations: BTreeMap<String, String>,
 }
 
 impl MemoryNode {
@@ -512,6 +523,8 @@ impl PubsubStore for MemoryStore {
             MemoryNode {
                 config: config.to_owned(),
                 items: Vec::new(),
+                subscriptions: BTreeMap::new(),
+                affiliations: BTreeMap::new(),
             },
         );
         Ok(true)
@@ -641,5 +654,123 @@ impl PubsubStore for MemoryStore {
     async fn remove_pubsub(&self, owner: &BareJid) -> Result<()> {
         self.lock()?.pubsub.remove(owner);
         Ok(())
+    }
+
+    async fn put_subscription(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        sub: &StoredSubscription,
+    ) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let Some(n) = inner.pubsub.get_mut(owner).and_then(|n| n.get_mut(node)) else {
+            return Ok(false);
+        };
+        n.subscriptions.insert(sub.jid.to_string(), sub.clone());
+        Ok(true)
+    }
+
+    async fn remove_subscription(&self, owner: &BareJid, node: &str, jid: &Jid) -> Result<bool> {
+        let mut inner = self.lock()?;
+        Ok(inner
+            .pubsub
+            .get_mut(owner)
+            .and_then(|n| n.get_mut(node))
+            .is_some_and(|n| n.subscriptions.remove(jid.as_str()).is_some()))
+    }
+
+    async fn subscriptions(&self, owner: &BareJid, node: &str) -> Result<Vec<StoredSubscription>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .pubsub
+            .get(owner)
+            .and_then(|n| n.get(node))
+            .map(|n| n.subscriptions.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn subscriptions_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, StoredSubscription)>> {
+        let inner = self.lock()?;
+        let Some(nodes) = inner.pubsub.get(owner) else {
+            return Ok(Vec::new());
+        };
+        Ok(nodes
+            .iter()
+            .flat_map(|(name, n)| {
+                n.subscriptions
+                    .values()
+                    .filter(|s| s.jid.to_bare() == *account)
+                    .map(|s| (name.clone(), s.clone()))
+            })
+            .collect())
+    }
+
+    async fn set_node_affiliation(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        jid: &BareJid,
+        affiliation: Option<&str>,
+    ) -> Result<bool> {
+        let mut inner = self.lock()?;
+        let Some(n) = inner.pubsub.get_mut(owner).and_then(|n| n.get_mut(node)) else {
+            return Ok(false);
+        };
+        match affiliation {
+            Some(a) => {
+                n.affiliations.insert(jid.to_string(), a.to_owned());
+            }
+            None => {
+                n.affiliations.remove(jid.as_str());
+            }
+        }
+        Ok(true)
+    }
+
+    async fn node_affiliations(
+        &self,
+        owner: &BareJid,
+        node: &str,
+    ) -> Result<Vec<StoredNodeAffiliation>> {
+        let inner = self.lock()?;
+        let Some(n) = inner.pubsub.get(owner).and_then(|n| n.get(node)) else {
+            return Ok(Vec::new());
+        };
+        n.affiliations
+            .iter()
+            .map(|(jid, affiliation)| {
+                Ok(StoredNodeAffiliation {
+                    jid: BareJid::new(jid)
+                        .map_err(|e| StoreError::Corrupt(format!("affiliated JID {jid:?}: {e}")))?,
+                    affiliation: affiliation.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn affiliations_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, String)>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .pubsub
+            .get(owner)
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter_map(|(name, n)| {
+                        n.affiliations
+                            .get(account.as_str())
+                            .map(|a| (name.clone(), a.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }

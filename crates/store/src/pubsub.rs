@@ -5,9 +5,15 @@
 //!
 //! The node configuration is opaque text to the store: the feature that
 //! owns the nodes decides its format (PEP keeps an XEP-0004 form).
+//!
+//! Subscriptions (§4.2) and affiliations (§4.1) are rows of their own, used
+//! by the XEP-0060 service on `pubsub.<domain>` (PEP derives both from the
+//! owner's roster): a subscription is written without rewriting its node,
+//! and removing an account removes its subscriptions and affiliations in
+//! every node.
 
 use async_trait::async_trait;
-use jid::BareJid;
+use jid::{BareJid, Jid};
 
 use crate::Result;
 
@@ -30,6 +36,27 @@ pub struct StoredItem {
     pub stamp_ms: i64,
     /// The payload as XML.
     pub xml: String,
+}
+
+/// One subscription to a node: one per subscriber JID (bare or full, as it
+/// subscribed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    pub jid: Jid,
+    /// The SubID given to the subscriber (§6.1.6).
+    pub subid: String,
+    /// `pending`, `unconfigured` or `subscribed` (§4.2); "none" is no row.
+    pub state: String,
+    /// The subscription options, in the format of the feature owning them.
+    pub options: String,
+}
+
+/// One affiliation with a node other than "none" (§4.1), always of a bare
+/// JID: `owner`, `publisher`, `publish-only`, `member` or `outcast`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNodeAffiliation {
+    pub jid: BareJid,
+    pub affiliation: String,
 }
 
 #[async_trait]
@@ -74,4 +101,47 @@ pub trait PubsubStore: Send + Sync {
     ) -> Result<Vec<StoredItem>>;
     /// Delete every node and item of an owner.
     async fn remove_pubsub(&self, owner: &BareJid) -> Result<()>;
+
+    /// Insert or replace the subscription of `sub.jid`; `false` when there
+    /// is no such node.
+    async fn put_subscription(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        sub: &StoredSubscription,
+    ) -> Result<bool>;
+    /// Delete the subscription of exactly this JID; `false` when absent.
+    async fn remove_subscription(&self, owner: &BareJid, node: &str, jid: &Jid) -> Result<bool>;
+    /// A node's subscriptions, sorted by JID.
+    async fn subscriptions(&self, owner: &BareJid, node: &str) -> Result<Vec<StoredSubscription>>;
+    /// The subscriptions of an account (its bare JID and its full JIDs) to
+    /// every node of the owner, as (node, subscription), sorted by node then
+    /// JID.
+    async fn subscriptions_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, StoredSubscription)>>;
+    /// Set an affiliation, or delete it with `None` ("none"); `false` when
+    /// there is no such node.
+    async fn set_node_affiliation(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        jid: &BareJid,
+        affiliation: Option<&str>,
+    ) -> Result<bool>;
+    /// A node's affiliations, sorted by JID.
+    async fn node_affiliations(
+        &self,
+        owner: &BareJid,
+        node: &str,
+    ) -> Result<Vec<StoredNodeAffiliation>>;
+    /// The affiliations of an account with every node of the owner, as
+    /// (node, affiliation), sorted by node.
+    async fn affiliations_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, String)>>;
 }

@@ -66,8 +66,11 @@ impl Account {
 
     async fn deliver_message(&mut self, mut stanza: Stanza) {
         let kind = stanza.type_attr().unwrap_or("normal").to_string();
-        // XEP-0163: PEP notifications only reach resources that want them.
-        if super::notify::is_event(&stanza.el) {
+        // XEP-0163: PEP notifications (sent by an account's bare JID) only
+        // reach resources that want them. A pubsub service's (XEP-0060,
+        // from a domain) go to a subscriber like any other message.
+        let from_account = stanza.from.as_ref().is_some_and(|f| f.node().is_some());
+        if from_account && super::notify::is_event(&stanza.el) {
             let only = stanza
                 .to
                 .as_ref()

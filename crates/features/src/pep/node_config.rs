@@ -4,6 +4,8 @@
 //! preconditions (§7.1.5) and the stored form of each node.
 
 use minidom::Element;
+pub use roost_proto::data_form::Form;
+use roost_proto::data_form::{bool_str, boolean, field, options, single};
 use roost_proto::{ns, Elem};
 
 use super::{Limits, NS_PUBSUB};
@@ -105,92 +107,6 @@ const FIXED: &[(&str, &str)] = &[
     ("pubsub#deliver_notifications", "true"),
     ("pubsub#publish_model", "publishers"),
 ];
-
-/// A submitted data form: its FORM_TYPE and its fields with their values.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Form {
-    pub form_type: Option<String>,
-    pub fields: Vec<(String, Vec<String>)>,
-}
-
-impl Form {
-    /// XEP-0004 §3.1: the fields of an `<x xmlns='jabber:x:data'/>`.
-    pub fn parse(x: &Element) -> Form {
-        let mut form = Form::default();
-        for f in x.children().filter(|c| c.is("field", ns::DATA_FORMS)) {
-            let Some(var) = f.attr("var") else { continue };
-            let values: Vec<String> = f
-                .children()
-                .filter(|v| v.is("value", ns::DATA_FORMS))
-                .map(|v| v.text())
-                .collect();
-            if var == "FORM_TYPE" {
-                form.form_type = values.into_iter().next();
-            } else {
-                form.fields.push((var.to_string(), values));
-            }
-        }
-        form
-    }
-
-    /// The data form inside `parent` (`<publish-options/>`, `<configure/>`).
-    pub fn inside(parent: &Element) -> Option<Form> {
-        parent.get_child("x", ns::DATA_FORMS).map(Form::parse)
-    }
-
-    /// `type='cancel'` (XEP-0004 §3.1): the submitter gave up.
-    pub fn is_cancel(parent: &Element) -> bool {
-        parent
-            .get_child("x", ns::DATA_FORMS)
-            .is_some_and(|x| x.attr("type") == Some("cancel"))
-    }
-}
-
-fn boolean(values: &[String]) -> Option<bool> {
-    // XEP-0004 §3.3: boolean is "0"/"false" or "1"/"true".
-    match single(values)? {
-        "1" | "true" => Some(true),
-        "0" | "false" => Some(false),
-        _ => None,
-    }
-}
-
-fn single(values: &[String]) -> Option<&str> {
-    match values {
-        [v] => Some(v.as_str()),
-        _ => None,
-    }
-}
-
-fn field(var: &str, kind: &str, label: Option<&str>, values: &[&str]) -> Element {
-    Element::bare("field", ns::DATA_FORMS)
-        .attr_set("var", var)
-        .attr_set("type", kind)
-        .attr_opt("label", label)
-        .children_from(
-            values
-                .iter()
-                .map(|v| Element::bare("value", ns::DATA_FORMS).text_node(*v)),
-        )
-}
-
-fn options(values: &[&str]) -> Vec<Element> {
-    values
-        .iter()
-        .map(|v| {
-            Element::bare("option", ns::DATA_FORMS)
-                .child(Element::bare("value", ns::DATA_FORMS).text_node(*v))
-        })
-        .collect()
-}
-
-fn bool_str(b: bool) -> &'static str {
-    if b {
-        "true"
-    } else {
-        "false"
-    }
-}
 
 impl NodeConfig {
     /// XEP-0163 §5 defaults (presence access, last item on presence), a

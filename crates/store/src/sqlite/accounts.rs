@@ -146,6 +146,7 @@ impl AccountStore for SqliteStore {
             tx.execute_cached("DELETE FROM archive WHERE owner = ?1", [user])
                 .db()?;
             super::pubsub::remove_owner(tx, user)?;
+            super::pubsub::remove_member(tx, user)?;
             let removed = tx
                 .execute_cached("DELETE FROM accounts WHERE jid = ?1", [user])
                 .db()?;

@@ -146,6 +146,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pubsub_items_node_seq ON pubsub_items (node, seq);
     ",
+    // 5: XEP-0060 subscriptions and affiliations of the pubsub service's
+    // nodes. `account` is the bare JID of a subscription's JID, so that an
+    // account's subscriptions are found (and removed with it) by index.
+    "
+    CREATE TABLE pubsub_subscriptions (
+        node INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+        jid TEXT NOT NULL,
+        account TEXT NOT NULL,
+        subid TEXT NOT NULL,
+        state TEXT NOT NULL
+            CHECK (state IN ('pending', 'unconfigured', 'subscribed')),
+        options TEXT NOT NULL,
+        PRIMARY KEY (node, jid)
+    );
+    CREATE INDEX pubsub_subscriptions_account ON pubsub_subscriptions (account);
+
+    CREATE TABLE pubsub_affiliations (
+        node INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+        jid TEXT NOT NULL,
+        affiliation TEXT NOT NULL
+            CHECK (affiliation IN ('owner', 'publisher', 'publish-only', 'member', 'outcast')),
+        PRIMARY KEY (node, jid)
+    );
+    CREATE INDEX pubsub_affiliations_jid ON pubsub_affiliations (jid);
+    ",
 ];
 
 pub(crate) fn current_version(conn: &Connection) -> Result<usize> {

@@ -1,12 +1,15 @@
 //! `PubsubStore` on SQLite: `pubsub_nodes` per owner and name, and
 //! `pubsub_items` whose `seq` is the publication order (a republished id
-//! is deleted and inserted again, so it becomes the newest).
+//! is deleted and inserted again, so it becomes the newest), with
+//! `pubsub_subscriptions` and `pubsub_affiliations` per node.
 
-use super::{jid_text, Cached, Db, SqliteStore};
-use crate::pubsub::{PubsubStore, StoredItem, StoredNode};
-use crate::Result;
+use super::{jid_text, parse_jid, Cached, Db, SqliteStore};
+use crate::pubsub::{
+    PubsubStore, StoredItem, StoredNode, StoredNodeAffiliation, StoredSubscription,
+};
+use crate::{Result, StoreError};
 use async_trait::async_trait;
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use rusqlite::{params, Connection, OptionalExtension};
 
 fn node_id(conn: &Connection, owner: &str, node: &str) -> Result<Option<i64>> {
@@ -132,8 +135,10 @@ impl PubsubStore for SqliteStore {
                 return Ok(false);
             };
             // Explicit, so removal does not depend on the foreign-key pragma.
-            tx.execute_cached("DELETE FROM pubsub_items WHERE node = ?1", [id])
-                .db()?;
+            for table in NODE_TABLES {
+                tx.execute_cached(&format!("DELETE FROM {table} WHERE node = ?1"), [id])
+                    .db()?;
+            }
             tx.execute_cached("DELETE FROM pubsub_nodes WHERE id = ?1", [id])
                 .db()?;
             Ok(true)
@@ -266,16 +271,239 @@ impl PubsubStore for SqliteStore {
         self.write(move |tx| remove_owner(tx, jid_text(&owner)))
             .await
     }
+
+    async fn put_subscription(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        sub: &StoredSubscription,
+    ) -> Result<bool> {
+        let owner = owner.clone();
+        let node = node.to_owned();
+        let sub = sub.clone();
+        self.write(move |tx| {
+            let Some(id) = node_id(tx, jid_text(&owner), &node)? else {
+                return Ok(false);
+            };
+            tx.execute_cached(
+                "INSERT INTO pubsub_subscriptions (node, jid, account, subid, state, options) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node, jid) DO UPDATE SET \
+                 subid = excluded.subid, state = excluded.state, options = excluded.options",
+                params![
+                    id,
+                    sub.jid.as_str(),
+                    sub.jid.to_bare().as_str(),
+                    sub.subid,
+                    sub.state,
+                    sub.options
+                ],
+            )
+            .db()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remove_subscription(&self, owner: &BareJid, node: &str, jid: &Jid) -> Result<bool> {
+        let owner = owner.clone();
+        let (node, jid) = (node.to_owned(), jid.to_string());
+        self.write(move |tx| {
+            let Some(id) = node_id(tx, jid_text(&owner), &node)? else {
+                return Ok(false);
+            };
+            let n = tx
+                .execute_cached(
+                    "DELETE FROM pubsub_subscriptions WHERE node = ?1 AND jid = ?2",
+                    params![id, jid],
+                )
+                .db()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn subscriptions(&self, owner: &BareJid, node: &str) -> Result<Vec<StoredSubscription>> {
+        let owner = owner.clone();
+        let node = node.to_owned();
+        self.call(move |conn| {
+            let Some(id) = node_id(conn, jid_text(&owner), &node)? else {
+                return Ok(Vec::new());
+            };
+            let rows: Vec<(String, String, String, String)> = conn
+                .prepare_cached(
+                    "SELECT jid, subid, state, options FROM pubsub_subscriptions \
+                     WHERE node = ?1 ORDER BY jid",
+                )
+                .db()?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .db()?
+                .collect::<rusqlite::Result<_>>()
+                .db()?;
+            rows.into_iter().map(subscription).collect()
+        })
+        .await
+    }
+
+    async fn subscriptions_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, StoredSubscription)>> {
+        let (owner, account) = (owner.clone(), account.clone());
+        self.call(move |conn| {
+            let rows: Vec<(String, (String, String, String, String))> = conn
+                .prepare_cached(
+                    "SELECT n.name, s.jid, s.subid, s.state, s.options \
+                     FROM pubsub_subscriptions s JOIN pubsub_nodes n ON n.id = s.node \
+                     WHERE n.owner = ?1 AND s.account = ?2 ORDER BY n.name, s.jid",
+                )
+                .db()?
+                .query_map(params![jid_text(&owner), jid_text(&account)], |r| {
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                })
+                .db()?
+                .collect::<rusqlite::Result<_>>()
+                .db()?;
+            rows.into_iter()
+                .map(|(node, row)| Ok((node, subscription(row)?)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn set_node_affiliation(
+        &self,
+        owner: &BareJid,
+        node: &str,
+        jid: &BareJid,
+        affiliation: Option<&str>,
+    ) -> Result<bool> {
+        let (owner, jid) = (owner.clone(), jid.clone());
+        let node = node.to_owned();
+        let affiliation = affiliation.map(str::to_owned);
+        self.write(move |tx| {
+            let Some(id) = node_id(tx, jid_text(&owner), &node)? else {
+                return Ok(false);
+            };
+            match affiliation {
+                Some(a) => tx.execute_cached(
+                    "INSERT INTO pubsub_affiliations (node, jid, affiliation) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (node, jid) DO UPDATE SET affiliation = excluded.affiliation",
+                    params![id, jid_text(&jid), a],
+                ),
+                None => tx.execute_cached(
+                    "DELETE FROM pubsub_affiliations WHERE node = ?1 AND jid = ?2",
+                    params![id, jid_text(&jid)],
+                ),
+            }
+            .db()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn node_affiliations(
+        &self,
+        owner: &BareJid,
+        node: &str,
+    ) -> Result<Vec<StoredNodeAffiliation>> {
+        let owner = owner.clone();
+        let node = node.to_owned();
+        self.call(move |conn| {
+            let Some(id) = node_id(conn, jid_text(&owner), &node)? else {
+                return Ok(Vec::new());
+            };
+            let rows: Vec<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT jid, affiliation FROM pubsub_affiliations WHERE node = ?1 ORDER BY jid",
+                )
+                .db()?
+                .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .db()?
+                .collect::<rusqlite::Result<_>>()
+                .db()?;
+            rows.into_iter()
+                .map(|(jid, affiliation)| {
+                    Ok(StoredNodeAffiliation {
+                        jid: parse_jid(&jid)?,
+                        affiliation,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn affiliations_of(
+        &self,
+        owner: &BareJid,
+        account: &BareJid,
+    ) -> Result<Vec<(String, String)>> {
+        let (owner, account) = (owner.clone(), account.clone());
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "SELECT n.name, a.affiliation \
+                 FROM pubsub_affiliations a JOIN pubsub_nodes n ON n.id = a.node \
+                 WHERE n.owner = ?1 AND a.jid = ?2 ORDER BY n.name",
+            )
+            .db()?
+            .query_map(params![jid_text(&owner), jid_text(&account)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .db()?
+            .collect::<rusqlite::Result<_>>()
+            .db()
+        })
+        .await
+    }
 }
 
-/// Delete every node and item of an owner (also used by account removal).
+/// The tables whose rows belong to one node.
+const NODE_TABLES: [&str; 3] = [
+    "pubsub_items",
+    "pubsub_subscriptions",
+    "pubsub_affiliations",
+];
+
+fn subscription(
+    (jid, subid, state, options): (String, String, String, String),
+) -> Result<StoredSubscription> {
+    let jid = Jid::new(&jid)
+        .map_err(|e| StoreError::Corrupt(format!("stored subscriber {jid:?}: {e}")))?;
+    Ok(StoredSubscription {
+        jid,
+        subid,
+        state,
+        options,
+    })
+}
+
+/// Delete every node of an owner with its items, subscriptions and
+/// affiliations (also used by account removal).
 pub(super) fn remove_owner(conn: &Connection, owner: &str) -> Result<()> {
+    for table in NODE_TABLES {
+        conn.execute_cached(
+            &format!(
+                "DELETE FROM {table} WHERE node IN (SELECT id FROM pubsub_nodes WHERE owner = ?1)"
+            ),
+            [owner],
+        )
+        .db()?;
+    }
+    conn.execute_cached("DELETE FROM pubsub_nodes WHERE owner = ?1", [owner])
+        .db()?;
+    Ok(())
+}
+
+/// Delete an account's subscriptions and affiliations in every node (of
+/// every owner): they go with the account.
+pub(super) fn remove_member(conn: &Connection, account: &str) -> Result<()> {
     conn.execute_cached(
-        "DELETE FROM pubsub_items WHERE node IN (SELECT id FROM pubsub_nodes WHERE owner = ?1)",
-        [owner],
+        "DELETE FROM pubsub_subscriptions WHERE account = ?1",
+        [account],
     )
     .db()?;
-    conn.execute_cached("DELETE FROM pubsub_nodes WHERE owner = ?1", [owner])
+    conn.execute_cached("DELETE FROM pubsub_affiliations WHERE jid = ?1", [account])
         .db()?;
     Ok(())
 }
