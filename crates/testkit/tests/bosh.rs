@@ -570,3 +570,27 @@ async fn a_bosh_session_joins_a_room_beside_a_tcp_session_of_the_same_account() 
     let m = bob.expect_groupchat("from the browser").await;
     assert_eq!(m.attr("from"), Some(occupant.as_str()));
 }
+
+#[tokio::test]
+async fn shutdown_ends_bosh_sessions_without_waiting_for_inactivity() {
+    let s = TestServer::start().await;
+    s.user("alice").await;
+    let mut alice = Bosh::login(s.http(), "alice", "web", 8).await;
+    let (_, text) = alice.next("", "");
+    let addr = alice.addr;
+    let poll = tokio::spawn(async move { post(addr, &text, &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    s.running.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The listener closes its connections at shutdown, so the held
+    // request is either answered with the stream error or cut.
+    if let Ok(r) = poll.await {
+        let b = parse(&r);
+        assert!(is_terminate(&b, Some("remote-stream-error")), "{}", r.body);
+    }
+}

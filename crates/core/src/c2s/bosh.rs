@@ -275,6 +275,10 @@ impl Exchange {
         st.held.is_empty().then_some(st.last_request)
     }
 
+    fn last_request(&self) -> Instant {
+        self.state().last_request
+    }
+
     fn answer_oldest(&self, st: &mut State) -> bool {
         match st.held.pop_front() {
             Some(h) => {
@@ -369,15 +373,26 @@ impl BoshStream {
     }
 
     /// See `Connection::read`. `Ok(false)` when the session was
-    /// terminated from the HTTP side or no request was held for
-    /// `inactivity` (XEP-0124 §7.2): a lost connection.
-    pub async fn read(&mut self, out: &mut Vec<StreamEvent>) -> Result<bool, StreamError> {
+    /// terminated from the HTTP side, no request was held for
+    /// `inactivity` (XEP-0124 §7.2), or no request at all came for
+    /// `idle` (requests count as input, like whitespace keepalives).
+    pub async fn read(
+        &mut self,
+        idle: Duration,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<bool, StreamError> {
         let inactivity = self.exchange.params.inactivity;
+        let started = Instant::now();
         loop {
+            let heard = self.exchange.last_request().max(started);
+            if heard + idle <= Instant::now() {
+                return Ok(false);
+            }
             let check_at = match self.exchange.idle_since() {
                 Some(since) => since + inactivity,
                 None => Instant::now() + inactivity,
-            };
+            }
+            .min(heard + idle);
             tokio::select! {
                 events = self.input.recv() => {
                     return match events {

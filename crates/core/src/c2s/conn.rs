@@ -323,9 +323,7 @@ impl Connection {
                 }
             }
             Framing::WebSocket(ws) => ws.read(idle, out).await,
-            // XEP-0124 §7.2: the session's inactivity timeout stands for
-            // the idle timeout of a socket.
-            Framing::Bosh(b) => b.read(out).await,
+            Framing::Bosh(b) => b.read(idle, out).await,
             Framing::Detached => Ok(false),
         }
     }
