@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end web client test: Converse.js in headless Chromium, driven by
-# Playwright, against `roost serve` over XMPP over WebSocket (RFC 7395).
+# Playwright, against `roost serve` over XMPP over WebSocket (RFC 7395)
+# (browser.test.mjs) and over BOSH, XEP-0206 (bosh.test.mjs).
 #
 #   scripts/browser-test.sh [node --test args...]
 #
@@ -65,4 +66,4 @@ echo "browser-test: server $ROOST_BIN ($("$ROOST_BIN" --version 2>/dev/null || e
 echo "browser-test: browser $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
 cd "$dir"
 # The whole run is bounded; every step inside has its own timeout too.
-exec timeout 300 node --test --test-concurrency=1 --test-timeout=240000 "$@" browser.test.mjs
+exec timeout 400 node --test --test-concurrency=1 --test-timeout=240000 "$@" browser.test.mjs bosh.test.mjs

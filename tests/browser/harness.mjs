@@ -121,6 +121,11 @@ export class Roost {
     return `ws://127.0.0.1:${this.httpPort}/xmpp-websocket`;
   }
 
+  /** XEP-0206 BOSH endpoint of the same listener. */
+  get boshUrl() {
+    return `http://127.0.0.1:${this.httpPort}/http-bind`;
+  }
+
   /** `roost user add`, on the server's config, while it runs. */
   addUser(name, password) {
     execFileSync(

@@ -396,6 +396,23 @@ mod tests {
             cfg.http.allowed_origins,
             Config::default().http.allowed_origins
         );
+        let (bosh, default_bosh) = (&cfg.http.bosh, Config::default().http.bosh);
+        assert_eq!(
+            (
+                bosh.enabled,
+                bosh.max_wait,
+                bosh.max_inactivity,
+                bosh.max_hold,
+                bosh.max_requests
+            ),
+            (
+                default_bosh.enabled,
+                default_bosh.max_wait,
+                default_bosh.max_inactivity,
+                default_bosh.max_hold,
+                default_bosh.max_requests
+            )
+        );
         assert!(!cfg.registration.open);
     }
 

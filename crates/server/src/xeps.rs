@@ -4,9 +4,17 @@
 
 use crate::modules;
 
-/// The MUC and pubsub services are not modules (they are routed services);
-/// their specs are declared here.
+/// The MUC and pubsub services are not modules (they are routed services),
+/// nor are the HTTP listeners' framings; their specs are declared here.
 const SERVICES: &[(&str, &str)] = &[
+    (
+        "XEP-0124: Bidirectional-streams Over Synchronous HTTP (BOSH)",
+        "`/http-bind` on the HTTP listeners (`[http.bosh]`); no pause, no multiple streams",
+    ),
+    (
+        "XEP-0206: XMPP Over BOSH",
+        "same negotiation and session as TCP and WebSocket; stream restarts",
+    ),
     (
         "XEP-0045: Multi-User Chat",
         "built-in service at `conference.<domain>`",

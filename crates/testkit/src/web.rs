@@ -124,6 +124,28 @@ pub async fn request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
+    send(addr, tls, method, path, headers, None).await
+}
+
+/// `POST path` with a body (and `Content-Length`); reads the whole response.
+pub async fn post(
+    addr: SocketAddr,
+    tls: bool,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    send(addr, tls, "POST", path, headers, Some(body)).await
+}
+
+async fn send(
+    addr: SocketAddr,
+    tls: bool,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> HttpResponse {
     let mut io = connect(addr, tls).await;
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
@@ -132,8 +154,13 @@ pub async fn request(
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
     req.push_str("Connection: close\r\n\r\n");
-    io.write_all(req.as_bytes()).await.expect("write");
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body.unwrap_or_default());
+    io.write_all(&req).await.expect("write");
     io.flush().await.expect("flush");
     let mut raw = Vec::new();
     // TLS peers may end without close_notify; what was read counts.

@@ -337,7 +337,8 @@ async fn host_meta_advertises_the_websocket_url_in_xml_and_json() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(
         r.body.trim(),
-        "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"wss://localhost/xmpp-websocket\"}]}"
+        "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"wss://localhost/xmpp-websocket\"},\
+         {\"rel\":\"urn:xmpp:alt-connections:xbosh\",\"href\":\"https://localhost/http-bind\"}]}"
     );
 
     // A Host that is not host[:port] is not echoed: the listener's address is.

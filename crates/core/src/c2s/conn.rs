@@ -1,8 +1,9 @@
 //! The connection under a c2s stream, whatever its framing: an XML stream
 //! over plain TCP (until STARTTLS) or TLS (after it, or from the start,
-//! XEP-0368), or one element per message over WebSocket (RFC 7395). The
+//! XEP-0368), one element per message over WebSocket (RFC 7395), or
+//! payloads of HTTP requests over BOSH (XEP-0124/XEP-0206). The
 //! negotiation and the session read stream events from it and queue what
-//! they write; only this file knows how either is framed on the wire.
+//! they write; only this file knows how each is framed on the wire.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use roost_stream::{writer, Limits, StreamEvent, XmlReader};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::bosh::BoshStream;
 use super::tls_stream::TlsStream;
 use super::websocket::WebSocket;
 
@@ -159,6 +161,7 @@ impl XmlFraming {
 enum Framing {
     Xml(Box<XmlFraming>),
     WebSocket(Box<WebSocket>),
+    Bosh(Box<BoshStream>),
     /// Moved out (hand-over to a resumed session).
     Detached,
 }
@@ -190,6 +193,14 @@ impl Connection {
         }
     }
 
+    /// A BOSH session (XEP-0206) fed by HTTP requests.
+    pub fn bosh(stream: BoshStream, peer: SocketAddr) -> Connection {
+        Connection {
+            peer,
+            framing: Framing::Bosh(Box::new(stream)),
+        }
+    }
+
     /// What is left after the connection was handed over.
     pub fn detached(peer: SocketAddr) -> Connection {
         Connection {
@@ -206,21 +217,36 @@ impl Connection {
         matches!(self.framing, Framing::WebSocket(_))
     }
 
+    /// The BOSH session id, for a BOSH connection.
+    pub fn bosh_sid(&self) -> Option<&str> {
+        match &self.framing {
+            Framing::Bosh(b) => Some(b.sid()),
+            _ => None,
+        }
+    }
+
+    /// Framed over HTTP (WebSocket or BOSH): TLS, if any, is the HTTP
+    /// listener's, and STARTTLS is not offered.
+    pub fn is_http(&self) -> bool {
+        matches!(self.framing, Framing::WebSocket(_) | Framing::Bosh(_))
+    }
+
     /// Encrypted: TLS on the socket (STARTTLS, direct TLS or `wss`).
     pub fn is_tls(&self) -> bool {
         match &self.framing {
             Framing::Xml(x) => x.transport.is_tls(),
             Framing::WebSocket(ws) => ws.is_tls(),
+            Framing::Bosh(b) => b.is_tls(),
             Framing::Detached => false,
         }
     }
 
-    /// Good enough for credentials: TLS, or a plain WebSocket from a
+    /// Good enough for credentials: TLS, or plain WebSocket or BOSH from a
     /// loopback address (a browser on this machine, or a local reverse
     /// proxy that terminates TLS). A plain TCP stream is never secure,
     /// since it can still negotiate STARTTLS.
     pub fn is_secure(&self) -> bool {
-        self.is_tls() || (self.is_websocket() && self.peer.ip().to_canonical().is_loopback())
+        self.is_tls() || (self.is_http() && self.peer.ip().to_canonical().is_loopback())
     }
 
     /// RFC 9266 `tls-exporter` data of this connection's TLS 1.3 session
@@ -297,6 +323,7 @@ impl Connection {
                 }
             }
             Framing::WebSocket(ws) => ws.read(idle, out).await,
+            Framing::Bosh(b) => b.read(idle, out).await,
             Framing::Detached => Ok(false),
         }
     }
@@ -306,6 +333,9 @@ impl Connection {
         match &mut self.framing {
             Framing::Xml(x) => x.out.extend(writer::stream_header(from, id, None, lang)),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::open(from, id, lang)),
+            // XEP-0206 §5: the session creation and restart answers stand
+            // for the stream header.
+            Framing::Bosh(_) => {}
             Framing::Detached => {}
         }
     }
@@ -314,6 +344,8 @@ impl Connection {
         match &mut self.framing {
             Framing::Xml(x) => x.out.extend(writer::features(features)),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::features(features)),
+            // XEP-0206 §6: features declare their prefix as over WebSocket.
+            Framing::Bosh(b) => b.queue(&roost_stream::websocket::features(features)),
             Framing::Detached => {}
         }
     }
@@ -322,8 +354,8 @@ impl Connection {
     pub fn queue_element_to(&mut self, el: &Element, to: &str) {
         match &mut self.framing {
             Framing::Xml(x) => roost_proto::serialize::element_to_into(el, to, x.stanza_out()),
-            Framing::WebSocket(_) => {
-                // Rare enough (a WebSocket client in a room with several
+            Framing::WebSocket(_) | Framing::Bosh(_) => {
+                // Rare enough (a web client in a room with several
                 // sessions) to take a copy.
                 let mut own = el.clone();
                 own.set("to", to);
@@ -338,6 +370,7 @@ impl Connection {
         match &mut self.framing {
             Framing::Xml(x) => writer::element_into(el, x.stanza_out()),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::element(el)),
+            Framing::Bosh(b) => b.queue(&roost_stream::websocket::element(el)),
             Framing::Detached => {}
         }
     }
@@ -351,6 +384,9 @@ impl Connection {
                 ws.queue(roost_stream::websocket::stream_error(err, text));
                 ws.queue(roost_stream::websocket::close());
             }
+            Framing::Bosh(b) => {
+                b.queue_stream_error(&roost_stream::websocket::stream_error(err, text));
+            }
             Framing::Detached => {}
         }
     }
@@ -360,6 +396,7 @@ impl Connection {
         match &mut self.framing {
             Framing::Xml(x) => x.out.extend_from_slice(writer::STREAM_END),
             Framing::WebSocket(ws) => ws.queue(roost_stream::websocket::close()),
+            Framing::Bosh(b) => b.queue_end(),
             Framing::Detached => {}
         }
     }
@@ -378,6 +415,10 @@ impl Connection {
                 r
             }
             Framing::WebSocket(ws) => ws.flush().await,
+            Framing::Bosh(b) => {
+                b.flush();
+                Ok(())
+            }
             Framing::Detached => Err(detached()),
         }
     }
@@ -397,6 +438,7 @@ impl Connection {
                 let _ = x.transport.shutdown().await;
             }
             Framing::WebSocket(ws) => ws.shutdown().await,
+            Framing::Bosh(b) => b.shutdown(),
             Framing::Detached => {}
         }
     }

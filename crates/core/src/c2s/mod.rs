@@ -1,8 +1,10 @@
 //! Client-to-server streams (RFC 6120): one task per connection that first
 //! negotiates (TLS, SASL, resource binding) and then runs the session. The
-//! connection is an XML stream over TCP/TLS or RFC 7395 over WebSocket
-//! (`conn.rs`); the negotiation and the session do not care which.
+//! connection is an XML stream over TCP/TLS, RFC 7395 over WebSocket or
+//! XEP-0206 over BOSH (`conn.rs`); the negotiation and the session do not
+//! care which.
 
+pub mod bosh;
 pub mod channel_binding;
 pub mod conn;
 pub mod csi;
@@ -75,6 +77,8 @@ pub async fn run(server: Arc<Server>, conn: Connection) {
     let peer = conn.peer();
     let span = if conn.is_websocket() {
         tracing::info_span!("c2s", %peer, framing = "websocket")
+    } else if let Some(sid) = conn.bosh_sid() {
+        tracing::info_span!("c2s", %peer, framing = "bosh", sid)
     } else {
         tracing::info_span!("c2s", %peer)
     };

@@ -357,8 +357,9 @@ impl<'a> Negotiation<'a> {
     }
 
     async fn starttls(&mut self) -> Outcome {
-        if self.conn.is_websocket() {
-            // RFC 7395: TLS comes from `wss`; RFC 6120 §5.4.2.2: <failure/>
+        if self.conn.is_http() {
+            // RFC 7395, XEP-0206: TLS comes from the HTTP listener (`wss`,
+            // `https`); RFC 6120 §5.4.2.2: <failure/>
             // and the end of the stream.
             self.conn.queue_element(&Element::bare("failure", ns::TLS));
             self.conn.queue_end();

@@ -1,20 +1,22 @@
 //! XEP-0156: Discovering Alternative XMPP Connection Methods, HTTP lookup
-//! (RFC 6415 host-meta): the WebSocket endpoint as an XRD document and as
-//! JRD (JSON). The URL is built from the request's Host when it looks like
-//! `host[:port]`, else from the listener's address, and uses `wss` on the
-//! https listener. Readable from any origin (XEP-0156 implementation notes: CORS).
+//! (RFC 6415 host-meta): the WebSocket endpoint, and the BOSH endpoint when
+//! it is on, as an XRD document and as JRD (JSON). The URLs are built from
+//! the request's Host when it looks like `host[:port]`, else from the
+//! listener's address, and use `wss`/`https` on the https listener. Readable from any origin (XEP-0156 implementation notes: CORS).
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 
-use super::{origin, Body, ConnInfo, WEBSOCKET_PATH};
+use super::{bosh, origin, Body, ConnInfo, WEBSOCKET_PATH};
 
 pub const XRD_PATH: &str = "/.well-known/host-meta";
 pub const JRD_PATH: &str = "/.well-known/host-meta.json";
 /// XEP-0156 link relation for RFC 7395.
 pub const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+/// XEP-0156 link relation for XEP-0206 (BOSH).
+pub const REL_BOSH: &str = "urn:xmpp:alt-connections:xbosh";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -51,26 +53,45 @@ pub fn websocket_url(tls: bool, authority: &str) -> String {
     format!("{scheme}://{authority}{WEBSOCKET_PATH}")
 }
 
-pub fn xrd(url: &str) -> String {
-    format!(
-        "<?xml version='1.0' encoding='utf-8'?>\n\
-         <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n  \
-         <Link rel='{REL_WEBSOCKET}' href='{url}'/>\n\
-         </XRD>\n"
-    )
+/// The BOSH URL for this request.
+pub fn bosh_url(tls: bool, authority: &str) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{authority}{}", bosh::PATH)
 }
 
-pub fn jrd(url: &str) -> String {
-    // `url` holds only URL-safe characters (validated authority), so no
+/// Links as (relation, URL).
+pub fn xrd(links: &[(&str, String)]) -> String {
+    let mut s = String::from(
+        "<?xml version='1.0' encoding='utf-8'?>\n\
+         <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n",
+    );
+    for (rel, url) in links {
+        s.push_str(&format!("  <Link rel='{rel}' href='{url}'/>\n"));
+    }
+    s.push_str("</XRD>\n");
+    s
+}
+
+pub fn jrd(links: &[(&str, String)]) -> String {
+    // URLs hold only URL-safe characters (validated authority), so no
     // JSON escaping is needed.
-    format!("{{\"links\":[{{\"rel\":\"{REL_WEBSOCKET}\",\"href\":\"{url}\"}}]}}\n")
+    let links: Vec<String> = links
+        .iter()
+        .map(|(rel, url)| format!("{{\"rel\":\"{rel}\",\"href\":\"{url}\"}}"))
+        .collect();
+    format!("{{\"links\":[{}]}}\n", links.join(","))
 }
 
 pub(crate) fn respond(info: &ConnInfo, req: &Request<Incoming>, format: Format) -> Response<Body> {
-    let url = websocket_url(info.endpoint.is_tls(), &request_authority(info, req));
+    let tls = info.endpoint.is_tls();
+    let authority = request_authority(info, req);
+    let mut links = vec![(REL_WEBSOCKET, websocket_url(tls, &authority))];
+    if info.endpoint.bosh.is_some() {
+        links.push((REL_BOSH, bosh_url(tls, &authority)));
+    }
     let (body, content_type) = match format {
-        Format::Xrd => (xrd(&url), "application/xrd+xml; charset=utf-8"),
-        Format::Jrd => (jrd(&url), "application/json"),
+        Format::Xrd => (xrd(&links), "application/xrd+xml; charset=utf-8"),
+        Format::Jrd => (jrd(&links), "application/json"),
     };
     let body = if req.method() == Method::HEAD {
         Bytes::new()
@@ -119,10 +140,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn documents_carry_the_websocket_link() {
+    fn documents_carry_the_websocket_and_bosh_links() {
         let url = websocket_url(true, "chat.example.org:5281");
         assert_eq!(url, "wss://chat.example.org:5281/xmpp-websocket");
-        let x: minidom::Element = xrd(&url)
+        let bosh = bosh_url(true, "chat.example.org:5281");
+        assert_eq!(bosh, "https://chat.example.org:5281/http-bind");
+        let links = [(REL_WEBSOCKET, url.clone()), (REL_BOSH, bosh.clone())];
+        let x: minidom::Element = xrd(&links)
             .trim_start_matches("<?xml version='1.0' encoding='utf-8'?>\n")
             .parse()
             .unwrap();
@@ -131,8 +155,13 @@ mod tests {
             .unwrap();
         assert_eq!(link.attr("rel"), Some(REL_WEBSOCKET));
         assert_eq!(link.attr("href"), Some(url.as_str()));
+        let bosh_link = x
+            .children()
+            .find(|l| l.attr("rel") == Some(REL_BOSH))
+            .unwrap();
+        assert_eq!(bosh_link.attr("href"), Some(bosh.as_str()));
         assert_eq!(
-            jrd("ws://localhost:5280/xmpp-websocket"),
+            jrd(&[(REL_WEBSOCKET, "ws://localhost:5280/xmpp-websocket".into())]),
             "{\"links\":[{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"ws://localhost:5280/xmpp-websocket\"}]}\n"
         );
     }

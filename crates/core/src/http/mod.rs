@@ -1,15 +1,17 @@
 //! The HTTP listener for web clients: XMPP over WebSocket (RFC 7395) at
-//! `/xmpp-websocket`, and XEP-0156 connection discovery at
+//! `/xmpp-websocket`, BOSH (XEP-0124/XEP-0206) at `/http-bind`, and XEP-0156 connection discovery at
 //! `/.well-known/host-meta` and `/.well-known/host-meta.json`, and XEP-0363
 //! file uploads under `/upload/` (`crate::upload::http`). HTTP/1.1 only
 //! (hyper), plain or TLS.
 //!
 //! Limits: request headers are bounded in size and count, an HTTP
 //! connection must upgrade (or finish its requests) within
-//! `request_timeout`, WebSocket messages are bounded by the stanza limit,
-//! and every connection, upgraded or not, holds one of the server's
-//! connection permits, shared with the c2s ports.
+//! `request_timeout` (plus `wait` while a BOSH request is held), WebSocket
+//! messages and BOSH bodies are bounded by the stanza limit, and every
+//! connection, upgraded or not, and every BOSH session holds one of the
+//! server's connection permits, shared with the c2s ports.
 
+pub mod bosh;
 pub mod host_meta;
 pub mod origin;
 pub mod websocket;
@@ -51,6 +53,8 @@ pub struct HttpConfig {
     pub request_timeout: u64,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_size: usize,
+    /// `[http.bosh]`: BOSH at `/http-bind` (XEP-0124/XEP-0206).
+    pub bosh: bosh::BoshConfig,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +64,7 @@ impl Default for HttpConfig {
             ping_interval: 30,
             request_timeout: 30,
             max_header_size: 16 * 1024,
+            bosh: bosh::BoshConfig::default(),
         }
     }
 }
@@ -91,7 +96,7 @@ impl HttpConfig {
                 "value too small (at least 8192)".into(),
             ));
         }
-        Ok(())
+        self.bosh.validate()
     }
 }
 
@@ -102,6 +107,8 @@ pub struct HttpEndpoint {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The bound address, for URLs when a request's Host is unusable.
     pub local: SocketAddr,
+    /// The listener's BOSH sessions; `None` when BOSH is off.
+    pub(crate) bosh: Option<Arc<bosh::Sessions>>,
 }
 
 impl HttpEndpoint {
@@ -117,7 +124,16 @@ impl HttpEndpoint {
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
             Arc::new(cfg)
         });
-        HttpEndpoint { config, tls, local }
+        let bosh = config
+            .bosh
+            .enabled
+            .then(|| Arc::new(bosh::Sessions::default()));
+        HttpEndpoint {
+            config,
+            tls,
+            local,
+            bosh,
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -144,6 +160,17 @@ impl ConnInfo {
     pub(crate) fn extend_deadline(&self) {
         let next =
             tokio::time::Instant::now() + Duration::from_secs(self.endpoint.config.request_timeout);
+        if let Ok(mut d) = self.deadline.lock() {
+            *d = next;
+        }
+    }
+
+    /// A held BOSH request keeps its connection for `held` more than
+    /// usual; `Duration::ZERO` after the answer.
+    pub(crate) fn keep_open_for(&self, held: Duration) {
+        let next = tokio::time::Instant::now()
+            + held
+            + Duration::from_secs(self.endpoint.config.request_timeout);
         if let Ok(mut d) = self.deadline.lock() {
             *d = next;
         }
@@ -241,6 +268,11 @@ async fn route(
     tracing::debug!(peer = %info.peer, method = %req.method(), %path, "HTTP request");
     if path.starts_with(crate::upload::PATH_PREFIX) {
         return crate::upload::http::handle(info, req).await;
+    }
+    if path == bosh::PATH && info.endpoint.bosh.is_some() {
+        return bosh::handle(info, req)
+            .await
+            .map(|b| b.map_err(|never| match never {}).boxed_unsync());
     }
     route_small(info, req, &path).map(|b| b.map_err(|never| match never {}).boxed_unsync())
 }
