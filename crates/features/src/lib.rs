@@ -2,6 +2,7 @@
 //! features and IQ routes; `server/modules.rs` lists them in order.
 
 pub mod adhoc;
+pub mod avatar;
 pub mod bookmarks;
 pub mod contact_info;
 pub mod disco;

@@ -1,5 +1,7 @@
 //! XEP-0054: vcard-temp — each account stores one vCard, readable by
 //! anyone who asks its bare JID and writable only by the account itself.
+//! A photo set here becomes the account's PEP avatar too (XEP-0398,
+//! `avatar.rs`).
 
 use async_trait::async_trait;
 use minidom::Element;
@@ -7,9 +9,12 @@ use roost_core::module::IqResult;
 use roost_core::{IqContext, IqRoute, Module, Protocol, Scope};
 use roost_proto::{ns, Condition, ElementExt, Stanza, StanzaError};
 
-pub struct Vcard;
+pub struct Vcard {
+    /// The PEP service, for the XEP-0398 conversion (none: no conversion).
+    pub pep: Option<crate::pep::PepService>,
+}
 
-const KEY: &str = "vcard-temp";
+const KEY: &str = crate::avatar::VCARD_KEY;
 
 #[async_trait]
 impl Module for Vcard {
@@ -17,10 +22,22 @@ impl Module for Vcard {
         "vcard"
     }
     fn protocols(&self) -> Vec<Protocol> {
-        vec![Protocol::new("XEP-0054: vcard-temp", "1.2")]
+        let mut p = vec![Protocol::new("XEP-0054: vcard-temp", "1.2")];
+        if self.pep.is_some() {
+            p.push(Protocol::new("XEP-0153: vCard-Based Avatars", "1.1"));
+            p.push(Protocol::new(
+                "XEP-0398: User Avatar to vCard-Based Avatars Conversion",
+                "1.0.0",
+            ));
+        }
+        p
     }
     fn account_features(&self) -> Vec<&'static str> {
-        vec![ns::VCARD]
+        if self.pep.is_some() {
+            vec![ns::VCARD, crate::avatar::FEATURE]
+        } else {
+            vec![ns::VCARD]
+        }
     }
     fn server_features(&self) -> Vec<&'static str> {
         vec![ns::VCARD]
@@ -59,6 +76,9 @@ impl Module for Vcard {
                         tracing::error!(error = %e, "vcard write failed");
                         StanzaError::internal()
                     })?;
+                if let Some(pep) = &self.pep {
+                    crate::avatar::vcard_to_pep(ctx.server, pep, account, vcard).await;
+                }
                 Ok(None)
             }
             _ => Err(StanzaError::bad_request("get or set")),

@@ -42,7 +42,9 @@ pub fn all(config: &crate::Config, pep: &pep::PepService) -> Vec<Arc<dyn Module>
         }),
         Arc::new(version::Version),
         Arc::new(session::LegacySession),
-        Arc::new(vcard::Vcard),
+        Arc::new(vcard::Vcard {
+            pep: Some(pep.clone()),
+        }),
         Arc::new(register::Register),
         Arc::new(pep::Pep::new(pep.clone())),
         Arc::new(bookmarks::Bookmarks),

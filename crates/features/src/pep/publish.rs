@@ -44,6 +44,7 @@ pub async fn publish(req: &Request<'_>, pubsub: &Element, verb: &Element) -> IqR
         bookmarks::publish_legacy_node(req, &payload, options.as_ref()).await?;
         return Ok(Some(published(&node, bookmarks::LEGACY_ITEM)));
     }
+    let metadata = (node == crate::avatar::NS_METADATA).then(|| payload.clone());
     let id = publish_item(
         req.server,
         req.service,
@@ -57,6 +58,10 @@ pub async fn publish(req: &Request<'_>, pubsub: &Element, verb: &Element) -> IqR
     .await?;
     if node == bookmarks::NS {
         bookmarks::legacy_notify(req.server, req.owner).await;
+    }
+    if let Some(m) = metadata {
+        // XEP-0398 §3.1: the vCard follows the PEP avatar.
+        crate::avatar::pep_to_vcard(req.server, req.owner, &m).await;
     }
     Ok(Some(published(&node, &id)))
 }

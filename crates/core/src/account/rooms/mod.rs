@@ -216,7 +216,9 @@ impl Account {
         match best {
             Some(best) => {
                 for c in best.children() {
-                    if matches!(c.name(), "show" | "status") && c.ns() == ns::CLIENT {
+                    let shown = matches!(c.name(), "show" | "status") && c.ns() == ns::CLIENT;
+                    // XEP-0153/XEP-0398: the avatar hash reaches the room too.
+                    if shown || c.is("x", ns::VCARD_UPDATE) {
                         p.append_child(c.clone());
                     }
                 }
@@ -390,7 +392,8 @@ pub(super) fn presence_key(p: &Element) -> (String, String) {
 pub(super) fn room_view(p: &Element) -> Element {
     let mut out = Element::bare("presence", ns::CLIENT);
     for c in p.children() {
-        if matches!(c.name(), "show" | "status" | "priority") && c.ns() == ns::CLIENT {
+        let shown = matches!(c.name(), "show" | "status" | "priority") && c.ns() == ns::CLIENT;
+        if shown || c.is("x", ns::VCARD_UPDATE) {
             out.append_child(c.clone());
         }
     }
