@@ -77,7 +77,12 @@ impl Module for Disco {
         "disco"
     }
     fn protocols(&self) -> Vec<Protocol> {
-        vec![Protocol::new("XEP-0030: Service Discovery", "2.5rc3")]
+        vec![
+            Protocol::new("XEP-0030: Service Discovery", "2.5rc3"),
+            // The server's own hash in its stream features and presence
+            // of accounts; clients' hashes resolved and cached (core/caps.rs).
+            Protocol::new("XEP-0115: Entity Capabilities", "1.6.0"),
+        ]
     }
     fn server_features(&self) -> Vec<&'static str> {
         vec![ns::DISCO_INFO, ns::DISCO_ITEMS]

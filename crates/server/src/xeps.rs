@@ -29,6 +29,14 @@ const SERVICES: &[(&str, &str)] = &[
         "occupant-id on room messages",
     ),
     (
+        "RFC 7395: XMPP over WebSocket",
+        "`/xmpp-websocket` on the HTTP listeners",
+    ),
+    (
+        "XEP-0156: Discovering Alternative XMPP Connection Methods",
+        "`/.well-known/host-meta` and `host-meta.json` name the WebSocket and BOSH URLs",
+    ),
+    (
         "XEP-0486: MUC Avatars",
         "room vCards set by owners, hash in `muc#roominfo`",
     ),
@@ -41,6 +49,38 @@ const SERVICES: &[(&str, &str)] = &[
         "rooms (`urn:xmpp:message-moderate:1`); tombstones in room and personal archives",
     ),
 ];
+
+/// XEP-0479 (Compliance Suites 2023), "Advanced Server" column of the
+/// Core, Web, IM, Mobile and A/V suites: the specs each asks for. Every one
+/// must be in the table (checked by the test below).
+const COMPLIANCE: &[(&str, &[&str])] = &[
+    (
+        "Core",
+        &[
+            "RFC 6120", "XEP-0368", "XEP-0030", "XEP-0115", "XEP-0114", "XEP-0163",
+        ],
+    ),
+    ("Web", &["RFC 7395", "XEP-0206", "XEP-0124", "XEP-0156"]),
+    (
+        "IM",
+        &[
+            "RFC 6121", "XEP-0398", "XEP-0153", "XEP-0054", "XEP-0280", "XEP-0191", "XEP-0045",
+            "XEP-0249", "XEP-0048", "XEP-0313", "XEP-0402", "XEP-0410", "XEP-0223", "XEP-0049",
+            "XEP-0198", "XEP-0363",
+        ],
+    ),
+    ("Mobile", &["XEP-0198", "XEP-0352", "XEP-0357"]),
+    ("A/V", &["XEP-0215"]),
+];
+
+/// Specs of `COMPLIANCE` that no row names.
+fn missing_for_compliance(rows: &[(String, String, String)]) -> Vec<&'static str> {
+    COMPLIANCE
+        .iter()
+        .flat_map(|(_, specs)| specs.iter().copied())
+        .filter(|spec| !rows.iter().any(|r| r.0.starts_with(&format!("{spec}:"))))
+        .collect()
+}
 
 pub fn render() -> String {
     let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
@@ -81,14 +121,35 @@ pub fn render() -> String {
          `ROOST_WRITE_DOCS=1 cargo test -p roost-server xeps`.\n\n\
          | spec | version | where |\n| --- | --- | --- |\n",
     );
-    for (spec, version, note) in rows {
+    let missing = missing_for_compliance(&rows);
+    for (spec, version, note) in &rows {
         out.push_str(&format!("| {spec} | {version} | {note} |\n"));
+    }
+    out.push_str(
+        "\n## XMPP Compliance Suites (XEP-0479)\n\n\
+         What the \"Advanced Server\" column of each suite asks for; every one is \
+         in the table above (a test checks it):\n\n",
+    );
+    for (suite, specs) in COMPLIANCE {
+        out.push_str(&format!("- {suite}: {}\n", specs.join(", ")));
+    }
+    if !missing.is_empty() {
+        out.push_str(&format!("\nMissing: {}\n", missing.join(", ")));
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_spec_of_the_advanced_server_suites_is_implemented() {
+        assert!(
+            !super::render().contains("\nMissing: "),
+            "{}",
+            super::render()
+        );
+    }
+
     #[test]
     fn docs_xeps_md_matches_the_modules() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/xeps.md");
