@@ -122,6 +122,19 @@ pub fn form(kind: &str, fields: impl IntoIterator<Item = Element>) -> Element {
         .children_from(fields)
 }
 
+/// Why a submitted form could not be applied: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub var: String,
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.var, self.reason)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,18 +75,7 @@ impl SendLast {
     }
 }
 
-/// Why a form could not be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub var: String,
-    pub reason: &'static str,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.var, self.reason)
-    }
-}
+pub use roost_proto::data_form::FieldError;
 
 /// One node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,18 +77,7 @@ pub struct Limits {
     pub max_payload_size: usize,
 }
 
-/// Why a form could not be applied: the field and the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub var: String,
-    pub reason: &'static str,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.var, self.reason)
-    }
-}
+pub use roost_proto::data_form::FieldError;
 
 /// One leaf node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
