@@ -43,6 +43,8 @@ pub struct Server {
     pub push_ledger: crate::account::push::Ledger,
     /// XEP-0133 disabled accounts, checked at every login (account/disabled.rs).
     pub disabled: crate::account::disabled::DisabledAccounts,
+    /// XEP-0398 avatar hashes of the accounts, read at start (account/avatar.rs).
+    pub avatars: crate::account::avatar::AvatarHashes,
     pub counters: crate::counters::Counters,
     /// Set once by the server crate: writes room nicks back to bookmarks.
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
@@ -76,6 +78,7 @@ impl Server {
             caps: Default::default(),
             push_ledger: Default::default(),
             disabled: Default::default(),
+            avatars: Default::default(),
             fast_key: std::sync::OnceLock::new(),
             tls_end_point: std::sync::OnceLock::new(),
             uploads: std::sync::OnceLock::new(),

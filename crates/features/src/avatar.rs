@@ -4,16 +4,14 @@
 //! SHA-1 checked) into the account's vCard as `PHOTO` (§3.1); a vCard set
 //! with a photo publishes the data and then the metadata item (§3.2); an
 //! empty metadata element or a vCard without photo removes the other side's
-//! avatar. Either way the account's avatar hash is stored and told to the
-//! account task, which puts it into every available presence (§4,
-//! `roost_core::account::avatar`).
+//! avatar. Either way the account's avatar hash is stored and kept in
+//! memory for the presences of its sessions (§4, `roost_core::account::avatar`).
 
 use std::sync::Arc;
 
 use base64::Engine;
 use jid::BareJid;
 use minidom::Element;
-use roost_core::account::{avatar, AccountMsg};
 use roost_core::Server;
 use roost_proto::vcard_photo::Photo;
 use roost_proto::{ns, Elem, ElementExt};
@@ -27,31 +25,14 @@ pub const FEATURE: &str = "urn:xmpp:pep-vcard-conversion:0";
 /// The private-store key of the vCard (the `vcard` module's).
 pub const VCARD_KEY: &str = "vcard-temp";
 
-async fn stored_hash(server: &Server, owner: &BareJid) -> Option<String> {
-    let xml = server
-        .stores
-        .private
-        .get_private(owner, avatar::HASH_KEY)
-        .await
-        .ok()??;
-    let el = xml.parse::<Element>().ok()?;
-    el.attr("hash").map(str::to_string)
+fn stored_hash(server: &Server, owner: &BareJid) -> Option<String> {
+    server.avatars.get(owner)
 }
 
-/// Store the hash and tell the account's task, if it runs.
+/// Store the hash; presences use it from now on.
 async fn set_hash(server: &Arc<Server>, owner: &BareJid, hash: Option<String>) {
-    let xml = avatar::stored(hash.as_deref());
-    if let Err(e) = server
-        .stores
-        .private
-        .set_private(owner, avatar::HASH_KEY, Some(&xml))
-        .await
-    {
+    if let Err(e) = server.avatars.set(&server.stores, owner, hash).await {
         tracing::error!(account = %owner, error = %e, "storing the avatar hash failed");
-        return;
-    }
-    if server.router.has_account_task(owner) {
-        server.send_to_account(owner, AccountMsg::AvatarChanged(hash));
     }
 }
 
@@ -78,7 +59,7 @@ pub async fn pep_to_vcard(server: &Arc<Server>, owner: &BareJid, metadata: &Elem
         }
     };
     let hash = photo.as_ref().map(Photo::hash);
-    if hash == stored_hash(server, owner).await && hash.is_some() {
+    if hash == stored_hash(server, owner) && hash.is_some() {
         return;
     }
     let store = &server.stores.private;
@@ -140,7 +121,7 @@ pub async fn vcard_to_pep(
 ) {
     let photo = Photo::of_vcard(vcard);
     let hash = photo.as_ref().map(Photo::hash);
-    if hash == stored_hash(server, owner).await {
+    if hash == stored_hash(server, owner) {
         return;
     }
     let publisher = owner.to_string();

@@ -69,6 +69,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         .load(&server.stores, &cfg.domain)
         .await
         .context("reading the disabled accounts")?;
+    server
+        .avatars
+        .load(&server.stores)
+        .await
+        .context("reading the avatar hashes")?;
     if let Some(hash) = certs
         .first()
         .and_then(|c| roost_core::c2s::channel_binding::server_end_point(c))

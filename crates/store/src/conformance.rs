@@ -671,6 +671,33 @@ async fn offline_limit_order_ack<B: Backend>(b: &B) {
     assert_eq!(b.offline(&bob).await.unwrap().len(), 1);
 }
 
+/// One key across accounts, as read at start.
+async fn private_values_are_listed_by_key<B: Backend>(b: &B) {
+    let alice = jid("alice@a.example");
+    let bob = jid("bob@b.example");
+    assert!(b.private_by_key("urn:x:hash").await.unwrap().is_empty());
+    b.set_private(&alice, "urn:x:hash", Some("<a/>"))
+        .await
+        .unwrap();
+    b.set_private(&bob, "urn:x:hash", Some("<b/>"))
+        .await
+        .unwrap();
+    b.set_private(&bob, "vcard-temp", Some("<vCard/>"))
+        .await
+        .unwrap();
+    let mut all = b.private_by_key("urn:x:hash").await.unwrap();
+    all.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+    assert_eq!(
+        all,
+        vec![
+            (alice.clone(), "<a/>".to_string()),
+            (bob.clone(), "<b/>".to_string())
+        ]
+    );
+    b.set_private(&alice, "urn:x:hash", None).await.unwrap();
+    assert_eq!(b.private_by_key("urn:x:hash").await.unwrap().len(), 1);
+}
+
 async fn private_set_get_delete<B: Backend>(b: &B) {
     let alice = jid("alice@a.example");
     let bob = jid("bob@b.example");
@@ -1195,6 +1222,7 @@ macro_rules! backend_tests {
             pending_in_lifecycle,
             offline_limit_order_ack,
             private_set_get_delete,
+            private_values_are_listed_by_key,
             archive_pages_both_ways_with_filters,
             archive_keeps_a_stanza_id_once_and_takes_concurrent_writers,
             archive_queued_rows_are_seen_by_later_queries_in_order,

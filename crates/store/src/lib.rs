@@ -85,6 +85,9 @@ pub trait OfflineStore: Send + Sync {
 pub trait PrivateStore: Send + Sync {
     async fn get_private(&self, user: &BareJid, key: &str) -> Result<Option<String>>;
     async fn set_private(&self, user: &BareJid, key: &str, xml: Option<&str>) -> Result<()>;
+    /// Every account's value under `key`, read once at start (the avatar
+    /// hashes XEP-0398 puts into presence).
+    async fn private_by_key(&self, key: &str) -> Result<Vec<(BareJid, String)>>;
 }
 
 /// All stores of one backend, as features receive them.

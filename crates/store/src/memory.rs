@@ -226,6 +226,15 @@ impl PrivateStore for MemoryStore {
         Ok(inner.private.get(user).and_then(|m| m.get(key)).cloned())
     }
 
+    async fn private_by_key(&self, key: &str) -> Result<Vec<(BareJid, String)>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .private
+            .iter()
+            .filter_map(|(user, m)| m.get(key).map(|xml| (user.clone(), xml.clone())))
+            .collect())
+    }
+
     async fn set_private(&self, user: &BareJid, key: &str, xml: Option<&str>) -> Result<()> {
         let mut inner = self.lock()?;
         match xml {

@@ -202,3 +202,29 @@ async fn a_vcard_photo_becomes_the_pep_avatar_and_reaches_rooms() {
         String::from(&seen)
     );
 }
+
+#[tokio::test]
+async fn the_presence_hash_survives_a_restart() {
+    let s = TestServer::start().await;
+    for u in ["alice", "bob"] {
+        s.user(u).await;
+    }
+    mutual(&s, "alice", "bob").await;
+    let mut b = s.login("bob", "phone").await;
+    let r = b
+        .iq(
+            "set",
+            None,
+            &format!("<vCard xmlns='{VCARD}'><PHOTO><BINVAL>{B64}</BINVAL></PHOTO></vCard>"),
+        )
+        .await;
+    assert_eq!(r.attr("type"), Some("result"));
+    drop(b);
+    let s = s.restart().await;
+    let mut a = s.login("alice", "desk").await;
+    a.available().await;
+    let mut b = s.login("bob", "phone").await;
+    b.send("<presence/>").await;
+    let p = bobs_presence(&mut a).await;
+    assert_eq!(photo_hash(&p).as_deref(), Some(HASH));
+}

@@ -73,8 +73,6 @@ pub enum AccountMsg {
         revoke: Vec<String>,
         reply: oneshot::Sender<Vec<(String, String, String)>>,
     },
-    /// XEP-0398: the account's avatar hash changed (`None`: no avatar).
-    AvatarChanged(Option<String>),
     /// Whether the account has a session now (XEP-0012 §3: then its last
     /// activity is zero seconds ago).
     HasSessions(oneshot::Sender<bool>),
@@ -144,8 +142,6 @@ pub(crate) struct Account {
     rooms: rooms::Rooms,
     /// XEP-0357 registrations, loaded on first use.
     push: Option<Box<push::Registrations>>,
-    /// XEP-0398 avatar hash (inner `None`: no avatar), loaded on first use.
-    avatar: Option<Option<Box<str>>>,
 }
 
 /// The next tick of a timer that may not exist (then never).
@@ -172,7 +168,6 @@ impl Account {
             contact_resources: Default::default(),
             rooms: Default::default(),
             push: None,
-            avatar: None,
         };
         tokio::spawn(account.run(rx, generation));
         AccountHandle { tx, generation }
@@ -311,7 +306,6 @@ impl Account {
                 }
                 let _ = reply.send(n);
             }
-            AccountMsg::AvatarChanged(hash) => self.avatar_changed(hash),
             AccountMsg::HasSessions(reply) => {
                 let _ = reply.send(!self.resources.is_empty());
             }
@@ -334,7 +328,7 @@ impl Account {
     async fn handle_own_stanza(&mut self, resource: &str, mut stanza: Stanza) {
         if stanza.kind == roost_proto::StanzaKind::Presence {
             // XEP-0398 §4: also into directed presence and room joins.
-            self.stamp_avatar(&mut stanza.el).await;
+            self.stamp_avatar(&mut stanza.el);
         }
         // XEP-0191 §3.6: nothing goes to a blocked entity.
         if let Some(to) = stanza.to.clone() {

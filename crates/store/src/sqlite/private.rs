@@ -23,6 +23,30 @@ impl PrivateStore for SqliteStore {
         .await
     }
 
+    async fn private_by_key(&self, key: &str) -> Result<Vec<(BareJid, String)>> {
+        let key = key.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT user, xml FROM private WHERE key = ?1")
+                .db()?;
+            let rows = stmt
+                .query_map(params![key], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .db()?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (user, xml) = row.db()?;
+                // Rows of an unreadable JID are skipped, not fatal.
+                if let Ok(jid) = BareJid::new(&user) {
+                    out.push((jid, xml));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn set_private(&self, user: &BareJid, key: &str, xml: Option<&str>) -> Result<()> {
         let user = user.clone();
         let key = key.to_owned();
