@@ -11,10 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo test (workspace) =="
+# The crash test (crates/testkit/tests/crash_safety.rs) runs the real binary.
+cargo build --locked -p roost-server --bin roost
 cargo test --workspace --locked
 
 echo "== interop (slixmpp, aioxmpp) =="
-cargo build --locked -p roost-server --bin roost
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh
 
 echo "== interop (xmpp.js over STARTTLS, direct TLS and WebSocket) =="

@@ -229,6 +229,12 @@ impl Conn {
         self.send_raw(xml.as_bytes()).await;
     }
 
+    /// Send, telling whether the write went through (the crash tests write
+    /// until the server is gone).
+    pub async fn try_send(&mut self, xml: &str) -> bool {
+        self.write_bytes(xml.as_bytes()).await.is_ok()
+    }
+
     /// Next stream event, or `None` when the server closed the connection.
     pub async fn next_event(&mut self) -> Option<StreamEvent> {
         loop {
