@@ -10,6 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== dependency policy (deny.toml) =="
+python3 scripts/deny-check.py
+
 echo "== cargo test (workspace) =="
 # The crash test (crates/testkit/tests/crash_safety.rs) runs the real binary.
 cargo build --locked -p roost-server --bin roost
