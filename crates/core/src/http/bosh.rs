@@ -252,7 +252,14 @@ async fn read_body(info: &ConnInfo, req: Request<Incoming>) -> Result<BodyReques
         // One level more for the wrapper.
         max_depth: limits.max_depth + 1,
     };
-    let el = match XmlReader::read_document(&bytes, limits) {
+    let (el, rid) = parse_body(&bytes, limits)?;
+    Ok(BodyRequest { el, rid })
+}
+
+/// A request body: the `<body/>` wrapper and its rid, or the terminate
+/// condition to answer with. Pure, so that it can be fuzzed.
+pub fn parse_body(bytes: &[u8], limits: Limits) -> Result<(Element, u64), &'static str> {
+    let el = match XmlReader::read_document(bytes, limits) {
         Ok(Some(el)) if el.is("body", NS_HTTPBIND) => el,
         _ => return Err("bad-request"),
     };
@@ -262,7 +269,7 @@ async fn read_body(info: &ConnInfo, req: Request<Incoming>) -> Result<BodyReques
         .and_then(|r| r.parse::<u64>().ok())
         .filter(|&r| r < 1 << 53)
         .ok_or("bad-request")?;
-    Ok(BodyRequest { el, rid })
+    Ok((el, rid))
 }
 
 /// §7.1-7.2, XEP-0206 §4: a new session and its c2s stream.
@@ -364,7 +371,7 @@ async fn continue_session(
 
 /// The stream events a request carries: a restart (XEP-0206 §5), its
 /// payloads, the end of the stream for `type='terminate'` (§13).
-fn events(el: &Element) -> Vec<StreamEvent> {
+pub fn events(el: &Element) -> Vec<StreamEvent> {
     let mut out = Vec::new();
     if el.attr_ns(NS_XBOSH, "restart") == Some("true") {
         out.push(header_event(el, el.attr("to").map(str::to_string)));

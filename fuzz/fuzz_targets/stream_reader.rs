@@ -1,0 +1,4 @@
+//! Fuzz target: `roost_fuzz_targets::stream_reader`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| roost_fuzz_targets::stream_reader(data));
