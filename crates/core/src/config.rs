@@ -64,6 +64,45 @@ pub struct LimitsConfig {
     pub max_offline_messages: usize,
     /// Seconds without any input after which a session is closed.
     pub idle_timeout: u64,
+    /// Seconds from connect to a finished TLS handshake (direct TLS and
+    /// STARTTLS) and to the first stream header; slow-read attacks end here.
+    pub handshake_timeout: u64,
+    /// Open connections per client address (IPv6: per `ipv6_prefix`);
+    /// 0 for no limit.
+    pub max_connections_per_ip: usize,
+    /// New connections per second per client address, after a burst of
+    /// `connection_burst`; 0 for no limit.
+    pub connections_per_second: u32,
+    pub connection_burst: u32,
+    /// IPv6 addresses count together by this prefix length.
+    pub ipv6_prefix: u8,
+    /// Address ranges the per-address limits do not apply to (a local
+    /// reverse proxy, monitoring).
+    pub exempt: Vec<String>,
+    /// Stanzas and bytes per second one stream may send, with a burst of
+    /// `burst_seconds` of each; beyond, the server reads more slowly. 0
+    /// turns a rate off.
+    pub stanzas_per_second: u32,
+    pub bytes_per_second: u32,
+    pub burst_seconds: u32,
+    /// Bytes of stanzas queued for one session before it is closed.
+    pub session_queue_bytes: usize,
+    /// Bytes of stanzas queued for all sessions together; past three
+    /// quarters of it, the server stops reading from clients until the
+    /// queues drain.
+    pub queued_bytes_total: usize,
+    /// Sessions (resources) one account may have bound at once.
+    pub max_resources: usize,
+    /// Items in one roster.
+    pub max_roster_items: usize,
+    /// Messages one MAM page (XEP-0313 with XEP-0059 `max`) returns at most.
+    pub max_mam_page: usize,
+    /// PEP (XEP-0163): nodes per account, items per node, bytes per item
+    /// (avatar data: `max_pep_avatar_size`).
+    pub max_pep_nodes: usize,
+    pub max_pep_items: usize,
+    pub max_pep_item_size: usize,
+    pub max_pep_avatar_size: usize,
 }
 
 impl Default for LimitsConfig {
@@ -75,6 +114,24 @@ impl Default for LimitsConfig {
             session_queue: 2048,
             max_offline_messages: 1000,
             idle_timeout: 600,
+            handshake_timeout: 15,
+            max_connections_per_ip: 100,
+            connections_per_second: 10,
+            connection_burst: 30,
+            ipv6_prefix: 64,
+            exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            stanzas_per_second: 200,
+            bytes_per_second: 64 * 1024,
+            burst_seconds: 5,
+            session_queue_bytes: 8 * 1024 * 1024,
+            queued_bytes_total: 512 * 1024 * 1024,
+            max_resources: 64,
+            max_roster_items: 2000,
+            max_mam_page: 250,
+            max_pep_nodes: 256,
+            max_pep_items: 256,
+            max_pep_item_size: 64 * 1024,
+            max_pep_avatar_size: 256 * 1024,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod component;
 pub mod config;
 pub mod counters;
 pub mod http;
+pub mod limits;
 pub mod listener;
 pub mod mailbox;
 pub mod mam_query;

@@ -15,6 +15,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
+use crate::limits::queue_budget;
+
 /// Slots kept after the queue drains; a queue that grew beyond this gives
 /// its memory back when it is empty again.
 const KEEP_SLOTS: usize = 8;
@@ -23,10 +25,21 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     /// Wakes senders waiting for room (`Sender::send`).
     room: Notify,
+    /// Session queues also count bytes (`weighed_channel`).
+    weigher: Option<Weigher<T>>,
+}
+
+/// How a queue weighs its messages: each queue may hold `max` bytes, and
+/// all weighed queues together what `limits::queue_budget` allows.
+pub struct Weigher<T> {
+    pub weigh: fn(&T) -> usize,
+    pub max: usize,
 }
 
 struct State<T> {
     queue: VecDeque<T>,
+    /// Bytes queued, for a weighed queue.
+    weight: usize,
     capacity: usize,
     senders: usize,
     /// The receiver closed the queue or is gone: sends fail.
@@ -44,9 +57,22 @@ impl<T> Shared<T> {
 
 /// A bounded queue of `capacity` messages (at least one).
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    make(capacity, None)
+}
+
+/// A queue bounded by `capacity` messages and by the bytes `weigher`
+/// allows. One message always fits an empty queue, so a large stanza is
+/// delayed, never refused forever.
+pub fn weighed_channel<T>(capacity: usize, weigher: Weigher<T>) -> (Sender<T>, Receiver<T>) {
+    make(capacity, Some(weigher))
+}
+
+fn make<T>(capacity: usize, weigher: Option<Weigher<T>>) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
+        weigher,
         state: Mutex::new(State {
             queue: VecDeque::new(),
+            weight: 0,
             capacity: capacity.max(1),
             senders: 1,
             closed: false,
@@ -107,6 +133,14 @@ impl<T> Sender<T> {
         }
         if state.queue.len() >= state.capacity {
             return Err(TrySendError::Full(msg));
+        }
+        if let Some(w) = &self.shared.weigher {
+            let n = (w.weigh)(&msg);
+            let empty = state.queue.is_empty();
+            if (!empty && state.weight.saturating_add(n) > w.max) || !queue_budget::take(n) {
+                return Err(TrySendError::Full(msg));
+            }
+            state.weight += n;
         }
         state.queue.push_back(msg);
         let waker = state.receiver.take();
@@ -175,6 +209,11 @@ impl<T> Receiver<T> {
 
     fn take(&self, state: &mut MutexGuard<'_, State<T>>) -> Option<T> {
         let msg = state.queue.pop_front()?;
+        if let Some(w) = &self.shared.weigher {
+            let n = (w.weigh)(&msg).min(state.weight);
+            state.weight -= n;
+            queue_budget::give(n);
+        }
         if state.queue.is_empty() && state.queue.capacity() > KEEP_SLOTS {
             state.queue = VecDeque::new();
         }
@@ -203,6 +242,7 @@ impl<T> Drop for Receiver<T> {
         // Messages nobody will read are freed now, not when the last
         // sender goes.
         let unread = std::mem::take(&mut state.queue);
+        queue_budget::give(std::mem::take(&mut state.weight));
         drop(state);
         drop(unread);
         self.shared.room.notify_waiters();
@@ -296,6 +336,24 @@ mod tests {
             assert_eq!(rx.recv().await, Some(i));
         }
         assert_eq!(rx.shared.lock().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_weighed_queue_refuses_past_its_bytes_but_takes_one_of_any_size() {
+        let weigher = Weigher {
+            weigh: |m: &usize| *m,
+            max: 100,
+        };
+        let (tx, mut rx) = weighed_channel::<usize>(10, weigher);
+        assert_eq!(tx.try_send(500), Ok(()), "alone it fits, however large");
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        assert_eq!(rx.recv().await, Some(500));
+        assert_eq!(tx.try_send(60), Ok(()));
+        assert_eq!(tx.try_send(40), Ok(()));
+        assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+        assert_eq!(rx.recv().await, Some(60));
+        assert_eq!(tx.try_send(50), Ok(()));
+        assert_eq!(rx.shared.lock().weight, 90);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,19 @@ use roost_store::ArchiveQuery;
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 250;
 
+/// `limits.max_mam_page`, set at start; process-wide like the limit
+/// counters (the MUC service parses queries without the server's config).
+static PAGE_CAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(MAX_PAGE);
+
+pub fn set_max_page(n: usize) {
+    PAGE_CAP.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The most messages one page returns.
+pub fn max_page() -> usize {
+    PAGE_CAP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn ms_of(value: &str) -> Result<i64, StanzaError> {
     let t = datetime::parse_xep82(value)
         .ok_or_else(|| StanzaError::bad_request("invalid timestamp"))?;
@@ -83,7 +96,11 @@ pub fn parse(
             }
         }
     }
-    q.max = q.max.min(MAX_PAGE);
+    let cap = max_page();
+    if q.max > cap {
+        crate::limits::hit(crate::limits::Limit::MamPage);
+        q.max = cap;
+    }
     Ok(q)
 }
 

@@ -115,6 +115,29 @@ pub fn render(server: &Server) -> String {
         "Sessions closed with policy-violation because their outbound queue was full.",
         &[("", SESSION_QUEUE_OVERFLOWS.load(Ordering::Relaxed))],
     );
+    let limit_labels: Vec<String> = crate::limits::Limit::ALL
+        .iter()
+        .map(|l| format!("{{limit=\"{}\"}}", l.as_str()))
+        .collect();
+    let limit_hits: Vec<(&str, u64)> = crate::limits::Limit::ALL
+        .iter()
+        .zip(&limit_labels)
+        .map(|(l, label)| (label.as_str(), crate::limits::hits(*l)))
+        .collect();
+    metric(
+        &mut out,
+        "roost_limit_hits_total",
+        "counter",
+        "Times a limit of README \"Limits\" was reached (refused, slowed down or cut), by limit.",
+        &limit_hits,
+    );
+    metric(
+        &mut out,
+        "roost_queued_bytes",
+        "gauge",
+        "Bytes of stanzas waiting in session queues (limits.queued_bytes_total).",
+        &[("", crate::limits::queue_budget::used() as u64)],
+    );
     if let Some(proxy) = server.proxy65.get() {
         let streams = &proxy.streams;
         let (pending, active) = streams.counts();

@@ -25,6 +25,8 @@ pub struct Server {
     pub auth_throttle: AuthThrottle,
     /// One permit per open client connection (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Open and new connections per client address (`limits.*_per_ip`).
+    pub addresses: Arc<crate::limits::per_address::AddressLimits>,
     /// XEP-0198 sessions that can be resumed.
     pub sm: crate::c2s::stream_management::Registry,
     /// IQs the server sent and awaits answers for.
@@ -65,8 +67,13 @@ impl Server {
     ) -> Result<Arc<Server>, DuplicateRoute> {
         let registry = Registry::new(modules)?;
         let (shutdown, _) = watch::channel(false);
+        crate::limits::queue_budget::set_total(config.limits.queued_bytes_total);
+        crate::mam_query::set_max_page(config.limits.max_mam_page);
         Ok(Arc::new(Server {
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            addresses: Arc::new(crate::limits::per_address::AddressLimits::new(
+                &config.limits,
+            )),
             router: Router::new(&config.domain),
             config,
             stores,

@@ -129,6 +129,13 @@ pub fn mam_query(data: &[u8]) {
     }
 }
 
+/// XEP-0045 §10.2 room configuration forms, applied and stored.
+pub fn room_config(data: &[u8]) {
+    if let Some(el) = element(data) {
+        roost_muc::fuzz_room_config(&el);
+    }
+}
+
 /// A target: a name (its folder under `fuzz/corpus/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
@@ -144,4 +151,5 @@ pub const TARGETS: &[Target] = &[
     ("stanza", stanza),
     ("data_form", data_form),
     ("mam_query", mam_query),
+    ("room_config", room_config),
 ];

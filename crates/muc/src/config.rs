@@ -16,6 +16,9 @@ pub struct MucConfig {
     pub max_rooms: usize,
     /// Occupants per room at most; also the default of a new room.
     pub max_occupants: usize,
+    /// Rooms one user (real bare JID) may be an occupant of at once; 0
+    /// for no limit.
+    pub max_rooms_per_user: usize,
     /// Messages of history sent on join when the client asks for no limit;
     /// also the most a room may be configured to send.
     pub max_history: usize,
@@ -45,6 +48,7 @@ impl Default for MucConfig {
             name: "Chatrooms".into(),
             max_rooms: 10_000,
             max_occupants: 200,
+            max_rooms_per_user: 100,
             max_history: 50,
             max_message_size: 16_384,
             restrict_room_creation: false,

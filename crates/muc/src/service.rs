@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub host: String,
     pub rooms_store: Arc<dyn MucStore>,
     pub archive: Arc<dyn ArchiveStore>,
+    /// Rooms each user is an occupant of (`max_rooms_per_user`).
+    pub user_rooms: Arc<crate::user_rooms::UserRooms>,
     handles: Mutex<HashMap<String, RoomHandle>>,
     generation: AtomicU64,
     env: OnceLock<Env>,
@@ -97,14 +99,15 @@ impl MucService {
         }
         Ok(Arc::new(MucService {
             shared: Arc::new(Shared {
-                config,
                 domain,
                 host: host.to_string(),
                 rooms_store: stores.muc.clone(),
                 archive: stores.archive.clone(),
+                user_rooms: Arc::new(crate::user_rooms::UserRooms::new(config.max_rooms_per_user)),
                 handles: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(1),
                 env: OnceLock::new(),
+                config,
             }),
         }))
     }

@@ -207,6 +207,28 @@ impl Config {
             ("limits.max_connections", l.max_connections >= 1),
             ("limits.session_queue", l.session_queue >= 16),
             ("limits.idle_timeout", l.idle_timeout >= 1),
+            ("limits.handshake_timeout", l.handshake_timeout >= 1),
+            ("limits.ipv6_prefix", (1..=128).contains(&l.ipv6_prefix)),
+            ("limits.burst_seconds", l.burst_seconds >= 1),
+            (
+                "limits.bytes_per_second",
+                l.bytes_per_second == 0 || l.bytes_per_second >= 1024,
+            ),
+            (
+                "limits.session_queue_bytes",
+                l.session_queue_bytes >= 64 * 1024,
+            ),
+            (
+                "limits.queued_bytes_total",
+                l.queued_bytes_total >= l.session_queue_bytes,
+            ),
+            ("limits.max_resources", l.max_resources >= 1),
+            ("limits.max_roster_items", l.max_roster_items >= 1),
+            ("limits.max_mam_page", l.max_mam_page >= 1),
+            ("limits.max_pep_nodes", l.max_pep_nodes >= 1),
+            ("limits.max_pep_items", l.max_pep_items >= 1),
+            ("limits.max_pep_item_size", l.max_pep_item_size >= 1024),
+            ("limits.max_pep_avatar_size", l.max_pep_avatar_size >= 1024),
         ] {
             if !ok {
                 return Err(ConfigError::Invalid {
@@ -214,6 +236,16 @@ impl Config {
                     message: "value too small".into(),
                 });
             }
+        }
+        if let Some(bad) = l
+            .exempt
+            .iter()
+            .find(|e| roost_core::limits::per_address::parse_net(e).is_none())
+        {
+            return Err(ConfigError::Invalid {
+                key: "limits.exempt",
+                message: format!("{bad:?} is not an address or address range"),
+            });
         }
         self.validate_components()?;
         for a in &self.admins {

@@ -62,7 +62,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         roost_core::tls::client_server_config(certs.clone(), key.clone_key()).context("tls")?;
     // One PEP service per server, shared by the modules that write PEP
     // nodes and by the bookmark bridge of account-based MUC joining.
-    let pep = roost_features::pep::PepService::new(roost_features::pep::Limits::default());
+    let pep = roost_features::pep::PepService::new(pep_limits(&cfg.limits));
     let server = Server::new(cfg.core(), stores, modules::all(cfg, &pep), tls)?;
     server
         .disabled
@@ -283,4 +283,15 @@ fn spawn_archive_retention(server: &Arc<Server>) {
             }
         }
     });
+}
+
+/// PEP's limits from `[limits]`.
+pub fn pep_limits(l: &roost_core::config::LimitsConfig) -> roost_features::pep::Limits {
+    roost_features::pep::Limits {
+        max_item_bytes: l.max_pep_item_size,
+        max_avatar_bytes: l.max_pep_avatar_size,
+        max_items: l.max_pep_items,
+        max_nodes: l.max_pep_nodes,
+        ..roost_features::pep::Limits::default()
+    }
 }

@@ -156,11 +156,14 @@ impl Account {
             .await
         {
             Ok(true) => {}
-            Ok(false) => self.server.bounce(
-                &stanza,
-                StanzaError::new(Condition::ResourceConstraint)
-                    .with_text("the recipient's offline storage is full"),
-            ),
+            Ok(false) => {
+                crate::limits::hit(crate::limits::Limit::OfflineMessages);
+                self.server.bounce(
+                    &stanza,
+                    StanzaError::new(Condition::ResourceConstraint)
+                        .with_text("the recipient's offline storage is full"),
+                )
+            }
             Err(e) => {
                 tracing::error!(account = %self.jid, error = %e, "offline store failed");
                 self.server.bounce(&stanza, StanzaError::internal());

@@ -20,7 +20,7 @@ mod roster;
 mod subscription;
 
 pub use push::NS as PUSH_NS;
-pub use resources::{DeviceState, KillReason, SessionHandle, SessionMsg};
+pub use resources::{session_queue, DeviceState, KillReason, SessionHandle, SessionMsg};
 pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
 pub use rooms::{BookmarkNicks, RoomBookmark};
 
@@ -44,8 +44,9 @@ pub enum AccountMsg {
         handle: SessionHandle,
         /// What a Bind 2 request enables with the binding (XEP-0386).
         inline: Option<Box<BindInline>>,
-        /// Answered once bound, with the rooms the session was joined to.
-        reply: oneshot::Sender<Vec<(String, String)>>,
+        /// Answered once bound, with the rooms the session was joined to;
+        /// `None`: refused, the account has `limits.max_resources` bound.
+        reply: oneshot::Sender<Option<Vec<(String, String)>>>,
     },
     /// A session ended, however it ended.
     Unbind { resource: String, session_id: u64 },
@@ -243,6 +244,14 @@ impl Account {
                 inline,
                 reply,
             } => {
+                let max = self.server.config.limits.max_resources;
+                if self.resources.len() >= max && self.resources.get(&resource).is_none() {
+                    // RFC 6120 §7.6.2.1: resource-constraint, said by the
+                    // negotiation; a replaced resource does not count.
+                    crate::limits::hit(crate::limits::Limit::Resources);
+                    let _ = reply.send(None);
+                    return;
+                }
                 self.bind(resource.clone(), handle).await;
                 let mut rooms = Vec::new();
                 if let Some(inline) = inline {
@@ -260,7 +269,7 @@ impl Account {
                         rooms = self.join_session_to_rooms(&resource).await;
                     }
                 }
-                let _ = reply.send(rooms);
+                let _ = reply.send(Some(rooms));
             }
             AccountMsg::Unbind {
                 resource,

@@ -22,8 +22,14 @@ impl Account {
         let kind = stanza.type_attr().map(str::to_string);
         if is_subscription_type(kind.as_deref()) {
             if let Some(to) = &stanza.to {
-                self.outbound_subscription(kind.as_deref().unwrap_or_default(), to.to_bare())
+                let done = self
+                    .outbound_subscription(kind.as_deref().unwrap_or_default(), to.to_bare())
                     .await;
+                if let (Err(e), Some(entry)) = (done, self.resources.get(resource)) {
+                    // A full roster (limits.max_roster_items): the request
+                    // is not sent, and the client learns why.
+                    entry.handle.send(e.reply_to(&stanza.el));
+                }
             }
             return;
         }

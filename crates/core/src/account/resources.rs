@@ -12,17 +12,49 @@ use roost_proto::{ElementExt, StreamError};
 use crate::mailbox::{self, TrySendError};
 
 /// What a session task receives (boxed: a queue's slots are a pointer each).
+/// Stanzas carry their estimated size, weighed once when queued
+/// (`limits/queue_budget.rs`).
 pub enum SessionMsg {
-    Stanza(Box<Element>),
+    Stanza(Box<Element>, u32),
     /// A stanza whose sender's stream management waits until it is
     /// written to this session's connection (c2s/receipts.rs).
-    Receipted(Box<(Element, roost_proto::stanza::Receipt)>),
+    Receipted(Box<(Element, roost_proto::stanza::Receipt)>, u32),
     /// A room's stanza the account forks to several of its sessions: one
     /// tree for all of them, each writing it with its own JID as `to`.
-    Forked(Arc<Element>),
+    Forked(Arc<Element>, u32),
     /// The device of this session registered for push notifications (or
     /// no longer has any): it may hibernate for `resume_timeout_push`.
     PushRegistered(bool),
+}
+
+impl SessionMsg {
+    /// Bytes counted against the session's queue budget.
+    pub fn weight(&self) -> usize {
+        match self {
+            SessionMsg::Stanza(_, w) | SessionMsg::Receipted(_, w) | SessionMsg::Forked(_, w) => {
+                *w as usize
+            }
+            SessionMsg::PushRegistered(_) => 0,
+        }
+    }
+}
+
+fn weigh(el: &Element) -> u32 {
+    u32::try_from(roost_proto::serialize::estimated_len(el)).unwrap_or(u32::MAX)
+}
+
+/// A session's queue: `limits.session_queue` stanzas and
+/// `limits.session_queue_bytes` bytes.
+pub fn session_queue(
+    limits: &crate::config::LimitsConfig,
+) -> (mailbox::Sender<SessionMsg>, mailbox::Receiver<SessionMsg>) {
+    mailbox::weighed_channel(
+        limits.session_queue,
+        mailbox::Weigher {
+            weigh: SessionMsg::weight,
+            max: limits.session_queue_bytes,
+        },
+    )
 }
 
 /// Why a session is closed from outside (boxed for the same reason).
@@ -51,14 +83,18 @@ impl SessionHandle {
     /// Queue a stanza. A session that cannot keep up is closed with
     /// `policy-violation` rather than allowed to grow without bound.
     pub fn send(&self, el: Element) {
-        self.queue(SessionMsg::Stanza(Box::new(el)));
+        let w = weigh(&el);
+        self.queue(SessionMsg::Stanza(Box::new(el), w));
     }
 
     /// Queue a stanza that may carry its sender's receipt, released once
     /// the stanza is written to this session's connection.
     pub fn send_receipted(&self, el: Element, receipt: Option<roost_proto::stanza::Receipt>) {
         match receipt {
-            Some(r) => self.queue(SessionMsg::Receipted(Box::new((el, r)))),
+            Some(r) => {
+                let w = weigh(&el);
+                self.queue(SessionMsg::Receipted(Box::new((el, r)), w))
+            }
             None => self.send(el),
         }
     }
@@ -70,6 +106,7 @@ impl SessionHandle {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
                 crate::counters::SESSION_QUEUE_OVERFLOWS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::limits::hit(crate::limits::Limit::SessionQueue);
                 self.close(StreamError::PolicyViolation, "too many stanzas queued");
             }
         }
@@ -77,7 +114,8 @@ impl SessionHandle {
 
     /// Queue a forked stanza (see `SessionMsg::Forked`).
     pub fn send_forked(&self, el: Arc<Element>) {
-        self.queue(SessionMsg::Forked(el));
+        let w = weigh(&el);
+        self.queue(SessionMsg::Forked(el, w));
     }
 
     pub fn close(&self, err: StreamError, text: &str) {
@@ -153,6 +191,11 @@ pub struct Resources {
 impl Resources {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// Bound resources, hibernating ones included.
+    pub fn len(&self) -> usize {
+        self.list.len()
     }
 
     fn position(&self, resource: &str) -> Result<usize, usize> {

@@ -78,6 +78,14 @@ impl Account {
 
     /// Store an item, update the cache and push it to interested resources.
     pub(super) async fn roster_put(&mut self, item: RosterItem) -> Result<(), StanzaError> {
+        let max = self.server.config.limits.max_roster_items;
+        let items = self.roster_items().await?;
+        if items.len() >= max && !items.contains_key(&item.jid) {
+            // A roster bomb stops here: changes to existing items go on.
+            crate::limits::hit(crate::limits::Limit::RosterItems);
+            return Err(StanzaError::new(Condition::ResourceConstraint)
+                .with_text(format!("the roster is full ({max} items)")));
+        }
         let ver = self
             .server
             .stores

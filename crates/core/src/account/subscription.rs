@@ -52,7 +52,11 @@ impl Account {
     }
 
     /// Outbound subscription presence from one of our sessions.
-    pub(super) async fn outbound_subscription(&mut self, kind: &str, contact: BareJid) {
+    pub(super) async fn outbound_subscription(
+        &mut self,
+        kind: &str,
+        contact: BareJid,
+    ) -> Result<(), roost_proto::StanzaError> {
         let mut item = self
             .roster_item(&contact)
             .await
@@ -100,13 +104,13 @@ impl Account {
                 forward = pending || item.subscription.has_from();
                 item.subscription = Subscription::from_flags(item.subscription.has_to(), false);
             }
-            _ => return,
+            _ => return Ok(()),
         }
         let known = self.roster_item(&contact).await.is_some();
         if item != before && (known || kind == "subscribe" || kind == "subscribed") {
             if let Err(e) = self.roster_put(item).await {
                 tracing::warn!(account = %self.jid, error = %e, "subscription not stored");
-                return;
+                return Err(e);
             }
         }
         if forward {
@@ -117,6 +121,7 @@ impl Account {
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// Inbound subscription presence from a contact.

@@ -19,6 +19,8 @@ use tokio::net::TcpStream;
 use super::bosh::BoshStream;
 use super::tls_stream::TlsStream;
 use super::websocket::WebSocket;
+use crate::limits::shaper::Shaper;
+use crate::limits::{hit, queue_budget, Limit};
 
 /// Bytes read from a TCP or TLS socket at a time. The buffer is on the
 /// stack of the read that uses it, so idle connections hold none.
@@ -125,8 +127,8 @@ impl XmlFraming {
 
 /// One non-blocking read attempt.
 enum Attempt {
-    /// Bytes were read and fed to the parser.
-    Read,
+    /// This many bytes were read and fed to the parser.
+    Read(usize),
     /// End of stream or an I/O error.
     Closed,
     /// Nothing to read yet.
@@ -151,8 +153,9 @@ impl XmlFraming {
             Poll::Ready(Err(_)) => Ok(Attempt::Closed),
             Poll::Ready(Ok(())) if rb.filled().is_empty() => Ok(Attempt::Closed),
             Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
                 self.reader.feed(rb.filled(), out)?;
-                Ok(Attempt::Read)
+                Ok(Attempt::Read(n))
             }
         }
     }
@@ -170,6 +173,8 @@ enum Framing {
 pub struct Connection {
     peer: SocketAddr,
     framing: Framing,
+    /// `limits.stanzas_per_second` and `bytes_per_second` (none when off).
+    shaper: Option<Box<Shaper>>,
 }
 
 impl Connection {
@@ -177,6 +182,7 @@ impl Connection {
     pub fn xml(transport: Transport, peer: SocketAddr, limits: Limits) -> Connection {
         Connection {
             peer,
+            shaper: None,
             framing: Framing::Xml(Box::new(XmlFraming {
                 transport,
                 reader: XmlReader::new(limits),
@@ -189,6 +195,7 @@ impl Connection {
     pub fn websocket(ws: WebSocket, peer: SocketAddr) -> Connection {
         Connection {
             peer,
+            shaper: None,
             framing: Framing::WebSocket(Box::new(ws)),
         }
     }
@@ -197,6 +204,7 @@ impl Connection {
     pub fn bosh(stream: BoshStream, peer: SocketAddr) -> Connection {
         Connection {
             peer,
+            shaper: None,
             framing: Framing::Bosh(Box::new(stream)),
         }
     }
@@ -205,6 +213,7 @@ impl Connection {
     pub fn detached(peer: SocketAddr) -> Connection {
         Connection {
             peer,
+            shaper: None,
             framing: Framing::Detached,
         }
     }
@@ -298,33 +307,81 @@ impl Connection {
         }
     }
 
+    /// Apply the per-stream rates of `[limits]` to what this connection
+    /// reads from now on.
+    pub fn shape(&mut self, limits: &crate::config::LimitsConfig) {
+        self.shaper = Shaper::new(limits);
+    }
+
     /// Wait for input and append the stream events it completes (maybe
     /// none) to `out`. `Ok(false)`: the connection closed, failed, or was
     /// silent for `idle`. `Err`: bad input, to be sent as a stream error.
     /// Cancel-safe: nothing read is lost when the future is dropped.
+    ///
+    /// Reads wait first while the stream is over its rates (`shaper.rs`)
+    /// and while the server's queues are nearly full (`queue_budget.rs`):
+    /// both push back on the client through TCP instead of dropping.
     pub async fn read(
         &mut self,
         idle: Duration,
         out: &mut Vec<StreamEvent>,
     ) -> Result<bool, StreamError> {
+        if let Some(s) = &mut self.shaper {
+            s.ready().await;
+        }
+        if queue_budget::paused() {
+            hit(Limit::QueuedBytesTotal);
+            while queue_budget::paused() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let before = out.len();
+        let (open, bytes) = self.read_framed(idle, out).await?;
+        if let Some(s) = &mut self.shaper {
+            let stanzas = out[before..]
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::Element(_)))
+                .count();
+            // WebSocket and BOSH say nothing of their frames' sizes here:
+            // their stanzas are weighed instead.
+            let bytes = bytes.unwrap_or_else(|| {
+                out[before..]
+                    .iter()
+                    .map(|e| match e {
+                        StreamEvent::Element(el) => roost_proto::serialize::estimated_len(el),
+                        _ => 0,
+                    })
+                    .sum()
+            });
+            s.charge(bytes, stanzas);
+        }
+        Ok(open)
+    }
+
+    /// One read of the framing; the bytes it took when it knows them.
+    async fn read_framed(
+        &mut self,
+        idle: Duration,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(bool, Option<usize>), StreamError> {
         match &mut self.framing {
             Framing::Xml(x) => {
                 let deadline = tokio::time::Instant::now() + idle;
                 loop {
                     match x.try_read(out)? {
-                        Attempt::Read => return Ok(true),
-                        Attempt::Closed => return Ok(false),
+                        Attempt::Read(n) => return Ok((true, Some(n))),
+                        Attempt::Closed => return Ok((false, Some(0))),
                         Attempt::WouldBlock => {}
                     }
                     match tokio::time::timeout_at(deadline, x.transport.readable()).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) | Err(_) => return Ok(false),
+                        Ok(Err(_)) | Err(_) => return Ok((false, Some(0))),
                     }
                 }
             }
-            Framing::WebSocket(ws) => ws.read(idle, out).await,
-            Framing::Bosh(b) => b.read(idle, out).await,
-            Framing::Detached => Ok(false),
+            Framing::WebSocket(ws) => ws.read(idle, out).await.map(|o| (o, None)),
+            Framing::Bosh(b) => b.read(idle, out).await.map(|o| (o, None)),
+            Framing::Detached => Ok((false, Some(0))),
         }
     }
 

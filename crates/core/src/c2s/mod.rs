@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use roost_stream::Limits;
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::Server;
 use conn::{Connection, Transport};
@@ -44,12 +43,12 @@ pub async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     direct_tls: bool,
-    _permit: OwnedSemaphorePermit,
+    _permit: crate::listener::ConnectionPermit,
 ) {
     let _ = tcp.set_nodelay(true);
     let transport = if direct_tls {
         let handshake = tokio::time::timeout(
-            std::time::Duration::from_secs(server.config.limits.auth_timeout),
+            std::time::Duration::from_secs(server.config.limits.handshake_timeout),
             // Boxed: the handshake's state is large and short-lived.
             Box::pin(TlsStream::accept(tcp, server.tls.clone())),
         )
@@ -60,7 +59,10 @@ pub async fn serve_connection(
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
             }
-            Err(_) => return,
+            Err(_) => {
+                crate::limits::hit(crate::limits::Limit::HandshakeTimeout);
+                return;
+            }
         }
     } else {
         Transport::Plain(tcp)
@@ -72,8 +74,9 @@ pub async fn serve_connection(
 }
 
 /// Negotiate and run a session on a connection of any framing.
-pub async fn run(server: Arc<Server>, conn: Connection) {
+pub async fn run(server: Arc<Server>, mut conn: Connection) {
     use tracing::Instrument;
+    conn.shape(&server.config.limits);
     let peer = conn.peer();
     let span = if conn.is_websocket() {
         tracing::info_span!("c2s", %peer, framing = "websocket")

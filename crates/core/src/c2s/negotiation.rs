@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use jid::{BareJid, FullJid};
 use minidom::Element;
-use roost_proto::{ns, Elem, Stanza, StanzaError, StreamError};
+use roost_proto::{ns, Condition, Elem, Stanza, StanzaError, StreamError};
 use roost_sasl::{Hash, SaslError, ScramServer};
 use roost_stream::StreamEvent;
 use tokio::sync::{mpsc, oneshot};
@@ -61,6 +61,18 @@ struct Negotiation<'a> {
     sasl2: Option<Box<sasl2::Request>>,
     /// Elements for the SASL2 `<success/>` (a FAST `<token/>`).
     sasl2_extra: Vec<Element>,
+    /// The client's first stream header arrived; until then the
+    /// connection has `limits.handshake_timeout` from `started`.
+    seen_header: bool,
+    started: tokio::time::Instant,
+}
+
+/// Why binding at the account did not happen.
+enum BindFailure {
+    /// `limits.max_resources` sessions are bound.
+    TooManyResources,
+    /// The account's task ended (shutdown).
+    AccountGone,
 }
 
 enum Outcome {
@@ -82,6 +94,8 @@ pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotia
         header_sent: false,
         sasl2: None,
         sasl2_extra: Vec::new(),
+        seen_header: false,
+        started: tokio::time::Instant::now(),
     };
     let timeout = Duration::from_secs(server.config.limits.auth_timeout);
     let mut shutdown = server.shutdown_signal();
@@ -110,10 +124,28 @@ impl<'a> Negotiation<'a> {
         // The whole negotiation runs under `auth_timeout`, which answers
         // with `connection-timeout`; a read must not time out first.
         let idle = Duration::from_secs(self.server.config.limits.auth_timeout.saturating_mul(2));
+        let header_by =
+            self.started + Duration::from_secs(self.server.config.limits.handshake_timeout);
         let mut events = Vec::new();
         loop {
-            match self.conn.read(idle, &mut events).await {
+            let wait = if self.seen_header {
+                idle
+            } else {
+                header_by.saturating_duration_since(tokio::time::Instant::now())
+            };
+            match self.conn.read(wait, &mut events).await {
                 Ok(true) => {}
+                Ok(false) if !self.seen_header && tokio::time::Instant::now() >= header_by => {
+                    // Slow-read protection: a connection that does not
+                    // start its stream in time ends here, not at auth_timeout.
+                    crate::limits::hit(crate::limits::Limit::HandshakeTimeout);
+                    self.close(
+                        StreamError::ConnectionTimeout,
+                        Some("no stream header in time"),
+                    )
+                    .await;
+                    return None;
+                }
                 Ok(false) => return None,
                 Err(e) => {
                     self.close(e, None).await;
@@ -171,6 +203,7 @@ impl<'a> Negotiation<'a> {
 
     /// RFC 6120 §4.7: answer the header, then advertise what may come next.
     async fn header(&mut self, h: roost_stream::StreamHeader) -> Outcome {
+        self.seen_header = true;
         if let Some(lang) = h.lang.as_deref().filter(|l| l.len() <= 35) {
             self.lang = lang.to_string();
         }
@@ -377,7 +410,13 @@ impl<'a> Negotiation<'a> {
         if !self.write_el(&Element::bare("proceed", ns::TLS)).await {
             return Outcome::Close;
         }
-        match self.conn.starttls(self.server.tls.clone()).await {
+        let limit = Duration::from_secs(self.server.config.limits.handshake_timeout);
+        let handshake = tokio::time::timeout(limit, self.conn.starttls(self.server.tls.clone()));
+        let Ok(done) = handshake.await else {
+            crate::limits::hit(crate::limits::Limit::HandshakeTimeout);
+            return Outcome::Close;
+        };
+        match done {
             Ok(()) => {
                 self.restarted = true;
                 self.header_sent = false;
@@ -806,10 +845,27 @@ impl<'a> Negotiation<'a> {
                 };
             }
         };
-        let Some((handle, rx, kill, _)) = self.bind_at_account(&user, &jid, None).await else {
-            let reply = iq_reply(&iq.el, Err(StanzaError::internal()));
-            self.write_el(&reply).await;
-            return Outcome::Close;
+        let (handle, rx, kill, _) = match self.bind_at_account(&user, &jid, None).await {
+            Ok(bound) => bound,
+            Err(BindFailure::TooManyResources) => {
+                // RFC 6120 §7.6.2.1; the client may close another session
+                // and try again on this stream.
+                let reply = iq_reply(
+                    &iq.el,
+                    Err(StanzaError::new(Condition::ResourceConstraint)
+                        .with_text("too many sessions of this account (limits.max_resources)")),
+                );
+                return if self.write_el(&reply).await {
+                    Outcome::Continue
+                } else {
+                    Outcome::Close
+                };
+            }
+            Err(BindFailure::AccountGone) => {
+                let reply = iq_reply(&iq.el, Err(StanzaError::internal()));
+                self.write_el(&reply).await;
+                return Outcome::Close;
+            }
         };
         let result = Element::bare("bind", ns::BIND)
             .child(Element::bare("jid", ns::BIND).text_node(jid.to_string()));
@@ -846,13 +902,16 @@ impl<'a> Negotiation<'a> {
         user: &BareJid,
         jid: &FullJid,
         inline: Option<crate::account::BindInline>,
-    ) -> Option<(
-        SessionHandle,
-        mailbox::Receiver<SessionMsg>,
-        mailbox::Receiver<crate::account::KillReason>,
-        Vec<(String, String)>,
-    )> {
-        let (tx, rx) = mailbox::channel(self.server.config.limits.session_queue);
+    ) -> Result<
+        (
+            SessionHandle,
+            mailbox::Receiver<SessionMsg>,
+            mailbox::Receiver<crate::account::KillReason>,
+            Vec<(String, String)>,
+        ),
+        BindFailure,
+    > {
+        let (tx, rx) = crate::account::session_queue(&self.server.config.limits);
         let (kill_tx, kill) = mailbox::channel(1);
         let handle = SessionHandle::new(self.server.next_session_id(), jid.clone(), tx, kill_tx);
         let (done_tx, done_rx) = oneshot::channel();
@@ -865,8 +924,11 @@ impl<'a> Negotiation<'a> {
                 reply: done_tx,
             },
         );
-        let rooms = done_rx.await.ok()?;
-        Some((handle, rx, kill, rooms))
+        match done_rx.await {
+            Ok(Some(rooms)) => Ok((handle, rx, kill, rooms)),
+            Ok(None) => Err(BindFailure::TooManyResources),
+            Err(_) => Err(BindFailure::AccountGone),
+        }
     }
 
     /// XEP-0388 §2.6.1 success: resume inline (XEP-0198), or bind inline
@@ -956,8 +1018,10 @@ impl<'a> Negotiation<'a> {
             carbons: bind.carbons,
             rooms: bind.rooms && account_muc,
         };
-        let Some((handle, rx, kill, rooms)) = self.bind_at_account(&user, &jid, Some(inline)).await
+        let Ok((handle, rx, kill, rooms)) = self.bind_at_account(&user, &jid, Some(inline)).await
         else {
+            // Too many sessions (limits.max_resources) or the account's
+            // task is gone: XEP-0388 has no better condition.
             self.write_el(&sasl2::failure("temporary-auth-failure", None))
                 .await;
             return Outcome::Close;

@@ -259,13 +259,13 @@ impl Session {
     /// A message from the account for the client.
     fn incoming_msg(&mut self, msg: SessionMsg) {
         match msg {
-            SessionMsg::Stanza(el) => self.outgoing(*el),
-            SessionMsg::Receipted(b) => {
+            SessionMsg::Stanza(el, _) => self.outgoing(*el),
+            SessionMsg::Receipted(b, _) => {
                 let (el, receipt) = *b;
                 self.outgoing(el);
                 self.written.push(receipt);
             }
-            SessionMsg::Forked(el) => self.outgoing_forked(el),
+            SessionMsg::Forked(el, _) => self.outgoing_forked(el),
             SessionMsg::PushRegistered(on) => self.push = on,
         }
     }

@@ -29,7 +29,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::server::Server;
 
@@ -148,7 +147,7 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// Held by the HTTP connection and, after an upgrade, by the stream
     /// (both hold this `ConnInfo`).
-    _permit: OwnedSemaphorePermit,
+    _permit: crate::listener::ConnectionPermit,
     /// When the connection is cut unless it is still moving data (an
     /// upload extends it, see `extend_deadline`).
     deadline: std::sync::Mutex<tokio::time::Instant>,
@@ -192,7 +191,7 @@ pub async fn serve_connection(
     endpoint: Arc<HttpEndpoint>,
     tcp: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    permit: crate::listener::ConnectionPermit,
 ) {
     let _ = tcp.set_nodelay(true);
     let limit = Duration::from_secs(endpoint.config.request_timeout);

@@ -6,22 +6,57 @@
 //! `listen.proxy65` (XEP-0065). A
 //! listener takes an already bound socket, so tests bind port 0; every
 //! client connection takes one of the `max_connections` permits, shared by all
-//! listeners, and connections beyond it are refused at once.
+//! listeners, and a place among its address's connections
+//! (`limits/per_address.rs`); connections beyond either are refused at once,
+//! with a `policy-violation` stream error on the plain c2s port and HTTP 503
+//! (server full) or 429 (this address) on the plain HTTP port.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::c2s;
 use crate::http::{self, HttpEndpoint};
+use crate::limits::per_address::{AddressGuard, Refusal};
+use crate::limits::{hit, Limit};
 use crate::server::Server;
 
+/// What a client connection holds while it is open: its place in
+/// `limits.max_connections` and among its address's connections.
+pub struct ConnectionPermit {
+    _server: OwnedSemaphorePermit,
+    _address: AddressGuard,
+}
+
+/// How a listener tells a refused client why.
+#[derive(Clone, Copy)]
+enum Refuse {
+    /// RFC 6120 §4.9.1.1: our stream header and a stream error, at once
+    /// (allowed before the client's header).
+    StreamError,
+    /// An HTTP response.
+    Http,
+    /// TLS from the first byte: nothing can be said in clear.
+    Close,
+}
+
 pub async fn serve_c2s(server: Arc<Server>, listener: TcpListener, direct_tls: bool) {
-    accept_loop(server, listener, move |server, tcp, peer, permit| {
-        tokio::spawn(c2s::serve_connection(server, tcp, peer, direct_tls, permit));
-    })
+    let refuse = if direct_tls {
+        Refuse::Close
+    } else {
+        Refuse::StreamError
+    };
+    accept_loop(
+        server,
+        listener,
+        refuse,
+        move |server, tcp, peer, permit| {
+            tokio::spawn(c2s::serve_connection(server, tcp, peer, direct_tls, permit));
+        },
+    )
     .await
 }
 
@@ -89,22 +124,33 @@ async fn accept_each(
 }
 
 pub async fn serve_http(server: Arc<Server>, listener: TcpListener, endpoint: Arc<HttpEndpoint>) {
-    accept_loop(server, listener, move |server, tcp, peer, permit| {
-        tokio::spawn(http::serve_connection(
-            server,
-            endpoint.clone(),
-            tcp,
-            peer,
-            permit,
-        ));
-    })
+    let refuse = if endpoint.is_tls() {
+        Refuse::Close
+    } else {
+        Refuse::Http
+    };
+    accept_loop(
+        server,
+        listener,
+        refuse,
+        move |server, tcp, peer, permit| {
+            tokio::spawn(http::serve_connection(
+                server,
+                endpoint.clone(),
+                tcp,
+                peer,
+                permit,
+            ));
+        },
+    )
     .await
 }
 
 async fn accept_loop(
     server: Arc<Server>,
     listener: TcpListener,
-    spawn: impl Fn(Arc<Server>, TcpStream, SocketAddr, OwnedSemaphorePermit),
+    refuse: Refuse,
+    spawn: impl Fn(Arc<Server>, TcpStream, SocketAddr, ConnectionPermit),
 ) {
     let mut shutdown = server.shutdown_signal();
     loop {
@@ -121,11 +167,71 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = server.connections.clone().try_acquire_owned() else {
+        let Ok(global) = server.connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
-            drop(tcp);
+            hit(Limit::Connections);
+            tell_refused(&server, tcp, refuse, None);
             continue;
+        };
+        let address = match server.addresses.admit(peer.ip()) {
+            Ok(g) => g,
+            Err(why) => {
+                tracing::info!(%peer, ?why, "per-address connection limit; refusing");
+                tell_refused(&server, tcp, refuse, Some(why));
+                continue;
+            }
+        };
+        let permit = ConnectionPermit {
+            _server: global,
+            _address: address,
         };
         spawn(server.clone(), tcp, peer, permit);
     }
+}
+
+/// Tell a refused client why, briefly and without holding a permit, then
+/// close. `why` is `None` when the whole server is full.
+fn tell_refused(server: &Server, mut tcp: TcpStream, refuse: Refuse, why: Option<Refusal>) {
+    let text = match why {
+        None => "the server has too many connections",
+        Some(Refusal::TooMany) => "too many connections from your address",
+        Some(Refusal::TooFast) => "too many new connections from your address",
+    };
+    let answer = match refuse {
+        Refuse::Close => return,
+        Refuse::StreamError => {
+            let mut out = roost_stream::writer::stream_header(
+                &server.config.domain,
+                &roost_proto::id::stream_id(),
+                None,
+                "en",
+            );
+            let condition = match why {
+                None => roost_proto::StreamError::ResourceConstraint,
+                Some(_) => roost_proto::StreamError::PolicyViolation,
+            };
+            out.extend(roost_stream::writer::stream_error(condition, Some(text)));
+            out
+        }
+        Refuse::Http => {
+            // RFC 6585 §4 for one client's excess, RFC 9110 §15.6.4 for a
+            // full server.
+            let status = match why {
+                None => "503 Service Unavailable",
+                Some(_) => "429 Too Many Requests",
+            };
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 10\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes()
+        }
+    };
+    tokio::spawn(async move {
+        let write = async {
+            tcp.write_all(&answer).await?;
+            tcp.shutdown().await
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), write).await;
+    });
 }

@@ -114,6 +114,7 @@ pub async fn create_node(
     let limits = service.limits();
     let count = store.nodes(owner).await.map_err(store_error)?.len();
     if count >= limits.max_nodes {
+        roost_core::limits::hit(roost_core::limits::Limit::Pep);
         return Err(StanzaError::new(Condition::PolicyViolation)
             .with_text(format!("at most {} nodes per account", limits.max_nodes)));
     }
@@ -178,6 +179,7 @@ pub async fn publish_item(
     let limits = service.limits();
     let xml = String::from(&payload);
     if xml.len() > limits.item_bytes(node) {
+        roost_core::limits::hit(roost_core::limits::Limit::Pep);
         return Err(pubsub_error(Condition::NotAcceptable, "payload-too-big"));
     }
     let id = match id {

@@ -153,6 +153,89 @@ impl Settings {
     }
 }
 
+/// The configuration a submitted form asks for, from `current`; fields not
+/// given keep their value, unknown fields are ignored.
+pub(crate) fn apply_form(
+    current: &RoomConfig,
+    service: &MucConfig,
+    form: &Form,
+) -> Result<RoomConfig, StanzaError> {
+    if form.form_type().is_some_and(|t| t != ns::MUC_ROOMCONFIG) {
+        return Err(StanzaError::bad_request("FORM_TYPE must be muc#roomconfig"));
+    }
+    let mut c = current.clone();
+    let mut protected: Option<bool> = None;
+    let mut secret: Option<String> = None;
+    for (var, values) in &form.fields {
+        let v = values.first().map(String::as_str).unwrap_or_default();
+        let flag = || forms::parse_bool(v).ok_or_else(|| bad_value(var));
+        match var.as_str() {
+            "muc#roomconfig_roomname" => c.name = v.trim().chars().take(200).collect(),
+            "muc#roomconfig_roomdesc" => c.description = v.trim().chars().take(1000).collect(),
+            "muc#roomconfig_persistentroom" => c.persistent = flag()?,
+            "muc#roomconfig_publicroom" => c.public = flag()?,
+            "muc#roomconfig_membersonly" => c.members_only = flag()?,
+            "muc#roomconfig_moderatedroom" => c.moderated = flag()?,
+            "muc#roomconfig_changesubject" => c.change_subject = flag()?,
+            "muc#roomconfig_allowinvites" => c.allow_invites = flag()?,
+            "muc#roomconfig_enablearchiving" => c.archiving = flag()?,
+            "muc#roomconfig_passwordprotectedroom" => protected = Some(flag()?),
+            "muc#roomconfig_roomsecret" => secret = Some(v.to_string()),
+            "muc#roomconfig_whois" => {
+                c.whois = match v.trim() {
+                    "moderators" => Whois::Moderators,
+                    "anyone" => Whois::Anyone,
+                    _ => return Err(bad_value(var)),
+                }
+            }
+            "muc#roomconfig_allowpm" => {
+                c.allow_pm = AllowPm::parse(v.trim()).ok_or_else(|| bad_value(var))?
+            }
+            "muc#roomconfig_maxusers" => {
+                c.max_users = match v.trim() {
+                    "none" | "" => service.max_occupants,
+                    n => n.parse::<usize>().map_err(|_| bad_value(var))?,
+                };
+                // §10.1.3: values beyond the service's policy.
+                if c.max_users == 0 || c.max_users > service.max_occupants {
+                    return Err(StanzaError::new(Condition::NotAcceptable)
+                        .with_text(format!("maxusers must be 1 to {}", service.max_occupants)));
+                }
+            }
+            "muc#maxhistoryfetch" | "muc#roomconfig_historylength" => {
+                let n = v.trim().parse::<usize>().map_err(|_| bad_value(var))?;
+                if n > service.max_history {
+                    return Err(
+                        StanzaError::new(Condition::NotAcceptable).with_text(format!(
+                            "history is limited to {} messages",
+                            service.max_history
+                        )),
+                    );
+                }
+                c.history_length = n;
+            }
+            _ => {}
+        }
+    }
+    match (protected, secret) {
+        (Some(false), _) => c.password = None,
+        (Some(true), secret) => {
+            let pw = secret.or(c.password.clone()).unwrap_or_default();
+            // §10.1.3: a password-protected room with a blank password.
+            if pw.is_empty() {
+                return Err(StanzaError::new(Condition::NotAcceptable)
+                    .with_text("a password-protected room needs a password"));
+            }
+            c.password = Some(pw);
+        }
+        (None, Some(secret)) => {
+            c.password = (!secret.is_empty()).then_some(secret);
+        }
+        (None, None) => {}
+    }
+    Ok(c)
+}
+
 const MAXUSERS_CHOICES: [usize; 6] = [10, 20, 30, 50, 100, 200];
 
 fn bad_value(var: &str) -> StanzaError {
@@ -289,88 +372,8 @@ impl Room {
             ))
     }
 
-    /// The configuration a submitted form asks for; fields not given keep
-    /// their value, unknown fields are ignored.
     fn apply_form(&self, form: &Form) -> Result<RoomConfig, StanzaError> {
-        if form.form_type().is_some_and(|t| t != ns::MUC_ROOMCONFIG) {
-            return Err(StanzaError::bad_request("FORM_TYPE must be muc#roomconfig"));
-        }
-        let service = &self.shared.config;
-        let mut c = self.config.clone();
-        let mut protected: Option<bool> = None;
-        let mut secret: Option<String> = None;
-        for (var, values) in &form.fields {
-            let v = values.first().map(String::as_str).unwrap_or_default();
-            let flag = || forms::parse_bool(v).ok_or_else(|| bad_value(var));
-            match var.as_str() {
-                "muc#roomconfig_roomname" => c.name = v.trim().chars().take(200).collect(),
-                "muc#roomconfig_roomdesc" => c.description = v.trim().chars().take(1000).collect(),
-                "muc#roomconfig_persistentroom" => c.persistent = flag()?,
-                "muc#roomconfig_publicroom" => c.public = flag()?,
-                "muc#roomconfig_membersonly" => c.members_only = flag()?,
-                "muc#roomconfig_moderatedroom" => c.moderated = flag()?,
-                "muc#roomconfig_changesubject" => c.change_subject = flag()?,
-                "muc#roomconfig_allowinvites" => c.allow_invites = flag()?,
-                "muc#roomconfig_enablearchiving" => c.archiving = flag()?,
-                "muc#roomconfig_passwordprotectedroom" => protected = Some(flag()?),
-                "muc#roomconfig_roomsecret" => secret = Some(v.to_string()),
-                "muc#roomconfig_whois" => {
-                    c.whois = match v.trim() {
-                        "moderators" => Whois::Moderators,
-                        "anyone" => Whois::Anyone,
-                        _ => return Err(bad_value(var)),
-                    }
-                }
-                "muc#roomconfig_allowpm" => {
-                    c.allow_pm = AllowPm::parse(v.trim()).ok_or_else(|| bad_value(var))?
-                }
-                "muc#roomconfig_maxusers" => {
-                    c.max_users = match v.trim() {
-                        "none" | "" => service.max_occupants,
-                        n => n.parse::<usize>().map_err(|_| bad_value(var))?,
-                    };
-                    // §10.1.3: values beyond the service's policy.
-                    if c.max_users == 0 || c.max_users > service.max_occupants {
-                        return Err(
-                            StanzaError::new(Condition::NotAcceptable).with_text(format!(
-                                "maxusers must be 1 to {}",
-                                service.max_occupants
-                            )),
-                        );
-                    }
-                }
-                "muc#maxhistoryfetch" | "muc#roomconfig_historylength" => {
-                    let n = v.trim().parse::<usize>().map_err(|_| bad_value(var))?;
-                    if n > service.max_history {
-                        return Err(
-                            StanzaError::new(Condition::NotAcceptable).with_text(format!(
-                                "history is limited to {} messages",
-                                service.max_history
-                            )),
-                        );
-                    }
-                    c.history_length = n;
-                }
-                _ => {}
-            }
-        }
-        match (protected, secret) {
-            (Some(false), _) => c.password = None,
-            (Some(true), secret) => {
-                let pw = secret.or(c.password.clone()).unwrap_or_default();
-                // §10.1.3: a password-protected room with a blank password.
-                if pw.is_empty() {
-                    return Err(StanzaError::new(Condition::NotAcceptable)
-                        .with_text("a password-protected room needs a password"));
-                }
-                c.password = Some(pw);
-            }
-            (None, Some(secret)) => {
-                c.password = (!secret.is_empty()).then_some(secret);
-            }
-            (None, None) => {}
-        }
-        Ok(c)
+        apply_form(&self.config, &self.shared.config, form)
     }
 
     /// `muc#owner` requests (§10).

@@ -140,6 +140,15 @@ impl Room {
         {
             // §7.2.9
             Err(StanzaError::service_unavailable().with_text("the room is full"))
+        } else if !same_user && !self.shared.user_rooms.allows(&bare) {
+            // Rooms per user (README "Limits"), as ejabberd answers it.
+            roost_core::limits::hit(roost_core::limits::Limit::RoomsPerUser);
+            Err(
+                StanzaError::new(Condition::ResourceConstraint).with_text(format!(
+                    "you are in too many rooms ({} at most)",
+                    self.shared.config.max_rooms_per_user
+                )),
+            )
         } else {
             Ok(())
         };

@@ -103,6 +103,7 @@ pub(crate) fn time_of(ms: i64) -> SystemTime {
 
 impl Room {
     pub(crate) fn new(shared: Arc<Shared>, env: Env, jid: BareJid, generation: u64) -> Room {
+        let user_rooms = shared.user_rooms.clone();
         let config = RoomConfig::new(&shared.config);
         Room {
             jid,
@@ -116,7 +117,7 @@ impl Room {
             salt: String::new(),
             config,
             affiliations: HashMap::new(),
-            occupants: Occupants::default(),
+            occupants: Occupants::counted(user_rooms),
             subject: None,
             history: History::default(),
             pending_iqs: PendingIqs::default(),
@@ -248,7 +249,7 @@ impl Room {
         self.salt.clear();
         self.config = RoomConfig::new(&self.shared.config);
         self.affiliations.clear();
-        self.occupants = Occupants::default();
+        self.occupants = Occupants::counted(self.shared.user_rooms.clone());
         self.subject = None;
         self.history.clear();
         self.pending_iqs = PendingIqs::default();

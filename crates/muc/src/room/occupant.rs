@@ -17,9 +17,12 @@ use roost_proto::presence::availability;
 use roost_proto::{Elem, ElementExt};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use super::affiliation::Role;
 use super::Room;
 use crate::ns;
+use crate::user_rooms::UserRooms;
 
 /// One real JID in the room under an occupant's nick.
 #[derive(Debug, Clone)]
@@ -73,16 +76,49 @@ impl Occupant {
     }
 }
 
+/// Reports occupants gained and lost to the service's rooms-per-user
+/// count (`user_rooms.rs`); none in unit tests of a room alone.
+#[derive(Default)]
+struct Counted(Option<Arc<UserRooms>>);
+
+impl std::fmt::Debug for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "counted"
+        } else {
+            "uncounted"
+        })
+    }
+}
+
 /// The occupants by nick and by real JID.
 #[derive(Debug, Default)]
 pub(crate) struct Occupants {
+    counted: Counted,
     by_nick: BTreeMap<String, Occupant>,
     by_jid: HashMap<Jid, String>,
     /// Order of presence changes (`OccupantSession::changed`).
     changes: u64,
 }
 
+impl Drop for Occupants {
+    fn drop(&mut self) {
+        if let Some(c) = &self.counted.0 {
+            for o in self.by_nick.values() {
+                c.left(&o.bare);
+            }
+        }
+    }
+}
+
 impl Occupants {
+    /// Occupants counted in the service's rooms per user.
+    pub fn counted(rooms: Arc<UserRooms>) -> Occupants {
+        let mut o = Occupants::default();
+        o.counted = Counted(Some(rooms));
+        o
+    }
+
     pub fn len(&self) -> usize {
         self.by_nick.len()
     }
@@ -126,7 +162,14 @@ impl Occupants {
         for s in &occ.sessions {
             self.by_jid.insert(s.jid.clone(), occ.nick.clone());
         }
-        self.by_nick.insert(occ.nick.clone(), occ);
+        if let Some(c) = &self.counted.0 {
+            c.entered(&occ.bare);
+        }
+        if let Some(replaced) = self.by_nick.insert(occ.nick.clone(), occ) {
+            if let Some(c) = &self.counted.0 {
+                c.left(&replaced.bare);
+            }
+        }
     }
 
     /// Another real JID of the same user joins under an occupant's nick;
@@ -178,6 +221,9 @@ impl Occupants {
         for j in occ.jids() {
             self.by_jid.remove(j);
         }
+        if let Some(c) = &self.counted.0 {
+            c.left(&occ.bare);
+        }
         Some(occ)
     }
 
@@ -188,8 +234,15 @@ impl Occupants {
         }
     }
 
-    pub fn into_occupants(self) -> impl Iterator<Item = Occupant> {
-        self.by_nick.into_values()
+    /// All occupants, leaving (each is counted out of its rooms).
+    pub fn into_occupants(mut self) -> impl Iterator<Item = Occupant> {
+        let all = std::mem::take(&mut self.by_nick);
+        if let Some(c) = &self.counted.0 {
+            for o in all.values() {
+                c.left(&o.bare);
+            }
+        }
+        all.into_values()
     }
 }
 
