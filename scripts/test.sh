@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit and socket integration tests of the
-# Rust workspace, then the third-party client interop tests (slixmpp and
+# Rust workspace, then the hostile-input catalogue (tests/hostile), then the
+# third-party client interop tests (slixmpp and
 # aioxmpp in a virtualenv, xmpp.js with the pinned npm packages, each
 # installed by its script), then the browser test (Converse.js in
 # Debian's headless Chromium over WebSocket; installs chromium and the
@@ -20,6 +21,9 @@ cargo test --workspace --locked
 
 echo "== interop (slixmpp, aioxmpp) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh
+
+echo "== hostile inputs (tests/hostile, with a well-behaved client chatting) =="
+ROOST_BIN="$PWD/target/debug/roost" bash scripts/hostile.sh -q
 
 echo "== interop (xmpp.js over STARTTLS, direct TLS and WebSocket) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop-xmppjs.sh

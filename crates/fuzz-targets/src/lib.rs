@@ -6,6 +6,8 @@
 //! the fuzzer finds. `fuzz/` wraps them for libFuzzer; `tests/corpus.rs`
 //! replays the corpus and past crashes on the stable toolchain.
 
+mod server;
+
 use minidom::Element;
 use roost_proto::ElementExt;
 use roost_stream::{Limits, StreamEvent, XmlReader};
@@ -136,6 +138,15 @@ pub fn room_config(data: &[u8]) {
     }
 }
 
+/// Stanzas sent to a running server by a logged-in client (`server.rs`).
+pub fn server_stanza(data: &[u8]) {
+    if let Some(el) = element(data) {
+        if matches!(el.name(), "message" | "presence" | "iq") && el.ns() == "jabber:client" {
+            server::send(&el);
+        }
+    }
+}
+
 /// A target: a name (its folder under `fuzz/corpus/`) and its function.
 pub type Target = (&'static str, fn(&[u8]));
 
@@ -152,4 +163,5 @@ pub const TARGETS: &[Target] = &[
     ("data_form", data_form),
     ("mam_query", mam_query),
     ("room_config", room_config),
+    ("server_stanza", server_stanza),
 ];

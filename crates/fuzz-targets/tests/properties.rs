@@ -46,7 +46,12 @@ fn namespace() -> impl Strategy<Value = String> {
 
 /// Trees of elements with attributes and mixed text.
 fn element() -> impl Strategy<Value = Element> {
-    let leaf = (name(), namespace(), proptest::collection::btree_map(name(), xml_text(), 0..4), xml_text())
+    let leaf = (
+        name(),
+        namespace(),
+        proptest::collection::btree_map(name(), xml_text(), 0..4),
+        xml_text(),
+    )
         .prop_map(|(n, ns, attrs, text)| {
             let mut e = Element::bare(n, ns);
             for (k, v) in attrs {
@@ -58,8 +63,13 @@ fn element() -> impl Strategy<Value = Element> {
             e
         });
     leaf.prop_recursive(4, 32, 4, |inner| {
-        (name(), namespace(), proptest::collection::vec(inner, 0..4), xml_text()).prop_map(
-            |(n, ns, children, text)| {
+        (
+            name(),
+            namespace(),
+            proptest::collection::vec(inner, 0..4),
+            xml_text(),
+        )
+            .prop_map(|(n, ns, children, text)| {
                 let mut e = Element::bare(n, ns);
                 for c in children {
                     e.append_child(c);
@@ -68,8 +78,7 @@ fn element() -> impl Strategy<Value = Element> {
                     e.append_text_node(text);
                 }
                 e
-            },
-        )
+            })
     })
 }
 

@@ -34,6 +34,10 @@ pub struct StreamHeader {
     pub version: Option<String>,
     pub lang: Option<String>,
     pub id: Option<String>,
+    /// The default namespace the header declares (the content namespace,
+    /// RFC 6120 §4.8.2), when it declares one; over WebSocket and BOSH
+    /// the framing fixes it and this is `None`.
+    pub content_ns: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +62,14 @@ pub struct XmlReader {
     ended: bool,
     /// Last bytes fed, to tell restricted XML from malformed XML on error.
     recent: Vec<u8>,
+    /// Until the stream header is read: its bytes so far, to find the
+    /// namespace declarations rxml resolves away.
+    header: Vec<u8>,
 }
+
+/// The longest stream header (with the XML declaration) accepted; a read
+/// brings at most 8 KiB, so a legitimate first read always fits.
+const MAX_HEADER: usize = 16 * 1024;
 
 /// Input kept between stanzas to classify an error that starts there.
 const IDLE_KEEP: usize = 16;
@@ -87,6 +98,7 @@ impl XmlReader {
             in_stream: false,
             ended: false,
             recent: Vec::new(),
+            header: Vec::new(),
         }
     }
 
@@ -139,6 +151,9 @@ impl XmlReader {
             };
         }
         self.remember(data);
+        if !self.in_stream {
+            self.before_header(data)?;
+        }
         loop {
             match self.parser.parse(&mut data, false) {
                 Ok(Some(ev)) => self.handle(ev, out)?,
@@ -167,6 +182,47 @@ impl XmlReader {
         }
     }
 
+    /// RFC 6120 §4.9.1.2: what comes before the header must start one. A
+    /// stream that starts with anything but `<` (an HTTP request, say) is
+    /// `not-well-formed` at once instead of waiting for a `<` that never
+    /// comes; UTF-16 and other encodings are `unsupported-encoding`
+    /// (§11.6). A header beyond `MAX_HEADER` is a `policy-violation`.
+    fn before_header(&mut self, data: &[u8]) -> Result<(), StreamError> {
+        if self.header.is_empty() {
+            let mut rest = data;
+            // A UTF-8 byte order mark is allowed before the declaration.
+            while let Some((b, tail)) = rest.split_first() {
+                if b.is_ascii_whitespace() || [0xEF, 0xBB, 0xBF].contains(b) {
+                    rest = tail;
+                    continue;
+                }
+                let utf16 = match (b, tail.first()) {
+                    // Byte order marks, and `<` in UTF-16 either way.
+                    (0xFE, Some(0xFF)) | (0xFF, Some(0xFE)) | (0x00, Some(b'<')) => true,
+                    _ => false,
+                };
+                match b {
+                    b'<' if tail.first() == Some(&0x00) => {
+                        return Err(StreamError::UnsupportedEncoding)
+                    }
+                    b'<' => break,
+                    _ if utf16 => return Err(StreamError::UnsupportedEncoding),
+                    _ => return Err(StreamError::NotWellFormed),
+                }
+            }
+            if rest.is_empty() {
+                return Ok(());
+            }
+            self.header.extend_from_slice(rest);
+        } else {
+            self.header.extend_from_slice(data);
+        }
+        if self.header.len() > MAX_HEADER {
+            return Err(StreamError::PolicyViolation);
+        }
+        Ok(())
+    }
+
     fn remember(&mut self, data: &[u8]) {
         const KEEP: usize = 256;
         self.recent
@@ -182,8 +238,17 @@ impl XmlReader {
     /// `not-well-formed`. rxml reports some of the former as plain syntax
     /// errors, so look at what was fed.
     fn classify(&self, e: rxml::Error) -> StreamError {
-        if matches!(e, rxml::Error::RestrictedXml(_)) {
-            return StreamError::RestrictedXml;
+        match e {
+            // A name or attribute value longer than the parser's token
+            // (`MAX_TOKEN`): a size limit (§13.12), not restricted XML.
+            rxml::Error::RestrictedXml("long name or reference") => {
+                return StreamError::PolicyViolation
+            }
+            // §11.6: UTF-8 only.
+            rxml::Error::RestrictedXml("only utf-8 encoding is allowed")
+            | rxml::Error::InvalidUtf8Byte(..) => return StreamError::UnsupportedEncoding,
+            rxml::Error::RestrictedXml(_) => return StreamError::RestrictedXml,
+            _ => {}
         }
         let r = &self.recent;
         let restricted = r.windows(2).enumerate().any(|(i, w)| {
@@ -276,11 +341,37 @@ impl XmlReader {
             lang: attrs
                 .get(&rxml::Namespace::XML, "lang")
                 .map(|s: &String| s.to_string()),
+            content_ns: default_namespace(&self.header),
         };
+        self.header = Vec::new();
         self.in_stream = true;
         out.push(StreamEvent::Header(header));
         Ok(())
     }
+}
+
+/// The value of the first `xmlns='...'` (not `xmlns:prefix`) in the start
+/// tag that `raw` begins with, an XML declaration skipped.
+fn default_namespace(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let start = text.find("<stream")?;
+    let tag = &text[start..];
+    let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+    let mut rest = tag;
+    while let Some(i) = rest.find("xmlns") {
+        let after = rest[i + 5..].trim_start();
+        if let Some(value) = after.strip_prefix('=') {
+            let value = value.trim_start();
+            let quote = value.chars().next()?;
+            if quote != '\'' && quote != '"' {
+                return None;
+            }
+            let body = &value[1..];
+            return body.find(quote).map(|end| body[..end].to_string());
+        }
+        rest = &rest[i + 5..];
+    }
+    None
 }
 
 /// Skip leading whitespace and an XML declaration, which may open a

@@ -31,6 +31,7 @@ pub fn read_message(text: &str, limits: Limits) -> Result<Option<StreamEvent>, S
             version: el.attr("version").map(str::to_string),
             id: el.attr("id").map(str::to_string),
             lang: xml_lang(&el),
+            content_ns: None,
         }))),
         "close" => Ok(Some(StreamEvent::End)),
         _ => Err(StreamError::UnsupportedStanzaType),
@@ -65,6 +66,11 @@ pub fn features(children: &[Element]) -> String {
 
 /// A stream error with its prefix declared; `close()` follows it (§3.6).
 pub fn stream_error(err: StreamError, text: Option<&str>) -> String {
+    stream_error_with(err, text, None)
+}
+
+/// The same with an application-specific condition (RFC 6120 §4.9.4).
+pub fn stream_error_with(err: StreamError, text: Option<&str>, app: Option<&Element>) -> String {
     let mut s = format!(
         "<stream:error xmlns:stream='{}'><{} xmlns='{}'/>",
         ns::STREAM,
@@ -77,6 +83,9 @@ pub fn stream_error(err: StreamError, text: Option<&str>) -> String {
             ns::STREAMS_ERR,
             escape_text(t)
         ));
+    }
+    if let Some(app) = app {
+        s.push_str(&app.to_xml());
     }
     s.push_str("</stream:error>");
     s

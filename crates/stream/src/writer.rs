@@ -39,6 +39,12 @@ pub fn features(children: &[Element]) -> Vec<u8> {
 
 /// A stream error followed by the closing tag (RFC 6120 §4.9.1.1).
 pub fn stream_error(err: StreamError, text: Option<&str>) -> Vec<u8> {
+    stream_error_with(err, text, None)
+}
+
+/// A stream error with an application-specific condition (RFC 6120
+/// §4.9.4), such as XEP-0198's `<handled-count-too-high/>`.
+pub fn stream_error_with(err: StreamError, text: Option<&str>, app: Option<&Element>) -> Vec<u8> {
     let mut s = format!(
         "<stream:error><{} xmlns='{}'/>",
         err.as_str(),
@@ -51,8 +57,12 @@ pub fn stream_error(err: StreamError, text: Option<&str>) -> Vec<u8> {
             escape_text(t)
         ));
     }
-    s.push_str("</stream:error></stream:stream>");
-    s.into_bytes()
+    let mut out = s.into_bytes();
+    if let Some(app) = app {
+        roost_proto::serialize::element_into(app, &mut out);
+    }
+    out.extend_from_slice(b"</stream:error></stream:stream>");
+    out
 }
 
 pub const STREAM_END: &[u8] = b"</stream:stream>";

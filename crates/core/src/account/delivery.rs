@@ -160,7 +160,8 @@ impl Account {
                 crate::limits::hit(crate::limits::Limit::OfflineMessages);
                 self.server.bounce(
                     &stanza,
-                    StanzaError::new(Condition::ResourceConstraint)
+                    // XEP-0160 §2: a full offline store is service-unavailable.
+                    StanzaError::new(Condition::ServiceUnavailable)
                         .with_text("the recipient's offline storage is full"),
                 )
             }
@@ -233,6 +234,13 @@ impl Account {
     }
 
     fn deliver_iq(&self, stanza: Stanza) {
+        const OWN_DATA_IQS: &[&str] = &[
+            roost_proto::ns::ROSTER,
+            roost_proto::ns::MAM,
+            roost_proto::ns::BLOCKING,
+            roost_proto::ns::CARBONS,
+            super::PUSH_NS,
+        ];
         match stanza.to.as_ref().and_then(Jid::resource) {
             Some(res) => match self.resources.get(res.as_str()) {
                 Some(e) => e.handle.send(stanza.el),
@@ -242,6 +250,22 @@ impl Account {
                     .bounce(&stanza, StanzaError::service_unavailable()),
                 None => {}
             },
+            // RFC 6121 §2.3.3, XEP-0313 §8.1 and the like: an account's own
+            // data (roster, archive, block list, carbons, push) is not
+            // another entity's to read or change.
+            None if stanza.is_iq_request()
+                && stanza
+                    .el
+                    .children()
+                    .next()
+                    .is_some_and(|p| OWN_DATA_IQS.iter().any(|n| p.has_ns(*n))) =>
+            {
+                self.server.bounce(
+                    &stanza,
+                    StanzaError::new(Condition::Forbidden)
+                        .with_text("only the account itself may do this"),
+                );
+            }
             // §8.5.2.1.3: the server answers IQs to the bare JID for the account.
             None if stanza.is_iq_request() => {
                 let server = self.server.clone();

@@ -313,12 +313,21 @@ impl Exchange {
 
     fn answer(&self, st: &mut State, held: Held, attrs: &str, payload: &str) {
         let mut all = String::new();
+        let mut with_creation = false;
         if let Some((rid, creation)) = &st.creation {
             if *rid == held.rid {
                 all.push_str(creation);
+                with_creation = true;
             }
         }
-        all.push_str(attrs);
+        if with_creation {
+            // The creation answer declares the `stream` prefix already; a
+            // stream error in it must not declare it twice (not XML).
+            let again = format!(" xmlns:stream='{}'", roost_proto::ns::STREAM);
+            all.push_str(&attrs.replace(&again, ""));
+        } else {
+            all.push_str(attrs);
+        }
         let text = body(&all, payload);
         st.answers.push_back((held.rid, text.clone()));
         while st.answers.len() as u64 > self.params.requests {

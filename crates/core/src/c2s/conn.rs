@@ -435,14 +435,24 @@ impl Connection {
     /// Queue a stream error and the end of the stream (RFC 6120 §4.9.1.1,
     /// RFC 7395 §3.6).
     pub fn queue_stream_error(&mut self, err: StreamError, text: Option<&str>) {
+        self.queue_stream_error_with(err, text, None);
+    }
+
+    /// The same with an application-specific condition (RFC 6120 §4.9.4).
+    pub fn queue_stream_error_with(
+        &mut self,
+        err: StreamError,
+        text: Option<&str>,
+        app: Option<&Element>,
+    ) {
         match &mut self.framing {
-            Framing::Xml(x) => x.out.extend(writer::stream_error(err, text)),
+            Framing::Xml(x) => x.out.extend(writer::stream_error_with(err, text, app)),
             Framing::WebSocket(ws) => {
-                ws.queue(roost_stream::websocket::stream_error(err, text));
+                ws.queue(roost_stream::websocket::stream_error_with(err, text, app));
                 ws.queue(roost_stream::websocket::close());
             }
             Framing::Bosh(b) => {
-                b.queue_stream_error(&roost_stream::websocket::stream_error(err, text));
+                b.queue_stream_error(&roost_stream::websocket::stream_error_with(err, text, app));
             }
             Framing::Detached => {}
         }

@@ -211,6 +211,11 @@ impl<'a> Negotiation<'a> {
         let domain = self.server.config.domain.clone();
         self.conn.queue_header(&domain, &id, &self.lang);
         self.header_sent = true;
+        // RFC 6120 §4.8.2, §4.9.3.10: a client stream's content namespace.
+        if h.content_ns.as_deref().is_some_and(|n| n != ns::CLIENT) {
+            self.close(StreamError::InvalidNamespace, None).await;
+            return Outcome::Close;
+        }
         let to_ok =
             h.to.as_deref()
                 .is_some_and(|t| t.eq_ignore_ascii_case(&domain));

@@ -55,6 +55,9 @@ enum Next {
 }
 
 struct Session {
+    /// An application-specific condition for the stream error that ends
+    /// the session (RFC 6120 §4.9.4), when there is one.
+    error_detail: Option<Box<Element>>,
     server: Arc<Server>,
     jid: FullJid,
     bare: BareJid,
@@ -84,6 +87,7 @@ pub async fn run(server: Arc<Server>, n: Negotiated) {
     } = n;
     server.counters.session_started();
     let mut s = Session {
+        error_detail: None,
         bare: jid.to_bare(),
         jid,
         server: server.clone(),
@@ -379,9 +383,11 @@ impl Session {
             return;
         };
         match &reason {
-            Some((err, text)) => {
-                c.queue_stream_error(*err, (!text.is_empty()).then_some(text.as_str()))
-            }
+            Some((err, text)) => c.queue_stream_error_with(
+                *err,
+                (!text.is_empty()).then_some(text.as_str()),
+                self.error_detail.take().as_deref(),
+            ),
             None => c.queue_end(),
         }
         c.shutdown().await;
@@ -427,9 +433,10 @@ impl Session {
         let previd = m.id.clone().unwrap_or_default();
         if m.ack(h).is_err() {
             conn.queue_element(&sm::failed("unexpected-request", Some(m.handled_in())));
-            conn.queue_stream_error(
+            conn.queue_stream_error_with(
                 StreamError::UndefinedCondition,
                 Some("handled count too high"),
+                Some(&m.too_high(h)),
             );
             tokio::spawn(async move { conn.shutdown().await });
             return false;
@@ -578,6 +585,7 @@ impl Session {
                     )));
                 };
                 if m.ack(h).is_err() {
+                    self.error_detail = Some(Box::new(m.too_high(h)));
                     return Next::Close(Some((
                         StreamError::UndefinedCondition,
                         "handled count too high".into(),
@@ -661,6 +669,21 @@ impl Session {
     }
 
     async fn iq(&mut self, stanza: Stanza) {
+        // RFC 6120 §8.2.3: the four types only; §8.1.3: requests carry an
+        // id. Anything else is a `bad-request` here, routed nowhere.
+        let kind = stanza.type_attr();
+        let typed = matches!(kind, Some("get" | "set" | "result" | "error"));
+        let request = matches!(kind, Some("get" | "set"));
+        if !typed || (request && stanza.el.attr("id").is_none()) {
+            let why = if typed {
+                "an IQ request needs an id"
+            } else {
+                "an IQ is of type get, set, result or error"
+            };
+            let reply = StanzaError::bad_request(why).reply_to(&stanza.el);
+            self.outgoing(reply);
+            return;
+        }
         let to_server = match &stanza.to {
             None => true,
             Some(to) => to.node().is_none() && self.server.is_local_domain(to.domain().as_str()),

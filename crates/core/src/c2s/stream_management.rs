@@ -134,6 +134,15 @@ impl StreamManagement {
     }
 
     /// `h`: the stanzas from the client whose effects are safe.
+    /// XEP-0198 §6 (the stream error's detail): the client acknowledged
+    /// `h` while we had sent fewer.
+    pub fn too_high(&self, h: u32) -> Element {
+        let sent = self.acked_out.wrapping_add(self.unacked.len() as u32);
+        Element::bare("handled-count-too-high", NS)
+            .attr_set("h", h.to_string())
+            .attr_set("send-count", sent.to_string())
+    }
+
     pub fn handled_in(&self) -> u32 {
         self.receipts.h()
     }

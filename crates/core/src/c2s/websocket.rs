@@ -37,6 +37,8 @@ pub struct WebSocket {
     ping_interval: Duration,
     last_input: Instant,
     ping_sent: bool,
+    /// The close code our close frame will carry (RFC 6455 §7.4.1).
+    close_code: CloseCode,
 }
 
 impl WebSocket {
@@ -61,6 +63,7 @@ impl WebSocket {
             ping_interval: ping_interval.max(Duration::from_secs(1)),
             last_input: Instant::now(),
             ping_sent: false,
+            close_code: CloseCode::Normal,
         }
     }
 
@@ -97,7 +100,10 @@ impl WebSocket {
                             Ok(true)
                         }
                         // XMPP travels in text messages only (RFC 7395 §3.2).
-                        Some(Ok(Message::Binary(_))) => Err(StreamError::UnsupportedEncoding),
+                        Some(Ok(Message::Binary(_))) => {
+                            self.close_code = CloseCode::Unsupported;
+                            Err(StreamError::UnsupportedEncoding)
+                        }
                         // Pings are answered by tungstenite at the next read.
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                             Ok(true)
@@ -106,7 +112,12 @@ impl WebSocket {
                         Some(Err(tungstenite::Error::Capacity(_))) => {
                             Err(StreamError::PolicyViolation)
                         }
-                        Some(Err(tungstenite::Error::Utf8(_))) => Err(StreamError::NotWellFormed),
+                        // RFC 6455 §8.1: invalid UTF-8 fails the connection
+                        // with 1007; RFC 6120 §11.6 names the stream error.
+                        Some(Err(tungstenite::Error::Utf8(_))) => {
+                            self.close_code = CloseCode::Invalid;
+                            Err(StreamError::UnsupportedEncoding)
+                        }
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "WebSocket read failed");
                             Ok(false)
@@ -151,7 +162,7 @@ impl WebSocket {
         let ws = Self::stream(&mut self.ws);
         let _ = tokio::time::timeout(CLOSE_WAIT, async {
             let frame = CloseFrame {
-                code: CloseCode::Normal,
+                code: self.close_code,
                 reason: "".into(),
             };
             if ws.close(Some(frame)).await.is_ok() {

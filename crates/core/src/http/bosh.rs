@@ -396,6 +396,7 @@ fn header_event(el: &Element, to: Option<String>) -> StreamEvent {
         version: Some(el.attr_ns(NS_XBOSH, "version").unwrap_or("1.0").to_string()),
         lang: el.attr_ns(ns::XML, "lang").map(str::to_string),
         id: None,
+        content_ns: None,
     })
 }
 

@@ -91,11 +91,27 @@ impl Incoming {
         let first_wait = Duration::from_secs(self.s2s.config.connect_timeout);
         let mut shutdown = self.server.shutdown_signal();
         loop {
-            let header = match st.next(first_wait).await? {
-                StreamEvent::Header(h) => h,
-                _ => {
-                    st.fail(StreamError::NotWellFormed, None).await;
-                    return Err(S2sError::Refused("no stream header".into()));
+            // RFC 6120 §4.9.1.2: an error before or in the peer's header is
+            // still told after a header of ours.
+            let refuse = |e: StreamError| (e, format!("bad stream header: {e:?}"));
+            let bad = match st.next(first_wait).await {
+                Ok(StreamEvent::Header(h))
+                    if h.content_ns.as_deref().is_some_and(|n| n != ns::SERVER) =>
+                {
+                    // §4.8.2, §4.9.3.10: not a server stream.
+                    Err(refuse(StreamError::InvalidNamespace))
+                }
+                Ok(StreamEvent::Header(h)) => Ok(h),
+                Ok(_) => Err(refuse(StreamError::NotWellFormed)),
+                Err(S2sError::Stream(e)) => Err(refuse(e)),
+                Err(e) => return Err(e),
+            };
+            let header = match bad {
+                Ok(h) => h,
+                Err((e, text)) => {
+                    st.open(&self.server.config.domain, None, None).await?;
+                    st.fail(e, None).await;
+                    return Err(S2sError::Refused(text));
                 }
             };
             let Some(to) = header.to.clone().filter(|t| self.server.hosts(t)) else {
@@ -320,21 +336,42 @@ impl Incoming {
         let allowed =
             self.s2s.dialback_allowed() && (st.is_tls() || !self.s2s.config.require_encryption);
         tracing::debug!(peer = %st.peer, %from, %to, "dialback key to verify");
-        let valid = if !allowed {
-            false
+        use super::verify::Verdict;
+        let verdict = if !allowed {
+            None
         } else if self.s2s.tls.proves(&st.peer_certificates(), &from) {
-            true
+            Some(Verdict::Valid)
         } else {
             let key = el.text();
             let s2s = self.s2s.clone();
-            s2s.verify(&self.server, &to, &from, stream_id, key.trim())
-                .await
+            Some(
+                s2s.verify(&self.server, &to, &from, stream_id, key.trim())
+                    .await,
+            )
         };
-        let kind = if valid { "valid" } else { "invalid" };
+        // XEP-0220 §2.5: what could not be checked is an error, not a
+        // verdict: dialback not allowed here (no TLS yet, or certificates
+        // only) is `policy-violation`; an authoritative server nobody
+        // could reach is `remote-server-not-found`.
+        let error = |condition: &str, kind: &str| {
+            format!(
+                "<error type='{kind}'><{condition} xmlns='{}'/></error>",
+                ns::STANZAS
+            )
+        };
+        let (kind, payload) = match verdict {
+            Some(Verdict::Valid) => ("valid", None),
+            Some(Verdict::Invalid) => ("invalid", None),
+            Some(Verdict::Unreachable) => {
+                ("error", Some(error("remote-server-not-found", "cancel")))
+            }
+            None => ("error", Some(error("policy-violation", "modify"))),
+        };
+        let valid = verdict == Some(Verdict::Valid);
         st.send_db(
             "result",
             &[("from", &to), ("to", &from), ("type", kind)],
-            None,
+            payload.as_deref(),
         )
         .await?;
         if valid {

@@ -224,7 +224,7 @@ impl S2s {
         originating: &str,
         stream_id: &str,
         key: &str,
-    ) -> bool {
+    ) -> verify::Verdict {
         let max = server.config.limits.max_stanza_size;
         verify::ask(self, max, receiving, originating, stream_id, key).await
     }

@@ -15,7 +15,17 @@ use super::resolve::Target;
 use super::stream::{S2sError, S2sStream};
 use super::{dialback, S2s};
 
-/// `true` only when the authoritative server says the key is valid.
+/// What the authoritative server said of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Valid,
+    Invalid,
+    /// No authoritative server answered (XEP-0220 §2.5: the receiving
+    /// server then answers with `<remote-server-not-found/>`).
+    Unreachable,
+}
+
+/// `Valid` only when the authoritative server says the key is valid.
 pub(super) async fn ask(
     s2s: &Arc<S2s>,
     max_stanza: usize,
@@ -23,7 +33,7 @@ pub(super) async fn ask(
     originating: &str,
     stream_id: &str,
     key: &str,
-) -> bool {
+) -> Verdict {
     let wait = Duration::from_secs(s2s.config.connect_timeout);
     let attempt = async {
         for target in s2s.resolver.targets(originating).await {
@@ -37,15 +47,18 @@ pub(super) async fn ask(
                 key,
             );
             match r.await {
-                Ok(valid) => return valid,
+                Ok(true) => return Verdict::Valid,
+                Ok(false) => return Verdict::Invalid,
                 Err(e) => {
                     tracing::info!(%originating, addr = %target.addr, error = %e, "dialback verification failed")
                 }
             }
         }
-        false
+        Verdict::Unreachable
     };
-    tokio::time::timeout(wait, attempt).await.unwrap_or(false)
+    tokio::time::timeout(wait, attempt)
+        .await
+        .unwrap_or(Verdict::Unreachable)
 }
 
 async fn try_target(
