@@ -27,6 +27,9 @@ pub struct Server {
     pub connections: Arc<Semaphore>,
     /// Open and new connections per client address (`limits.*_per_ip`).
     pub addresses: Arc<crate::limits::per_address::AddressLimits>,
+    /// The per-stream rates (`limits.stanzas_per_second` and
+    /// `bytes_per_second`); `None` when both are off.
+    pub shaper_rates: Option<Arc<crate::limits::shaper::Rates>>,
     /// XEP-0198 sessions that can be resumed.
     pub sm: crate::c2s::stream_management::Registry,
     /// IQs the server sent and awaits answers for.
@@ -74,6 +77,7 @@ impl Server {
             addresses: Arc::new(crate::limits::per_address::AddressLimits::new(
                 &config.limits,
             )),
+            shaper_rates: crate::limits::shaper::Rates::new(&config.limits),
             router: Router::new(&config.domain),
             config,
             stores,

@@ -60,11 +60,12 @@ pub struct XmlReader {
     stanza_bytes: usize,
     in_stream: bool,
     ended: bool,
-    /// Last bytes fed, to tell restricted XML from malformed XML on error.
-    recent: Vec<u8>,
-    /// Until the stream header is read: its bytes so far, to find the
+    /// Last bytes fed, to tell restricted XML from malformed XML on error;
+    /// until the stream header is read, its first KiB, to find the
     /// namespace declarations rxml resolves away.
-    header: Vec<u8>,
+    recent: Vec<u8>,
+    /// Something other than whitespace arrived for this stream.
+    started: bool,
 }
 
 /// The longest stream header (with the XML declaration) accepted; a read
@@ -98,7 +99,7 @@ impl XmlReader {
             in_stream: false,
             ended: false,
             recent: Vec::new(),
-            header: Vec::new(),
+            started: false,
         }
     }
 
@@ -188,7 +189,7 @@ impl XmlReader {
     /// comes; UTF-16 and other encodings are `unsupported-encoding`
     /// (§11.6). A header beyond `MAX_HEADER` is a `policy-violation`.
     fn before_header(&mut self, data: &[u8]) -> Result<(), StreamError> {
-        if self.header.is_empty() {
+        if !self.started {
             let mut rest = data;
             // A UTF-8 byte order mark is allowed before the declaration.
             while let Some((b, tail)) = rest.split_first() {
@@ -210,25 +211,24 @@ impl XmlReader {
                     _ => return Err(StreamError::NotWellFormed),
                 }
             }
-            if rest.is_empty() {
-                return Ok(());
-            }
-            self.header.extend_from_slice(rest);
-        } else {
-            self.header.extend_from_slice(data);
+            self.started = !rest.is_empty();
         }
-        if self.header.len() > MAX_HEADER {
+        // Before the header, `stanza_bytes` counts the header's bytes.
+        self.stanza_bytes = self.stanza_bytes.saturating_add(data.len());
+        if self.stanza_bytes > MAX_HEADER {
             return Err(StreamError::PolicyViolation);
         }
         Ok(())
     }
 
     fn remember(&mut self, data: &[u8]) {
-        const KEEP: usize = 256;
+        // Before the header: enough for any usual header's start tag (a
+        // longer one is read without its content namespace checked).
+        let keep = if self.in_stream { 256 } else { 1024 };
         self.recent
-            .extend_from_slice(&data[data.len().saturating_sub(KEEP)..]);
-        if self.recent.len() > KEEP {
-            let cut = self.recent.len() - KEEP;
+            .extend_from_slice(&data[data.len().saturating_sub(keep)..]);
+        if self.recent.len() > keep {
+            let cut = self.recent.len() - keep;
             self.recent.drain(..cut);
         }
     }
@@ -341,9 +341,9 @@ impl XmlReader {
             lang: attrs
                 .get(&rxml::Namespace::XML, "lang")
                 .map(|s: &String| s.to_string()),
-            content_ns: default_namespace(&self.header),
+            content_ns: default_namespace(&self.recent),
         };
-        self.header = Vec::new();
+        self.stanza_bytes = 0;
         self.in_stream = true;
         out.push(StreamEvent::Header(header));
         Ok(())

@@ -309,8 +309,8 @@ impl Connection {
 
     /// Apply the per-stream rates of `[limits]` to what this connection
     /// reads from now on.
-    pub fn shape(&mut self, limits: &crate::config::LimitsConfig) {
-        self.shaper = Shaper::new(limits);
+    pub fn shape(&mut self, rates: Option<&std::sync::Arc<crate::limits::shaper::Rates>>) {
+        self.shaper = rates.map(|r| Box::new(Shaper::new(r.clone())));
     }
 
     /// Wait for input and append the stream events it completes (maybe

@@ -76,7 +76,7 @@ pub async fn serve_connection(
 /// Negotiate and run a session on a connection of any framing.
 pub async fn run(server: Arc<Server>, mut conn: Connection) {
     use tracing::Instrument;
-    conn.shape(&server.config.limits);
+    conn.shape(server.shaper_rates.as_ref());
     let peer = conn.peer();
     let span = if conn.is_websocket() {
         tracing::info_span!("c2s", %peer, framing = "websocket")

@@ -45,8 +45,10 @@ pub struct AddressLimits {
 }
 
 /// Held by a connection while it is open; gives its place back on drop.
+/// One pointer: it lives in every connection task's state, exempt ones
+/// included.
 pub struct AddressGuard {
-    slot: Option<(Arc<AddressLimits>, IpAddr)>,
+    slot: Option<Box<(Arc<AddressLimits>, IpAddr)>>,
 }
 
 impl AddressGuard {
@@ -58,7 +60,8 @@ impl AddressGuard {
 
 impl Drop for AddressGuard {
     fn drop(&mut self) {
-        if let Some((limits, key)) = self.slot.take() {
+        if let Some(slot) = self.slot.take() {
+            let (limits, key) = *slot;
             let mut table = limits.lock();
             if let Some(e) = table.get_mut(&key) {
                 e.open = e.open.saturating_sub(1);
@@ -131,7 +134,7 @@ impl AddressLimits {
         }
         e.open += 1;
         Ok(AddressGuard {
-            slot: Some((self.clone(), key)),
+            slot: Some(Box::new((self.clone(), key))),
         })
     }
 
