@@ -131,6 +131,38 @@ impl PostgresStore {
     }
 }
 
+/// Whether `url` is a PostgreSQL connection string this backend can use
+/// (checked without connecting); the reason when not.
+pub fn check_url(url: &str) -> std::result::Result<(), String> {
+    url.parse::<tokio_postgres::Config>()
+        .map(drop)
+        .map_err(|e| format!("not a PostgreSQL URL: {e}"))
+}
+
+/// `url` with its password, if any, replaced by `***`, for printing.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        // postgres://user:password@host/db: the password is between the
+        // first ':' and the last '@' of the part before the path.
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if let Some((userinfo, host)) = authority.rsplit_once('@') {
+            if let Some((user, _)) = userinfo.split_once(':') {
+                return format!("{scheme}://{user}:***@{host}{tail}");
+            }
+        }
+        return url.to_string();
+    }
+    // libpq's key=value form.
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some(("password", _)) => "password=***".to_string(),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 async fn get(pool: &Pool) -> Result<deadpool_postgres::Object> {
     pool.get()
         .await
@@ -185,4 +217,33 @@ fn version_from_db(v: i64) -> Result<u64> {
 /// Counts and sizes are usize in the API and BIGINT in PostgreSQL.
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_url, redact_url};
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://roost:s3cret@127.0.0.1:5432/roost"),
+            "postgres://roost:***@127.0.0.1:5432/roost"
+        );
+        assert_eq!(
+            redact_url("postgres://roost@127.0.0.1/roost"),
+            "postgres://roost@127.0.0.1/roost"
+        );
+        assert_eq!(
+            redact_url("host=/run/postgresql password=s3cret dbname=roost"),
+            "host=/run/postgresql password=*** dbname=roost"
+        );
+    }
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        assert!(check_url("postgres://roost@127.0.0.1/roost").is_ok());
+        assert!(check_url("postgresql://roost@[::1]:5433/roost").is_ok());
+        assert!(check_url("host=/tmp dbname=roost").is_ok());
+        assert!(check_url("mysql://x/y").is_err());
+    }
 }
