@@ -73,9 +73,9 @@ pub trait ArchiveStore: Send + Sync {
         &self,
         owner: &BareJid,
     ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>>;
-    /// How many messages the owner's archive holds (XEP-0059 `<count/>`),
-    /// when the backend keeps that number without scanning the archive;
-    /// `None` when it does not.
+    /// How many messages the owner's archive holds (the XEP-0059 `<count/>`
+    /// of a query without filters), when the backend keeps that number
+    /// without scanning the archive; `None` when it does not.
     async fn archive_count(&self, owner: &BareJid) -> Result<Option<u64>> {
         let _ = owner;
         Ok(None)
