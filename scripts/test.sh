@@ -14,10 +14,12 @@ cd "$(dirname "$0")/.."
 echo "== dependency policy (deny.toml) =="
 python3 scripts/deny-check.py
 
-echo "== cargo test (workspace) =="
+echo "== cargo test (workspace, with a PostgreSQL cluster for the storage tests) =="
 # The crash test (crates/testkit/tests/crash_safety.rs) runs the real binary.
 cargo build --locked -p roost-server --bin roost
-cargo test --workspace --locked
+# The PostgreSQL tests (names containing "postgres") use the cluster of
+# ROOST_TEST_POSTGRES_URL; with CI=true they fail when it is missing.
+bash scripts/with-postgres.sh cargo test --workspace --locked
 
 echo "== interop (slixmpp, aioxmpp) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh

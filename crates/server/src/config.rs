@@ -53,6 +53,71 @@ pub struct Config {
     pub pubsub: roost_pubsub::PubsubConfig,
     /// External components (XEP-0114), `[[component]]` tables.
     pub component: Vec<ComponentConfig>,
+    /// Where accounts, rosters, archives, rooms and nodes are stored.
+    pub storage: StorageConfig,
+}
+
+/// The storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Embedded: `data_dir/roost.sqlite`, nothing to set up.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database at `url`.
+    Postgres,
+}
+
+/// `[storage]`: SQLite in `data_dir` by default, or PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub backend: StorageBackend,
+    /// PostgreSQL connection URL (`postgres://user:password@host:port/db`
+    /// or libpq's `host=... dbname=...`); only with `backend = "postgres"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL connections at most.
+    pub pool_size: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: StorageBackend::Sqlite,
+            url: None,
+            pool_size: roost_store::postgres::DEFAULT_POOL_SIZE,
+        }
+    }
+}
+
+impl StorageConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        match (self.backend, &self.url) {
+            (StorageBackend::Postgres, None) => Err(ConfigError::Invalid {
+                key: "storage.url",
+                message: "backend = \"postgres\" needs the database's URL".into(),
+            }),
+            (StorageBackend::Postgres, Some(url)) => {
+                roost_store::postgres::check_url(url).map_err(|message| ConfigError::Invalid {
+                    key: "storage.url",
+                    message,
+                })
+            }
+            (StorageBackend::Sqlite, Some(_)) => Err(ConfigError::Invalid {
+                key: "storage.url",
+                message: "only used with backend = \"postgres\" (SQLite lives in data_dir)".into(),
+            }),
+            (StorageBackend::Sqlite, None) => Ok(()),
+        }?;
+        if !(1..=1000).contains(&self.pool_size) {
+            return Err(ConfigError::Invalid {
+                key: "storage.pool_size",
+                message: format!("{} is not between 1 and 1000", self.pool_size),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +190,7 @@ impl Default for Config {
             proxy65: Default::default(),
             pubsub: Default::default(),
             component: Vec::new(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -248,6 +314,7 @@ impl Config {
             });
         }
         self.validate_components()?;
+        self.storage.validate()?;
         for a in &self.admins {
             if jid::BareJid::new(a).ok().is_none_or(|j| j.node().is_none()) {
                 return Err(ConfigError::Invalid {
@@ -379,6 +446,12 @@ impl Config {
         let mut effective = self.clone();
         effective.muc.domain = Some(self.muc.service_domain(&self.domain));
         effective.pubsub.domain = Some(self.pubsub.service_domain(&self.domain));
+        // The password, if the URL has one, stays out of the output.
+        effective.storage.url = self
+            .storage
+            .url
+            .as_deref()
+            .map(roost_store::postgres::redact_url);
         toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot print: {e}"))
     }
 }
@@ -446,6 +519,7 @@ mod tests {
             )
         );
         assert!(!cfg.registration.open);
+        assert_eq!(cfg.storage, StorageConfig::default());
     }
 
     #[test]
@@ -539,6 +613,49 @@ dns_server = '127.0.0.53:53'
             .to_string()
             .starts_with("s2s.hosts"));
         assert!(Config::parse("[s2s]\nauthentication = 'password'\n").is_err());
+    }
+
+    #[test]
+    fn storage_defaults_to_sqlite_and_postgres_needs_a_url() {
+        let d = Config::default();
+        assert_eq!(d.storage.backend, StorageBackend::Sqlite);
+        assert_eq!(d.storage.pool_size, 16);
+        assert!(d.to_toml().contains("[storage]\nbackend = \"sqlite\""));
+        let cfg = Config::parse(
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://roost:s3cret@127.0.0.1/roost\"\npool_size = 4\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.storage.backend, StorageBackend::Postgres);
+        assert_eq!(cfg.storage.pool_size, 4);
+        let printed = cfg.to_toml();
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(
+            printed.contains("postgres://roost:***@127.0.0.1/roost"),
+            "{printed}"
+        );
+        for (bad, key) in [
+            ("[storage]\nbackend = \"postgres\"\n", "storage.url"),
+            ("[storage]\nurl = \"postgres://h/db\"\n", "storage.url"),
+            (
+                "[storage]\nbackend = \"postgres\"\nurl = \"mysql://h/db\"\n",
+                "storage.url",
+            ),
+            (
+                "[storage]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\npool_size = 0\n",
+                "storage.pool_size",
+            ),
+        ] {
+            let e = Config::parse(bad)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(key), "{bad}: {e}");
+        }
+        assert!(Config::parse("[storage]\nbackend = \"mysql\"\n").is_err());
+        let e = Config::parse("[storage]\npool = 3\n").unwrap_err();
+        assert!(e.contains("pool"), "{e}");
     }
 
     #[test]

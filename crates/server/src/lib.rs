@@ -5,6 +5,7 @@ pub mod bookmark_rooms;
 pub mod config;
 pub mod counters_log;
 pub mod listen;
+pub mod migrate;
 pub mod modules;
 pub mod start;
 pub mod xeps;

@@ -1,5 +1,6 @@
 //! `roost`: the command line. `serve` runs the server; `user` manages
-//! accounts on the same data (also while the server runs); `check-config`
+//! accounts on the same data (also while the server runs); `storage
+//! migrate` copies a SQLite database into PostgreSQL; `check-config`
 //! validates and prints the effective configuration.
 
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use jid::BareJid;
-use roost_server::config::Config;
+use roost_server::config::{Config, StorageBackend};
 
 /// jemalloc instead of glibc's malloc: a groupchat fan-out allocates and
 /// frees a few small blocks per delivery on different threads, where
@@ -52,6 +53,32 @@ enum Command {
     CheckConfig {
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Storage maintenance.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageCommand {
+    /// Copy everything from a SQLite database into an empty PostgreSQL
+    /// database, in one transaction. Stop the server first.
+    Migrate {
+        /// The source, `sqlite:PATH`; default: data_dir/roost.sqlite of the
+        /// configuration.
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: Option<String>,
+        /// The target, `postgres:URL`; default: `[storage] url` of the
+        /// configuration when its backend is "postgres".
+        #[arg(long, value_name = "postgres:URL")]
+        to: Option<String>,
+        /// Replace whatever the target database holds.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -105,7 +132,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User { command, config } => user(command, config),
+        Command::Storage { command, config } => storage(command, config),
     }
+}
+
+fn storage(command: StorageCommand, config: ConfigArg) -> anyhow::Result<()> {
+    let StorageCommand::Migrate { from, to, force } = command;
+    let cfg = Config::load(config.config.as_deref())?;
+    let from = match from {
+        Some(arg) => roost_server::migrate::parse_source(&arg)?,
+        None => cfg.database_path(),
+    };
+    let to = match (to, &cfg.storage.url) {
+        (Some(arg), _) => roost_server::migrate::parse_target(&arg)?,
+        (None, Some(url)) if cfg.storage.backend == StorageBackend::Postgres => url.clone(),
+        (None, _) => bail!("--to postgres:URL is needed ([storage] names no PostgreSQL database)"),
+    };
+    println!(
+        "copying sqlite:{} to postgres:{}",
+        from.display(),
+        roost_store::postgres::redact_url(&to)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let counts = rt.block_on(roost_server::migrate::migrate(&from, &to, force))?;
+    print!("{counts}");
+    println!(
+        "copied {} rows in {:.1} s",
+        counts.total(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn init_logging(cfg: &Config) {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use roost_core::Server;
-use roost_store::{SqliteStore, Stores};
+use roost_store::{PostgresStore, SqliteStore, Stores};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
 use crate::listen::bind_all;
 use crate::modules;
 
@@ -39,11 +39,31 @@ impl Running {
     }
 }
 
+/// The stores of the configured backend (`[storage]`), schema brought up
+/// to date.
 pub async fn open_stores(cfg: &Config) -> anyhow::Result<Stores> {
-    let store = SqliteStore::open(&cfg.database_path())
-        .await
-        .with_context(|| format!("opening {}", cfg.database_path().display()))?;
-    Ok(Stores::from_backend(Arc::new(store)))
+    match (cfg.storage.backend, &cfg.storage.url) {
+        (StorageBackend::Postgres, Some(url)) => {
+            let store = PostgresStore::open(url, cfg.storage.pool_size)
+                .await
+                .with_context(|| {
+                    format!(
+                        "opening PostgreSQL at {}",
+                        roost_store::postgres::redact_url(url)
+                    )
+                })?;
+            Ok(Stores::from_backend(Arc::new(store)))
+        }
+        (StorageBackend::Postgres, None) => {
+            anyhow::bail!("storage.url: backend = \"postgres\" needs the database's URL")
+        }
+        (StorageBackend::Sqlite, _) => {
+            let store = SqliteStore::open(&cfg.database_path())
+                .await
+                .with_context(|| format!("opening {}", cfg.database_path().display()))?;
+            Ok(Stores::from_backend(Arc::new(store)))
+        }
+    }
 }
 
 pub async fn start(cfg: &Config) -> anyhow::Result<Running> {

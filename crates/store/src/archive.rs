@@ -73,6 +73,13 @@ pub trait ArchiveStore: Send + Sync {
         &self,
         owner: &BareJid,
     ) -> Result<Option<(ArchivedMessage, ArchivedMessage)>>;
+    /// How many messages the owner's archive holds (the XEP-0059 `<count/>`
+    /// of a query without filters), when the backend keeps that number
+    /// without scanning the archive; `None` when it does not.
+    async fn archive_count(&self, owner: &BareJid) -> Result<Option<u64>> {
+        let _ = owner;
+        Ok(None)
+    }
     /// Delete every message older than `stamp_ms` (retention); returns how many.
     async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64>;
     /// Delete an owner's whole archive.

@@ -3,7 +3,9 @@
 //!
 //! Each check is a generic async fn; `backend_tests!` turns the list into one
 //! `#[tokio::test]` per check inside a module per backend, each on a fresh
-//! store.
+//! store. The PostgreSQL checks run against the database named by
+//! `ROOST_TEST_POSTGRES_URL` (scripts/with-postgres.sh), each in a schema of
+//! its own.
 
 use crate::{
     AccountStore, ArchiveQuery, ArchiveStore, ArchivedMessage, OfflineStore, PrivateStore,
@@ -136,6 +138,38 @@ async fn archive_replaces_a_message_in_place<B: Backend>(b: &B) {
     assert!(page.messages[0].xml.contains("<body>0</body>"));
     let theirs = b.query_archive(&other, &q).await.unwrap().unwrap();
     assert!(theirs.messages[0].xml.contains("<body>1</body>"));
+}
+
+/// A backend that keeps a message count keeps it exact: duplicates are not
+/// counted, and purges and removals take their rows off.
+async fn archive_counts_follow_inserts_and_deletes<B: Backend>(b: &B) {
+    let owner = jid("owner@example.com");
+    let other = jid("other@example.com");
+    if b.archive_count(&owner).await.unwrap().is_none() {
+        return;
+    }
+    assert_eq!(b.archive_count(&owner).await.unwrap(), Some(0));
+    for i in 0..10 {
+        b.archive_queued(&owner, archived(i, "a@example.com"));
+    }
+    b.archive_queued(&owner, archived(3, "a@example.com"));
+    b.archive(&other, &archived(20, "a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(b.archive_count(&owner).await.unwrap(), Some(10));
+    assert_eq!(b.archive_count(&other).await.unwrap(), Some(1));
+    assert_eq!(b.purge_archive_before(4_000).await.unwrap(), 4);
+    assert_eq!(b.archive_count(&owner).await.unwrap(), Some(6));
+    assert_eq!(b.archive_count(&other).await.unwrap(), Some(1));
+    b.remove_archive(&owner).await.unwrap();
+    assert_eq!(b.archive_count(&owner).await.unwrap(), Some(0));
+    b.archive(&owner, &archived(30, "a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(b.archive_count(&owner).await.unwrap(), Some(1));
+    b.create_account(&other, &creds(1)).await.unwrap();
+    assert!(b.remove_account(&other).await.unwrap());
+    assert_eq!(b.archive_count(&other).await.unwrap(), Some(0));
 }
 
 /// Run futures concurrently on the current task (no extra dependency).
@@ -1205,8 +1239,9 @@ async fn pubsub_subscriptions_go_with_the_account<B: Backend>(b: &B) {
 }
 
 /// One `#[tokio::test]` per check, each on a fresh store from the
-/// invoking module's `make()`, which returns a guard to keep alive and the
-/// store.
+/// invoking module's `make(test_name)`, which returns a guard to keep alive
+/// and the store, or `None` when the backend is not available here (it
+/// says so itself).
 macro_rules! backend_tests {
     () => {
         backend_tests!(@
@@ -1227,6 +1262,7 @@ macro_rules! backend_tests {
             archive_keeps_a_stanza_id_once_and_takes_concurrent_writers,
             archive_queued_rows_are_seen_by_later_queries_in_order,
             archive_replaces_a_message_in_place,
+            archive_counts_follow_inserts_and_deletes,
             muc_room_lifecycle,
             muc_rooms_by_service,
             muc_affiliations_set_replace_remove,
@@ -1241,7 +1277,9 @@ macro_rules! backend_tests {
         $(
             #[tokio::test]
             async fn $check() {
-                let (_guard, store) = make().await;
+                let Some((_guard, store)) = make(stringify!($check)).await else {
+                    return;
+                };
                 super::super::$check(&store).await;
             }
         )*
@@ -1251,8 +1289,8 @@ macro_rules! backend_tests {
 mod memory {
     use crate::memory::MemoryStore;
 
-    async fn make() -> ((), MemoryStore) {
-        ((), MemoryStore::new())
+    async fn make(_test: &str) -> Option<((), MemoryStore)> {
+        Some(((), MemoryStore::new()))
     }
 
     mod checks {
@@ -1270,10 +1308,10 @@ mod sqlite {
 
     /// A store on a file in a fresh directory; the parent directory does not
     /// exist yet, so `open` must create it.
-    async fn make() -> (TempDir, SqliteStore) {
+    async fn make(_test: &str) -> Option<(TempDir, SqliteStore)> {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SqliteStore::open(&db_path(&dir)).await.expect("open");
-        (dir, store)
+        Some((dir, store))
     }
 
     fn db_path(dir: &TempDir) -> PathBuf {
@@ -1421,7 +1459,7 @@ mod sqlite {
     /// The CLI writes while the server holds the database open.
     #[tokio::test]
     async fn two_connections_share_the_file() {
-        let (dir, server) = make().await;
+        let (dir, server) = make("").await.expect("sqlite store");
         let cli = SqliteStore::open(&db_path(&dir))
             .await
             .expect("second open");
@@ -1445,11 +1483,202 @@ mod sqlite {
     #[tokio::test]
     async fn new_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
-        let (dir, _store) = make().await;
+        let (dir, _store) = make("").await.expect("sqlite store");
         let mode = std::fs::metadata(db_path(&dir))
             .expect("metadata")
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+    }
+}
+
+mod postgres {
+    use super::{creds, item, jid, roster_sorted};
+    use crate::postgres::migrations::MIGRATIONS;
+    use crate::postgres::testing::{scratch_store, test_url, Scratch};
+    use crate::postgres::PostgresStore;
+    use crate::{
+        AccountStore, ArchiveQuery, ArchiveStore, MucStore, OfflineStore, PrivateStore,
+        PubsubStore, RosterStore,
+    };
+
+    async fn make(test: &str) -> Option<(Scratch, PostgresStore)> {
+        scratch_store(&format!("postgres::{test}")).await
+    }
+
+    mod checks {
+        use super::make;
+        backend_tests!();
+    }
+
+    /// Reopening finds the schema current (migrations would fail on
+    /// CREATE TABLE if run again) and the data in place.
+    #[tokio::test]
+    async fn postgres_data_survives_reopen() {
+        let Some(url) = test_url("postgres_data_survives_reopen") else {
+            return;
+        };
+        let (_scratch, config) = Scratch::new(&url).await;
+        let alice = jid("alice@a.example");
+        let rich = item("bob@b.example", Some("Bob ✓"), &["Friends", "日本"]);
+        let store = PostgresStore::open_config(config.clone(), 2)
+            .await
+            .expect("open");
+        assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len());
+        store.create_account(&alice, &creds(7)).await.unwrap();
+        let version = store.put_roster_item(&alice, &rich).await.unwrap();
+        store.push_offline(&alice, "<message/>", 10).await.unwrap();
+        store
+            .set_private(&alice, "vcard-temp", Some("<vCard/>"))
+            .await
+            .unwrap();
+        store
+            .archive(&alice, &super::archived(1, "bob@b.example/x"))
+            .await
+            .unwrap();
+        store
+            .put_room(&jid("room@chat.example"), true, "x")
+            .await
+            .unwrap();
+        store.create_node(&alice, "n", "<x/>").await.unwrap();
+        let offline = store.offline(&alice).await.unwrap();
+        drop(store);
+        for _ in 0..2 {
+            let store = PostgresStore::open_config(config.clone(), 2)
+                .await
+                .expect("reopen");
+            assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len());
+            assert_eq!(store.credentials(&alice).await.unwrap(), Some(creds(7)));
+            assert_eq!(
+                roster_sorted(&store, &alice).await,
+                (version, vec![rich.clone()])
+            );
+            assert_eq!(store.offline(&alice).await.unwrap(), offline);
+            assert_eq!(
+                store
+                    .get_private(&alice, "vcard-temp")
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some("<vCard/>")
+            );
+            let page = store
+                .query_archive(
+                    &alice,
+                    &ArchiveQuery {
+                        max: 10,
+                        ..ArchiveQuery::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(page.messages.len(), 1);
+            assert!(store
+                .room(&jid("room@chat.example"))
+                .await
+                .unwrap()
+                .is_some());
+            assert_eq!(store.nodes(&alice).await.unwrap().len(), 1);
+        }
+    }
+
+    /// Servers starting together on a new database: one migrates, the
+    /// others wait for it and find the schema current.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_opens_migrate_once() {
+        let Some(url) = test_url("postgres_concurrent_opens_migrate_once") else {
+            return;
+        };
+        let (_scratch, config) = Scratch::new(&url).await;
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let config = config.clone();
+                tokio::spawn(async move { PostgresStore::open_config(config, 1).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open.await.expect("task").expect("open");
+            assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len());
+        }
+    }
+
+    /// A database migrated by a newer build is refused, not damaged.
+    #[tokio::test]
+    async fn postgres_refuses_a_newer_schema() {
+        let Some(url) = test_url("postgres_refuses_a_newer_schema") else {
+            return;
+        };
+        let (_scratch, config) = Scratch::new(&url).await;
+        let store = PostgresStore::open_config(config.clone(), 1)
+            .await
+            .expect("open");
+        let next = i32::try_from(MIGRATIONS.len() + 1).unwrap();
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .execute("INSERT INTO schema_version (version) VALUES ($1)", &[&next])
+            .await
+            .unwrap();
+        drop(store);
+        let err = PostgresStore::open_config(config, 1).await.unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// Concurrent pushes for one account stop at the limit together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_offline_pushes_respect_the_limit() {
+        let Some((_scratch, store)) =
+            scratch_store("postgres_concurrent_offline_pushes_respect_the_limit").await
+        else {
+            return;
+        };
+        let alice = jid("alice@a.example");
+        let pushes: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                let alice = alice.clone();
+                tokio::spawn(async move {
+                    store
+                        .push_offline(&alice, &format!("<message id='{i}'/>"), 10)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut stored = 0;
+        for p in pushes {
+            stored += usize::from(p.await.unwrap());
+        }
+        assert_eq!(stored, 10);
+        assert_eq!(store.offline(&alice).await.unwrap().len(), 10);
+    }
+
+    /// Concurrent publishers to one node keep it at its maximum.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_publishers_keep_max_items() {
+        let Some((_scratch, store)) =
+            scratch_store("postgres_concurrent_publishers_keep_max_items").await
+        else {
+            return;
+        };
+        let owner = jid("owner@a.example");
+        store.create_node(&owner, "n", "").await.unwrap();
+        let pubs: Vec<_> = (0..30)
+            .map(|i| {
+                let store = store.clone();
+                let owner = owner.clone();
+                tokio::spawn(async move {
+                    store
+                        .publish_item(&owner, "n", &super::pub_item(&format!("i{i}"), i), 5)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for p in pubs {
+            assert!(p.await.unwrap().is_some());
+        }
+        assert_eq!(store.items(&owner, "n", None).await.unwrap().len(), 5);
     }
 }

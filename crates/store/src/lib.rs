@@ -1,6 +1,6 @@
 //! Storage behind traits (ARCHITECTURE.md "store"): feature code sees only
-//! these traits; `sqlite` is the embedded backend, `memory` serves tests, and
-//! a PostgreSQL backend can be added beside them without touching features.
+//! these traits; `sqlite` is the embedded backend, `postgres` the one for
+//! larger and clustered deployments, `memory` serves tests.
 //!
 //! Durability rule (issue "server core"): every write a client is told about
 //! is committed before the call returns.
@@ -8,8 +8,10 @@
 pub mod archive;
 pub mod memory;
 pub mod muc;
+pub mod postgres;
 pub mod pubsub;
 pub mod sqlite;
+pub mod transfer;
 pub mod types;
 
 #[cfg(test)]
@@ -22,6 +24,7 @@ use std::sync::Arc;
 pub use archive::{ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage};
 pub use memory::MemoryStore;
 pub use muc::{MucAffiliation, MucStore, StoredAffiliation, StoredRoom, StoredSubject};
+pub use postgres::PostgresStore;
 pub use pubsub::{PubsubStore, StoredItem, StoredNode, StoredNodeAffiliation, StoredSubscription};
 pub use sqlite::SqliteStore;
 pub use types::*;

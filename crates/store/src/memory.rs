@@ -350,6 +350,13 @@ impl ArchiveStore for MemoryStore {
             .and_then(|a| Some((a.first()?.clone(), a.last()?.clone()))))
     }
 
+    async fn archive_count(&self, owner: &BareJid) -> Result<Option<u64>> {
+        let inner = self.lock()?;
+        Ok(Some(
+            inner.archives.get(owner).map_or(0, |a| a.len() as u64),
+        ))
+    }
+
     async fn purge_archive_before(&self, stamp_ms: i64) -> Result<u64> {
         let mut inner = self.lock()?;
         let mut n = 0u64;

@@ -10,6 +10,7 @@
 
 mod accounts;
 mod archive;
+mod export;
 mod group_commit;
 pub(crate) mod migrations;
 mod muc;
