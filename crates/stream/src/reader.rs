@@ -163,7 +163,7 @@ impl XmlReader {
                     return Ok(());
                 }
                 Err(rxml::error::EndOrError::NeedMoreData) => {
-                    if self.stack.is_empty() {
+                    if self.stack.is_empty() && self.in_stream {
                         // Between stanzas: most streams now wait a long
                         // time, so give back the parser's token buffer and
                         // keep only a little context for error reports.
@@ -437,6 +437,27 @@ mod tests {
             StreamEvent::Element(e) => assert!(e.has_child("ping", "urn:xmpp:ping")),
             other => panic!("{other:?}"),
         }
+        // The content namespace is found however the header arrives.
+        match &evs[0] {
+            StreamEvent::Header(h) => assert_eq!(h.content_ns.as_deref(), Some(ns::CLIENT)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn what_comes_before_the_header_must_start_one() {
+        let err = |input: &[u8]| XmlReader::new(Limits::default()).feed(input, &mut Vec::new());
+        assert_eq!(err(b"GET / HTTP/1.1\r\n"), Err(StreamError::NotWellFormed));
+        assert_eq!(err(b"\xff\xfe<\x00"), Err(StreamError::UnsupportedEncoding));
+        assert_eq!(err(b"<\x00s\x00"), Err(StreamError::UnsupportedEncoding));
+        assert_eq!(err(b"<?xml version='1.0'?>"), Ok(()));
+        let mut r = XmlReader::new(Limits::default());
+        let mut out = Vec::new();
+        r.feed(b"<stream:stream xmlns='jabber:client' x='", &mut out)
+            .unwrap();
+        let pad = vec![b'a'; 8 * 1024];
+        r.feed(&pad, &mut out).unwrap();
+        assert_eq!(r.feed(&pad, &mut out), Err(StreamError::PolicyViolation));
     }
 
     #[test]
