@@ -124,6 +124,7 @@ fn payload<'e>(
         return Err(modify("invalid-payload"));
     }
     if payload.to_xml().len() > cfg.max_payload_size {
+        roost_core::limits::hit(roost_core::limits::Limit::Pubsub);
         return Err(pubsub_error(Condition::NotAcceptable, "payload-too-big"));
     }
     Ok(Some(payload))

@@ -397,3 +397,48 @@ async fn a_session_that_does_not_read_is_closed_when_its_queue_bytes_are_full() 
     assert_eq!(r.attr("type"), Some("result"));
     drop(sink);
 }
+
+#[tokio::test]
+async fn an_oversized_stanza_and_a_full_room_are_counted() {
+    use roost_core::limits::{hits, Limit};
+    let s = roost_testkit::muc::server_with(|c| c.limits.max_stanza_size = 4096).await;
+    s.user("big").await;
+    s.user("owner").await;
+    s.user("late").await;
+    let before = hits(Limit::StanzaSize);
+    let mut c = s.login("big", "r").await;
+    let pad = "x".repeat(8192);
+    c.send(&format!(
+        "<message to='owner@localhost'><body>{pad}</body></message>"
+    ))
+    .await;
+    assert_eq!(c.conn.stream_error().await, "policy-violation");
+    assert!(hits(Limit::StanzaSize) > before);
+    // A room of one: the second occupant is refused (XEP-0045 §7.2.9).
+    let mut o = s.login("owner", "r").await;
+    let r = room("full");
+    o.send(&format!(
+        "<presence to='{r}/owner'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    o.expect("join", |e| {
+        e.name() == "presence" && e.attr("from") == Some(format!("{r}/owner").as_str())
+    })
+    .await;
+    let form = "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field><field var='muc#roomconfig_maxusers'><value>1</value></field></x></query>";
+    let res = o.iq("set", Some(&r), form).await;
+    assert_eq!(res.attr("type"), Some("result"), "{res:?}");
+    let full = hits(Limit::RoomOccupants);
+    let mut l = s.login("late", "r").await;
+    l.send(&format!(
+        "<presence to='{r}/late'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    let p = l
+        .expect("refusal", |e| {
+            e.name() == "presence" && e.attr("from") == Some(format!("{r}/late").as_str())
+        })
+        .await;
+    assert_eq!(error_condition(&p).as_deref(), Some("service-unavailable"));
+    assert!(hits(Limit::RoomOccupants) > full);
+}

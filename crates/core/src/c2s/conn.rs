@@ -336,7 +336,15 @@ impl Connection {
             }
         }
         let before = out.len();
-        let (open, bytes) = self.read_framed(idle, out).await?;
+        let (open, bytes) = match self.read_framed(idle, out).await {
+            Ok(r) => r,
+            Err(e) => {
+                if e == StreamError::PolicyViolation {
+                    hit(Limit::StanzaSize);
+                }
+                return Err(e);
+            }
+        };
         if let Some(s) = &mut self.shaper {
             let stanzas = out[before..]
                 .iter()

@@ -109,6 +109,7 @@ pub async fn negotiate(server: &Arc<Server>, conn: Connection) -> Option<Negotia
     match result {
         Ok(r) => r,
         Err(_) => {
+            crate::limits::hit(crate::limits::Limit::AuthTimeout);
             n.close(
                 StreamError::ConnectionTimeout,
                 Some("authentication took too long"),

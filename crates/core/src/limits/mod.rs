@@ -54,10 +54,25 @@ pub enum Limit {
     Pep,
     /// `limits.max_resources`: resource binding refused.
     Resources,
+    /// `limits.max_stanza_size` (and the parser's depth and token sizes):
+    /// a stream closed with `policy-violation`.
+    StanzaSize,
+    /// `limits.auth_timeout`: not authenticated and bound in time.
+    AuthTimeout,
+    /// `muc.max_occupants` (a room's `maxusers`): a join refused.
+    RoomOccupants,
+    /// `upload.max_file_size` and `upload.quota`.
+    Upload,
+    /// `pubsub.max_payload_size` and `pubsub.max_nodes_per_user`.
+    Pubsub,
+    /// `proxy65.max_streams_per_user`.
+    Proxy65,
+    /// `s2s.max_incoming`, `s2s.max_outgoing` and `s2s.max_queue`.
+    S2s,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 20] = [
         Limit::Connections,
         Limit::ConnectionsPerAddress,
         Limit::ConnectionRate,
@@ -71,6 +86,13 @@ impl Limit {
         Limit::MamPage,
         Limit::Pep,
         Limit::Resources,
+        Limit::StanzaSize,
+        Limit::AuthTimeout,
+        Limit::RoomOccupants,
+        Limit::Upload,
+        Limit::Pubsub,
+        Limit::Proxy65,
+        Limit::S2s,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +110,13 @@ impl Limit {
             Limit::MamPage => "mam_page",
             Limit::Pep => "pep",
             Limit::Resources => "resources",
+            Limit::StanzaSize => "stanza_size",
+            Limit::AuthTimeout => "auth_timeout",
+            Limit::RoomOccupants => "room_occupants",
+            Limit::Upload => "upload",
+            Limit::Pubsub => "pubsub",
+            Limit::Proxy65 => "proxy65",
+            Limit::S2s => "s2s",
         }
     }
 }

@@ -238,11 +238,13 @@ impl Proxy65 {
                 }
                 ActivationError::AlreadyActive => StanzaError::new(Condition::NotAllowed)
                     .with_text("the stream is already active"),
-                ActivationError::TooManyStreams => StanzaError::new(Condition::ResourceConstraint)
-                    .with_text(format!(
+                ActivationError::TooManyStreams => {
+                    crate::limits::hit(crate::limits::Limit::Proxy65);
+                    StanzaError::new(Condition::ResourceConstraint).with_text(format!(
                         "at most {} streams at once",
                         self.config.max_streams_per_user
-                    )),
+                    ))
+                }
             })
     }
 

@@ -44,6 +44,7 @@ pub async fn serve_connection(
     };
     let Ok(_permit) = s2s.incoming.clone().try_acquire_owned() else {
         tracing::warn!(%peer, "too many server connections; refusing");
+        crate::limits::hit(crate::limits::Limit::S2s);
         return;
     };
     let mut st = S2sStream::new(tcp, peer, server.config.limits.max_stanza_size);

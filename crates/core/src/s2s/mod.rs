@@ -109,6 +109,7 @@ impl S2s {
             }
         }
         if map.len() >= self.config.max_outgoing && !map.contains_key(&key) {
+            crate::limits::hit(crate::limits::Limit::S2s);
             return None;
         }
         let (stanzas, stanza_rx) = mpsc::channel(self.config.max_queue);
@@ -206,6 +207,7 @@ impl S2s {
             let stanza = match e {
                 mpsc::error::TrySendError::Full(s) | mpsc::error::TrySendError::Closed(s) => s,
             };
+            crate::limits::hit(crate::limits::Limit::S2s);
             bounce(
                 server,
                 &stanza,

@@ -195,6 +195,7 @@ impl Uploads {
                 StanzaError::new(Condition::NotAcceptable).with_text("a size is needed")
             })?;
         if size > self.config.max_file_size {
+            crate::limits::hit(crate::limits::Limit::Upload);
             return Err(StanzaError::new(Condition::NotAcceptable)
                 .with_text("the file is too large")
                 .with_app(
@@ -205,6 +206,7 @@ impl Uploads {
                 ));
         }
         if self.used(owner.as_str()) + size > self.config.quota {
+            crate::limits::hit(crate::limits::Limit::Upload);
             return Err(StanzaError::new(Condition::ResourceConstraint)
                 .with_text("your upload quota is used up"));
         }

@@ -139,6 +139,7 @@ impl Room {
                 || count >= self.config.max_users + ADMIN_EXTRA_OCCUPANTS)
         {
             // §7.2.9
+            roost_core::limits::hit(roost_core::limits::Limit::RoomOccupants);
             Err(StanzaError::service_unavailable().with_text("the room is full"))
         } else if !same_user && !self.shared.user_rooms.allows(&bare) {
             // Rooms per user (README "Limits"), as ejabberd answers it.

@@ -53,6 +53,7 @@ pub(crate) async fn create_node(
             .filter(|(_, a)| a == Affiliation::Owner.as_str())
             .count();
         if owned >= shared.config.max_nodes_per_user {
+            roost_core::limits::hit(roost_core::limits::Limit::Pubsub);
             return Err(StanzaError::new(Condition::PolicyViolation)
                 .with_text("you own as many nodes as allowed"));
         }
