@@ -22,7 +22,7 @@ use xmpp::{Mech, Target, TlsMode};
 #[command(
     name = "roost-load",
     version,
-    about = "Load generator for XMPP servers (c2s): logins, idle sessions, chat, MUC fan-out, MUC joins"
+    about = "Load generator for XMPP servers (c2s): logins, idle sessions, chat, MUC fan-out, MUC joins, soak"
 )]
 struct Cli {
     #[command(flatten)]
@@ -168,6 +168,10 @@ enum Cmd {
         #[arg(long, default_value = "reconnectroom")]
         room_prefix: String,
     },
+    /// Mixed load for a long time (chat, MUC, logins, archive queries,
+    /// uploads, phones resuming): server memory, descriptors, latency and
+    /// errors over time. See docs/soak.md.
+    Soak(SoakArgs),
     /// Join latency of a first and a later session of the same account.
     Join {
         #[arg(long, default_value_t = 30)]
@@ -180,6 +184,121 @@ enum Cmd {
     },
 }
 
+#[derive(Args)]
+struct SoakArgs {
+    /// Seconds of mixed load.
+    #[arg(long, default_value_t = 1800)]
+    duration: u64,
+    /// Seconds between report lines.
+    #[arg(long, default_value_t = 60)]
+    interval: u64,
+    /// Seconds between readings of the server's memory and descriptors.
+    #[arg(long, default_value_t = 5)]
+    sample_every: u64,
+    /// Seconds after which memory counts as the working set (default: a
+    /// tenth of the duration, at least 3 minutes or half a shorter run).
+    #[arg(long)]
+    warmup: Option<u64>,
+    /// Sessions online all along, in pairs that chat (even number).
+    #[arg(long, default_value_t = 600)]
+    chatters: u64,
+    /// How many of them are phones (SASL2, stream management, drops and
+    /// resumptions).
+    #[arg(long, default_value_t = 150)]
+    phones: u64,
+    /// Rooms the chatters are spread over (each pair in one room).
+    #[arg(long, default_value_t = 30)]
+    rooms: u64,
+    /// One-to-one messages per second, in total.
+    #[arg(long, default_value_t = 400.0)]
+    chat_rate: f64,
+    /// Groupchat messages per second, all rooms together.
+    #[arg(long, default_value_t = 50.0)]
+    muc_rate: f64,
+    /// Bytes of a message body.
+    #[arg(long, default_value_t = 120)]
+    body_size: usize,
+    /// Short sessions (log in, stay, log out) started per second.
+    #[arg(long, default_value_t = 30.0)]
+    login_rate: f64,
+    /// Accounts the short sessions cycle through (numbered after the chatters).
+    #[arg(long, default_value_t = 1200)]
+    churn_accounts: u64,
+    /// Seconds a short session stays, at least and at most.
+    #[arg(long, default_value_t = 5.0)]
+    hold_min: f64,
+    #[arg(long, default_value_t = 30.0)]
+    hold_max: f64,
+    /// Archive query pairs (a lookup by id, the last page) per second.
+    #[arg(long, default_value_t = 40.0)]
+    mam_rate: f64,
+    /// Messages in a page of the archive.
+    #[arg(long, default_value_t = 20)]
+    mam_page: usize,
+    /// Uploads (slot, PUT, GET) per second.
+    #[arg(long, default_value_t = 0.5)]
+    upload_rate: f64,
+    /// Size of an upload in bytes, at least and at most.
+    #[arg(long, default_value_t = 1024)]
+    upload_min: usize,
+    #[arg(long, default_value_t = 524_288)]
+    upload_max: usize,
+    /// The upload service's JID (default: upload.<domain>).
+    #[arg(long)]
+    upload_service: Option<String>,
+    /// Mean seconds between two connection drops of a phone.
+    #[arg(long, default_value_t = 60.0)]
+    drop_every: f64,
+    /// Most seconds a phone stays away before it resumes.
+    #[arg(long, default_value_t = 8.0)]
+    away_max: f64,
+    /// Seconds after which a message not received counts as lost.
+    #[arg(long, default_value_t = 30)]
+    deliver_timeout: u64,
+    /// Seconds to wait for a last reading of the idle server after every
+    /// client left.
+    #[arg(long, default_value_t = 30)]
+    idle_wait: u64,
+    #[arg(long, default_value = "soak")]
+    room_prefix: String,
+    /// Seed of the random choices (who sends, sizes, drop times).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl SoakArgs {
+    fn params(self) -> scenario::soak::Params {
+        scenario::soak::Params {
+            duration: self.duration,
+            interval: self.interval,
+            sample_every: self.sample_every,
+            warmup: self.warmup,
+            chatters: self.chatters,
+            phones: self.phones,
+            rooms: self.rooms,
+            chat_rate: self.chat_rate,
+            muc_rate: self.muc_rate,
+            body_size: self.body_size,
+            login_rate: self.login_rate,
+            churn_accounts: self.churn_accounts,
+            hold_min: self.hold_min,
+            hold_max: self.hold_max,
+            mam_rate: self.mam_rate,
+            mam_page: self.mam_page,
+            upload_rate: self.upload_rate,
+            upload_min: self.upload_min,
+            upload_max: self.upload_max,
+            upload_service: self.upload_service,
+            drop_every: self.drop_every,
+            away_max: self.away_max,
+            deliver_timeout: self.deliver_timeout,
+            idle_wait: self.idle_wait,
+            room_prefix: self.room_prefix,
+            seed: self.seed,
+        }
+    }
+}
+
 impl Cmd {
     /// Accounts (numbered from 0) the scenario uses.
     fn accounts(&self) -> u64 {
@@ -190,6 +309,7 @@ impl Cmd {
             Cmd::Reconnect { n, .. } => *n,
             Cmd::Chat { pairs, .. } => pairs * 2,
             Cmd::Muc { rooms, users, .. } => rooms * users,
+            Cmd::Soak(a) => a.chatters + a.churn_accounts,
             Cmd::Join {
                 samples,
                 background,
@@ -384,6 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?
         }
+        Cmd::Soak(a) => scenario::soak::run(ctx, a.params()).await?,
         Cmd::Join {
             samples,
             background,

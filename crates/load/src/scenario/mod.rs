@@ -9,6 +9,7 @@ pub mod join;
 pub mod login;
 pub mod muc;
 pub mod reconnect;
+pub mod soak;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
