@@ -70,6 +70,22 @@ def main() -> int:
     meta = json.loads(subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--locked"],
         cwd=root, check=True, capture_output=True, text=True).stdout)
+    # `cargo metadata` lists every package of the lock file, including
+    # optional dependencies that no enabled feature builds (it counts weak
+    # `dep?/feature` links as edges). `cargo tree` resolves features the
+    # way a build does: only what it lists is checked.
+    built = subprocess.run(
+        ["cargo", "tree", "--workspace", "--locked", "--target", "all",
+         "-e", "normal,build,dev", "--prefix", "none", "-f", "{p}"],
+        cwd=root, check=True, capture_output=True, text=True).stdout
+    used = {tuple(line.split()[:2]) for line in built.splitlines() if line.strip()}
+    skipped = [p for p in meta["packages"]
+               if (p["name"], f"v{p['version']}") not in used]
+    if skipped:
+        print("deny-check: not built with the enabled features: "
+              + ", ".join(f"{p['name']} {p['version']}" for p in skipped))
+    meta["packages"] = [p for p in meta["packages"]
+                        if (p["name"], f"v{p['version']}") in used]
     problems: list[str] = []
     registries: set[str] = set()
     versions: dict[str, set[str]] = collections.defaultdict(set)

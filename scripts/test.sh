@@ -14,12 +14,15 @@ cd "$(dirname "$0")/.."
 echo "== dependency policy (deny.toml) =="
 python3 scripts/deny-check.py
 
-echo "== cargo test (workspace, with a PostgreSQL cluster for the storage tests) =="
-# The crash test (crates/testkit/tests/crash_safety.rs) runs the real binary.
+echo "== cargo test (workspace, with PostgreSQL and NATS for the storage and cluster tests) =="
+# The crash and cluster tests (crates/testkit/tests/{crash_safety,cluster}.rs)
+# run the real binary.
 cargo build --locked -p roost-server --bin roost
-# The PostgreSQL tests (names containing "postgres") use the cluster of
-# ROOST_TEST_POSTGRES_URL; with CI=true they fail when it is missing.
-bash scripts/with-postgres.sh cargo test --workspace --locked
+# The PostgreSQL tests (names containing "postgres") and the cluster test
+# use the database of ROOST_TEST_POSTGRES_URL; the cluster test starts its
+# own NATS server from ROOST_TEST_NATS_SERVER. With CI=true they fail when
+# either is missing.
+bash scripts/with-postgres.sh bash scripts/with-nats.sh cargo test --workspace --locked
 
 echo "== interop (slixmpp, aioxmpp) =="
 ROOST_BIN="$PWD/target/debug/roost" bash scripts/interop.sh

@@ -159,6 +159,35 @@ impl Default for StreamManagementConfig {
     }
 }
 
+/// `[cluster]`: several nodes serving one domain over a NATS bus
+/// (cluster/mod.rs). Off by default: a single node needs nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub enabled: bool,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`).
+    pub node: String,
+    /// The NATS server (or several, comma-separated) the nodes share.
+    pub nats: String,
+    /// Milliseconds between two heartbeats of a node.
+    pub heartbeat_ms: u64,
+    /// Milliseconds without a heartbeat after which a node's lease ends:
+    /// its sessions are gone and its accounts and rooms move.
+    pub lease_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            node: String::new(),
+            nats: "nats://127.0.0.1:4222".into(),
+            heartbeat_ms: 1000,
+            lease_ms: 4000,
+        }
+    }
+}
+
 /// XEP-0484 FAST: token logins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -345,6 +374,7 @@ pub struct CoreConfig {
     pub s2s: S2sConfig,
     pub push: PushConfig,
     pub fast: FastConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl CoreConfig {

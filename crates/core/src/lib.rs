@@ -12,6 +12,7 @@
 pub mod account;
 pub mod c2s;
 pub mod caps;
+pub mod cluster;
 pub mod component;
 pub mod config;
 pub mod counters;

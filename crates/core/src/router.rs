@@ -24,6 +24,22 @@ pub trait Service: Send + Sync {
     fn covers_subdomains(&self) -> bool {
         false
     }
+    /// In a cluster, each of the service's addresses (a room) has one
+    /// owner node, and stanzas to it go there (MUC, publish-subscribe).
+    fn owned_per_address(&self) -> bool {
+        false
+    }
+    /// An external component: it lives on the node it connected to.
+    fn is_component(&self) -> bool {
+        false
+    }
+    /// Stop the tasks of addresses `keep` says are not this node's any
+    /// more (their state is in storage; the new owner starts them).
+    fn release(&self, _keep: &dyn Fn(&str) -> bool) {}
+    /// Addresses whose task runs here (rooms), for `roost cluster status`.
+    fn running(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 pub struct Router {
@@ -96,6 +112,53 @@ impl Router {
         handle
     }
 
+    /// The task of a local account if it is running (none is started).
+    pub(crate) fn running_account(&self, jid: &BareJid) -> Option<AccountHandle> {
+        let map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(jid).filter(|h| !h.tx.is_closed()).cloned()
+    }
+
+    /// The domains of the external components connected to this node.
+    pub fn component_domains(&self) -> Vec<String> {
+        let mut list: Vec<String> = self
+            .services
+            .read()
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, svc)| svc.is_component())
+                    .map(|(d, _)| d.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        list.sort();
+        list
+    }
+
+    /// Let the services stop what this node no longer owns.
+    pub(crate) fn release_services(&self, keep: &dyn Fn(&str) -> bool) {
+        let services: Vec<Arc<dyn Service>> = self
+            .services
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        for s in services.iter().filter(|s| s.owned_per_address()) {
+            s.release(keep);
+        }
+    }
+
+    /// The rooms (and other addresses) whose tasks run on this node.
+    pub fn owned_rooms(&self) -> Vec<String> {
+        let services: Vec<Arc<dyn Service>> = self
+            .services
+            .read()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        let mut list: Vec<String> = services.iter().flat_map(|s| s.running()).collect();
+        list.sort();
+        list.dedup();
+        list
+    }
+
     /// Called by an idle account task; `false` if a newer task replaced it.
     pub(crate) fn remove_account(&self, jid: &BareJid, generation: u64) -> bool {
         let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,9 +218,24 @@ impl Router {
 }
 
 impl Server {
-    /// Hand a message to an account's task, retrying once if the task was
-    /// just exiting; a full queue bounces the stanza instead of blocking.
+    /// Hand a message to an account's task: on this node, or through the
+    /// bus on the node owning the account (cluster/).
     pub fn send_to_account(self: &Arc<Self>, jid: &BareJid, msg: AccountMsg) {
+        if let Some(c) = self.cluster.get() {
+            c.note_session(jid, &msg);
+            if let Some(owner) = c.remote_owner(jid.as_str()) {
+                c.send_account(owner, jid, msg);
+                return;
+            }
+            c.back_up(jid, &msg);
+        }
+        self.send_to_local_account(jid, msg);
+    }
+
+    /// Hand a message to the account's task on this node, retrying once if
+    /// the task was just exiting; a full queue bounces the stanza instead
+    /// of blocking.
+    pub(crate) fn send_to_local_account(self: &Arc<Self>, jid: &BareJid, msg: AccountMsg) {
         let mut msg = msg;
         for _ in 0..3 {
             let handle = self.router.account(self, jid);
@@ -195,13 +273,44 @@ impl Server {
                 self.to_server(stanza);
             }
         } else if let Some(service) = self.router.service(domain) {
+            if let (Some(c), true, Some(_)) =
+                (self.cluster.get(), service.owned_per_address(), to.node())
+            {
+                if let Some(owner) = c.remote_owner(to.to_bare().as_str()) {
+                    c.forward_service(owner, stanza);
+                    return;
+                }
+            }
             service.deliver(self, stanza);
+        } else if let Some(node) = self
+            .cluster
+            .get()
+            .and_then(|c| c.view().component_node(domain).cloned())
+        {
+            // An external component connected to another node.
+            if let Some(c) = self.cluster.get() {
+                c.forward_service(node, stanza);
+            }
         } else if let Some(s2s) = self.s2s.get() {
             // RFC 6120 §10.4: another server's domain.
             s2s.clone().send(self, stanza);
         } else if stanza.kind != StanzaKind::Presence {
             // Federation is off: every other domain is unreachable.
             self.bounce(&stanza, StanzaError::new(Condition::RemoteServerNotFound));
+        }
+    }
+
+    /// A stanza another node sent to one of our services: delivered here
+    /// whatever this node thinks of ownership, so two nodes whose views
+    /// differ for a moment never bounce a stanza between them.
+    pub(crate) fn deliver_to_local_service(self: &Arc<Self>, stanza: Stanza) {
+        let service = stanza
+            .to
+            .as_ref()
+            .and_then(|to| self.router.service(to.domain().as_str()));
+        match service {
+            Some(s) => s.deliver(self, stanza),
+            None => self.bounce(&stanza, StanzaError::service_unavailable()),
         }
     }
 

@@ -55,6 +55,8 @@ pub struct Server {
     pub bookmark_nicks: std::sync::OnceLock<Arc<dyn crate::account::BookmarkNicks>>,
     /// Federation, when on (set once at start by the server crate).
     pub s2s: std::sync::OnceLock<Arc<crate::s2s::S2s>>,
+    /// The cluster this node belongs to, when `[cluster] enabled`.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// XEP-0115 `ver` of the server's own disco#info (see `stream_caps`).
     pub(crate) own_caps_ver: std::sync::OnceLock<String>,
     shutdown: watch::Sender<bool>,
@@ -98,6 +100,7 @@ impl Server {
             bookmark_nicks: std::sync::OnceLock::new(),
             s2s: std::sync::OnceLock::new(),
             own_caps_ver: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             shutdown,
             next_session_id: AtomicU64::new(1),
         }))
@@ -105,6 +108,11 @@ impl Server {
 
     pub fn next_session_id(&self) -> u64 {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Make session ids unique across a cluster (cluster/mod.rs).
+    pub(crate) fn seed_session_ids(&self, base: u64) {
+        self.next_session_id.fetch_max(base, Ordering::Relaxed);
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {

@@ -86,8 +86,23 @@ impl MucService {
         host: &str,
         stores: &Stores,
     ) -> Result<Arc<MucService>, StoreError> {
+        Self::open_with(config, host, stores, true).await
+    }
+
+    /// As `open`; `sole` is false for a node of a cluster, whose peers'
+    /// temporary rooms in the shared storage are alive.
+    pub async fn open_with(
+        config: MucConfig,
+        host: &str,
+        stores: &Stores,
+        sole: bool,
+    ) -> Result<Arc<MucService>, StoreError> {
         let domain = config.service_domain(host);
-        let gone = stores.muc.remove_temporary_rooms(&domain).await?;
+        let gone = if sole {
+            stores.muc.remove_temporary_rooms(&domain).await?
+        } else {
+            Vec::new()
+        };
         for room in &gone {
             stores.archive.remove_archive(room).await?;
         }
@@ -152,6 +167,26 @@ impl MucService {
 }
 
 impl Service for MucService {
+    fn owned_per_address(&self) -> bool {
+        true
+    }
+
+    /// Rooms another node owns now stop here: their queues close, and the
+    /// tasks end once they have handled what was queued.
+    fn release(&self, keep: &dyn Fn(&str) -> bool) {
+        let mut handles = self.shared.lock_handles();
+        let before = handles.len();
+        handles.retain(|room, _| keep(room));
+        let released = before - handles.len();
+        if released > 0 {
+            tracing::info!(rooms = released, "rooms moved to another cluster node");
+        }
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.shared.lock_handles().keys().cloned().collect()
+    }
+
     fn deliver(&self, server: &Arc<Server>, stanza: Stanza) {
         self.shared.env.get_or_init(|| Env {
             out: Arc::new(ServerOutbox(Arc::downgrade(server))),

@@ -81,8 +81,54 @@ pub fn spawn(server: &Arc<Server>, pep: &PepService) {
                 return;
             }
         };
+        // In a cluster each node replays the accounts it owns.
         for account in accounts {
-            send_bookmarks(&s, &account, true).await;
+            let ours = s.cluster.get().is_none_or(|c| c.owns(account.as_str()));
+            if ours {
+                send_bookmarks(&s, &account, true).await;
+            }
+        }
+    });
+    if let Some(cluster) = server.cluster.get() {
+        spawn_takeover_replay(server, cluster);
+    }
+}
+
+/// In a cluster: accounts that move to this node (their owner died or
+/// drained) join their bookmarked rooms from here, whether or not they
+/// have a session (ACCOUNT-MUC rule 13).
+fn spawn_takeover_replay(server: &Arc<Server>, cluster: &Arc<roost_core::cluster::Cluster>) {
+    let s = server.clone();
+    let c = cluster.clone();
+    let mut changes = cluster.subscribe_view();
+    tokio::spawn(async move {
+        let mut old = changes.borrow_and_update().clone();
+        while changes.changed().await.is_ok() {
+            let new = changes.borrow_and_update().clone();
+            if s.is_shutting_down() {
+                return;
+            }
+            let accounts = match s
+                .stores
+                .accounts
+                .list_accounts(Some(&s.config.domain))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list accounts for bookmark takeover");
+                    continue;
+                }
+            };
+            for account in accounts {
+                let key = account.as_str();
+                let now_ours = new.owner(key).is_some_and(|n| *n == c.node);
+                let was_ours = old.owner(key).is_some_and(|n| *n == c.node);
+                if now_ours && !was_ours {
+                    send_bookmarks(&s, &account, true).await;
+                }
+            }
+            old = new;
         }
     });
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use roost_core::config::{
-    AccountMucConfig, ArchiveConfig, ComponentConfig, CoreConfig, FastConfig, LimitsConfig,
-    PushConfig, RegistrationConfig, S2sConfig, StreamManagementConfig, TlsConfig,
+    AccountMucConfig, ArchiveConfig, ClusterConfig, ComponentConfig, CoreConfig, FastConfig,
+    LimitsConfig, PushConfig, RegistrationConfig, S2sConfig, StreamManagementConfig, TlsConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,8 @@ pub struct Config {
     pub component: Vec<ComponentConfig>,
     /// Where accounts, rosters, archives, rooms and nodes are stored.
     pub storage: StorageConfig,
+    /// Several nodes for one domain, over NATS (`[cluster]`).
+    pub cluster: ClusterConfig,
 }
 
 /// The storage backend.
@@ -191,6 +193,7 @@ impl Default for Config {
             pubsub: Default::default(),
             component: Vec::new(),
             storage: StorageConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -315,6 +318,7 @@ impl Config {
         }
         self.validate_components()?;
         self.storage.validate()?;
+        self.validate_cluster()?;
         for a in &self.admins {
             if jid::BareJid::new(a).ok().is_none_or(|j| j.node().is_none()) {
                 return Err(ConfigError::Invalid {
@@ -388,6 +392,46 @@ impl Config {
 
     /// Each component: a domain of its own (not the server's, not the MUC
     /// or pubsub service's, not twice) and a secret.
+    /// A cluster's nodes share their data: PostgreSQL, never a node's own
+    /// SQLite file; and each needs a name the others can address.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        if !c.enabled {
+            return Ok(());
+        }
+        let named = !c.node.is_empty()
+            && c.node.len() <= 64
+            && c.node
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !named {
+            return Err(ConfigError::Invalid {
+                key: "cluster.node",
+                message: "a cluster node needs a name of letters, digits, '-' or '_' (at most 64)"
+                    .into(),
+            });
+        }
+        if c.nats.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "cluster.nats",
+                message: "the NATS server's URL is needed".into(),
+            });
+        }
+        if self.storage.backend != StorageBackend::Postgres {
+            return Err(ConfigError::Invalid {
+                key: "storage.backend",
+                message: "a cluster's nodes share one database: set backend = \"postgres\"".into(),
+            });
+        }
+        if c.heartbeat_ms == 0 || c.lease_ms < 2 * c.heartbeat_ms {
+            return Err(ConfigError::Invalid {
+                key: "cluster.lease_ms",
+                message: "must be at least two heartbeats (heartbeat_ms > 0)".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_components(&self) -> Result<(), ConfigError> {
         let muc = self.muc.service_domain(&self.domain);
         let proxy65 = self.proxy65.service_domain(&self.domain);
@@ -437,6 +481,7 @@ impl Config {
             s2s: self.s2s.clone(),
             push: self.push.clone(),
             fast: self.fast.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 

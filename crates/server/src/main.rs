@@ -61,6 +61,28 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Operate a cluster (`[cluster]` of the configuration names NATS).
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The NATS server, instead of `[cluster] nats`.
+        #[arg(long, value_name = "URL", global = true)]
+        nats: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// List the nodes: state, sessions, accounts and the rooms each runs.
+    Status,
+    /// Move a node's accounts and rooms to the others and ask its clients
+    /// to reconnect elsewhere (before upgrading or stopping it).
+    Drain {
+        /// The node's name (`[cluster] node`).
+        node: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +155,62 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { command, config } => user(command, config),
         Command::Storage { command, config } => storage(command, config),
+        Command::Cluster {
+            command,
+            config,
+            nats,
+        } => cluster(command, config, nats),
+    }
+}
+
+fn cluster(command: ClusterCommand, config: ConfigArg, nats: Option<String>) -> anyhow::Result<()> {
+    let cfg = Config::load(config.config.as_deref())?;
+    let mut cluster = cfg.cluster.clone();
+    if let Some(url) = nats {
+        cluster.nats = url;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        ClusterCommand::Status => {
+            let nodes = rt.block_on(roost_core::cluster::control::status(&cluster, &cfg.domain))?;
+            if nodes.is_empty() {
+                bail!("no node of {} answered on {}", cfg.domain, cluster.nats);
+            }
+            println!(
+                "{:<16} {:<9} {:>9} {:>9} {:>6} {:>12}  SEES",
+                "NODE", "STATE", "SESSIONS", "ACCOUNTS", "ROOMS", "UNCONFIRMED"
+            );
+            for n in &nodes {
+                println!(
+                    "{:<16} {:<9} {:>9} {:>9} {:>6} {:>12}  {}",
+                    n.node,
+                    n.state,
+                    n.sessions,
+                    n.accounts,
+                    n.rooms.len(),
+                    n.unconfirmed,
+                    n.sees.join(",")
+                );
+            }
+            for n in nodes.iter().filter(|n| !n.rooms.is_empty()) {
+                println!("rooms on {}: {}", n.node, n.rooms.join(" "));
+            }
+            Ok(())
+        }
+        ClusterCommand::Drain { node } => {
+            if rt.block_on(roost_core::cluster::control::drain(
+                &cluster,
+                &cfg.domain,
+                &node,
+            ))? {
+                println!("{node} is draining: its accounts and rooms move, its clients reconnect elsewhere");
+                Ok(())
+            } else {
+                bail!("no node named {node} answered on {}", cluster.nats)
+            }
+        }
     }
 }
 

@@ -36,6 +36,9 @@ impl Running {
     /// Close every stream with `system-shutdown` and wait for sessions.
     pub async fn stop(&self) {
         self.server.shutdown(Duration::from_secs(5)).await;
+        if let Some(cluster) = self.server.cluster.get() {
+            cluster.leave().await;
+        }
     }
 }
 
@@ -115,9 +118,11 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         )));
     }
     if cfg.muc.enabled {
-        let muc = roost_muc::MucService::open(cfg.muc.clone(), &cfg.domain, &server.stores)
-            .await
-            .context("opening the MUC service")?;
+        let sole = !cfg.cluster.enabled;
+        let muc =
+            roost_muc::MucService::open_with(cfg.muc.clone(), &cfg.domain, &server.stores, sole)
+                .await
+                .context("opening the MUC service")?;
         tracing::info!(domain = %muc.domain(), "MUC service (XEP-0045)");
         let domain = muc.domain().to_string();
         server.router.add_service(&domain, muc);
@@ -159,6 +164,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let _ = server.uploads.set(uploads);
     }
     let proxy65 = start_proxy65(cfg, &server).await?;
+    if cfg.cluster.enabled {
+        // Before the listeners: the first clients must find the others.
+        let cluster = roost_core::cluster::Cluster::start(&server)
+            .await
+            .context("joining the cluster")?;
+        tracing::info!(node = %cluster.node, nats = %cfg.cluster.nats, "cluster node");
+    }
     // After the MUC service is up: bookmarked rooms are joined at start.
     crate::bookmark_rooms::spawn(&server, &pep);
     crate::counters_log::spawn(&server);

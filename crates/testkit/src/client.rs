@@ -675,6 +675,21 @@ impl Client {
         }
     }
 
+    /// Where a stanza already received (and held) matching `pred` is.
+    pub fn held_position(&self, pred: impl Fn(&Element) -> bool) -> Option<usize> {
+        self.held.iter().position(pred)
+    }
+
+    /// Take the held stanza at `i` (from `held_position`).
+    pub fn take_held(&mut self, i: usize) -> Element {
+        self.held.remove(i).expect("held")
+    }
+
+    /// Read (and hold) whatever arrives within `wait`.
+    pub async fn collect_for(&mut self, wait: Duration) {
+        let _ = self.gets_within(wait, |_| false).await;
+    }
+
     fn dump(&self) -> String {
         self.held
             .iter()

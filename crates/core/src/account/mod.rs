@@ -22,6 +22,7 @@ mod subscription;
 pub use push::NS as PUSH_NS;
 pub use resources::{session_queue, DeviceState, KillReason, SessionHandle, SessionMsg};
 pub use rooms::FEATURE as ACCOUNT_MUC_FEATURE;
+pub use rooms::MUC as MUC_NS;
 pub use rooms::{BookmarkNicks, RoomBookmark};
 
 use std::sync::Arc;
@@ -83,6 +84,17 @@ pub enum AccountMsg {
         session_id: u64,
         state: DeviceState,
     },
+    /// The cluster moved the account to another node (cluster/takeover.rs):
+    /// the task ends without telling anyone, and what is queued after this
+    /// goes to the new owner. Its sessions bind there again.
+    Handoff,
+    /// The node of one of the account's sessions died (cluster): unbind
+    /// it, or, when this task never had it (the owner died with it), tell
+    /// the contacts it is gone.
+    Vanished { resource: String, session_id: u64 },
+    /// The cluster changed: rooms may have moved to another node, so ask
+    /// each room now whether the account is still in (XEP-0410).
+    CheckRooms,
     /// A resource's XEP-0115 caps were looked up.
     CapsResolved {
         resource: String,
@@ -217,6 +229,16 @@ impl Account {
                 }
             };
             let Some(msg) = msg else { break };
+            if matches!(*msg, AccountMsg::Handoff) {
+                if self.server.router.remove_account(&self.jid, generation) {
+                    rx.close();
+                    while let Some(msg) = rx.recv().await {
+                        self.server.send_to_account(&self.jid, *msg);
+                    }
+                    break;
+                }
+                continue;
+            }
             // Boxed so that the task's idle state stays small: the
             // handlers' own state lives only while a message is handled.
             Box::pin(self.handle(*msg)).await;
@@ -318,6 +340,19 @@ impl Account {
             AccountMsg::HasSessions(reply) => {
                 let _ = reply.send(!self.resources.is_empty());
             }
+            AccountMsg::CheckRooms => self.self_ping_rooms(),
+            AccountMsg::Vanished {
+                resource,
+                session_id,
+            } => {
+                if let Some(entry) = self.resources.remove_if(&resource, session_id) {
+                    self.rooms_session_gone(&resource);
+                    self.session_gone(entry).await;
+                } else if self.resources.get(&resource).is_none() {
+                    self.vanished(&resource).await;
+                }
+            }
+            AccountMsg::Handoff => {}
         }
     }
 

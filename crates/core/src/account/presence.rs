@@ -169,6 +169,18 @@ impl Account {
         self.send_unavailable(el, was_available, entry.directed.into_iter().collect());
     }
 
+    /// A resource bound on a cluster node that died together with the
+    /// account's previous owner: this task never had it, so all it can do
+    /// is tell the contacts with a subscription that it is gone.
+    pub(super) async fn vanished(&mut self, resource: &str) {
+        let _ = self.roster_items().await;
+        let from = format!("{}/{resource}", self.jid);
+        let el = Element::bare("presence", ns::CLIENT)
+            .attr_set("type", "unavailable")
+            .attr_set("from", from);
+        self.send_unavailable(el, true, Vec::new());
+    }
+
     /// Contacts that receive our presence (subscription from/both).
     async fn subscribers(&mut self) -> Vec<BareJid> {
         let _ = self.roster_items().await;

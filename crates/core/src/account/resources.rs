@@ -66,8 +66,18 @@ pub type KillReason = Box<(StreamError, String)>;
 pub struct SessionHandle {
     pub id: u64,
     pub jid: FullJid,
-    tx: mailbox::Sender<SessionMsg>,
-    kill: mailbox::Sender<KillReason>,
+    link: Link,
+}
+
+/// Where the session runs: in this process, or on another node of the
+/// cluster (its messages then cross the bus, cluster/links.rs).
+#[derive(Clone)]
+enum Link {
+    Local {
+        tx: mailbox::Sender<SessionMsg>,
+        kill: mailbox::Sender<KillReason>,
+    },
+    Remote(Arc<crate::cluster::RemoteSession>),
 }
 
 impl SessionHandle {
@@ -77,7 +87,32 @@ impl SessionHandle {
         tx: mailbox::Sender<SessionMsg>,
         kill: mailbox::Sender<KillReason>,
     ) -> SessionHandle {
-        SessionHandle { id, jid, tx, kill }
+        SessionHandle {
+            id,
+            jid,
+            link: Link::Local { tx, kill },
+        }
+    }
+
+    /// A session of another node, reached over the bus.
+    pub(crate) fn remote(
+        id: u64,
+        jid: FullJid,
+        remote: Arc<crate::cluster::RemoteSession>,
+    ) -> SessionHandle {
+        SessionHandle {
+            id,
+            jid,
+            link: Link::Remote(remote),
+        }
+    }
+
+    /// The node the session runs on, when it is not this one.
+    pub fn remote_node(&self) -> Option<&str> {
+        match &self.link {
+            Link::Local { .. } => None,
+            Link::Remote(r) => Some(r.node()),
+        }
     }
 
     /// Queue a stanza. A session that cannot keep up is closed with
@@ -100,7 +135,11 @@ impl SessionHandle {
     }
 
     pub(crate) fn queue(&self, msg: SessionMsg) {
-        match self.tx.try_send(msg) {
+        let tx = match &self.link {
+            Link::Local { tx, .. } => tx,
+            Link::Remote(r) => return r.send(self.id, msg),
+        };
+        match tx.try_send(msg) {
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(session = %self.jid, "outbound queue full, closing session");
@@ -119,7 +158,12 @@ impl SessionHandle {
     }
 
     pub fn close(&self, err: StreamError, text: &str) {
-        let _ = self.kill.try_send(Box::new((err, text.to_string())));
+        match &self.link {
+            Link::Local { kill, .. } => {
+                let _ = kill.try_send(Box::new((err, text.to_string())));
+            }
+            Link::Remote(r) => r.close(self.id, err, text),
+        }
     }
 }
 

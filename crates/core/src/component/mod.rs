@@ -105,6 +105,10 @@ impl Component {
 }
 
 impl Service for Component {
+    fn is_component(&self) -> bool {
+        true
+    }
+
     fn deliver(&self, server: &Arc<Server>, stanza: Stanza) {
         let sender = self
             .attached

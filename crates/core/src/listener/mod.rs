@@ -167,6 +167,18 @@ async fn accept_loop(
                 continue;
             }
         };
+        if server.cluster.get().is_some_and(|c| c.is_draining()) {
+            // A drained node takes no new clients: they go to another.
+            send_refusal(
+                &server,
+                tcp,
+                refuse,
+                roost_proto::StreamError::SystemShutdown,
+                "this node is being drained; connect to another",
+                "503 Service Unavailable",
+            );
+            continue;
+        }
         let Ok(global) = server.connections.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
             hit(Limit::Connections);
@@ -191,12 +203,33 @@ async fn accept_loop(
 
 /// Tell a refused client why, briefly and without holding a permit, then
 /// close. `why` is `None` when the whole server is full.
-fn tell_refused(server: &Server, mut tcp: TcpStream, refuse: Refuse, why: Option<Refusal>) {
+fn tell_refused(server: &Server, tcp: TcpStream, refuse: Refuse, why: Option<Refusal>) {
     let text = match why {
         None => "the server has too many connections",
         Some(Refusal::TooMany) => "too many connections from your address",
         Some(Refusal::TooFast) => "too many new connections from your address",
     };
+    let condition = match why {
+        None => roost_proto::StreamError::ResourceConstraint,
+        Some(_) => roost_proto::StreamError::PolicyViolation,
+    };
+    // RFC 6585 §4 for one client's excess, RFC 9110 §15.6.4 for a full
+    // server.
+    let status = match why {
+        None => "503 Service Unavailable",
+        Some(_) => "429 Too Many Requests",
+    };
+    send_refusal(server, tcp, refuse, condition, text, status);
+}
+
+fn send_refusal(
+    server: &Server,
+    mut tcp: TcpStream,
+    refuse: Refuse,
+    condition: roost_proto::StreamError,
+    text: &str,
+    status: &str,
+) {
     let answer = match refuse {
         Refuse::Close => return,
         Refuse::StreamError => {
@@ -206,20 +239,10 @@ fn tell_refused(server: &Server, mut tcp: TcpStream, refuse: Refuse, why: Option
                 None,
                 "en",
             );
-            let condition = match why {
-                None => roost_proto::StreamError::ResourceConstraint,
-                Some(_) => roost_proto::StreamError::PolicyViolation,
-            };
             out.extend(roost_stream::writer::stream_error(condition, Some(text)));
             out
         }
         Refuse::Http => {
-            // RFC 6585 §4 for one client's excess, RFC 9110 §15.6.4 for a
-            // full server.
-            let status = match why {
-                None => "503 Service Unavailable",
-                Some(_) => "429 Too Many Requests",
-            };
             format!(
                 "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 10\r\nConnection: close\r\n\r\n{text}",
                 text.len()
