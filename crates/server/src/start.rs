@@ -104,18 +104,33 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Running> {
         let _ = server.tls_end_point.set(hash);
     }
     if cfg.fast.enabled {
-        let key = roost_core::c2s::fast::FastKey::load_or_create(&cfg.data_dir)
-            .context("data_dir/fast.key (XEP-0484 tokens)")?;
+        let key = if cfg.cluster.enabled {
+            // Tokens issued by one node are used at another.
+            let k = roost_core::cluster::secrets::shared(&server.stores, &cfg.domain, "fast")
+                .await
+                .context("the cluster's FAST key")?;
+            roost_core::c2s::fast::FastKey::from_bytes(k)
+        } else {
+            roost_core::c2s::fast::FastKey::load_or_create(&cfg.data_dir)
+                .context("data_dir/fast.key (XEP-0484 tokens)")?
+        };
         let _ = server.fast_key.set(key);
     }
     let federating = server.config.federates();
     if federating {
         let s2s_tls = roost_core::s2s::certs::S2sTls::new(certs, key, cfg.s2s.ca_file.as_deref())
             .context("s2s.ca_file")?;
-        let _ = server.s2s.set(Arc::new(roost_core::s2s::S2s::new(
-            cfg.s2s.clone(),
-            s2s_tls,
-        )));
+        let s2s = if cfg.cluster.enabled {
+            // A peer may check our dialback key at any node.
+            let secret =
+                roost_core::cluster::secrets::shared(&server.stores, &cfg.domain, "dialback")
+                    .await
+                    .context("the cluster's dialback secret")?;
+            roost_core::s2s::S2s::with_secret(cfg.s2s.clone(), s2s_tls, &secret)
+        } else {
+            roost_core::s2s::S2s::new(cfg.s2s.clone(), s2s_tls)
+        };
+        let _ = server.s2s.set(Arc::new(s2s));
     }
     if cfg.muc.enabled {
         let sole = !cfg.cluster.enabled;

@@ -189,6 +189,59 @@ async fn login(node: &Node, user: &str, resource: &str) -> Client {
     c
 }
 
+const SASL2: &str = "urn:xmpp:sasl:2";
+const FAST: &str = "urn:xmpp:fast:0";
+const UA: &str =
+    "<user-agent id='5c1d7e3a-2f4b-4e8a-9d6c-0b7a1e2f3c4d'><software>Test</software></user-agent>";
+
+async fn secured(node: &Node) -> (roost_testkit::Conn, Element) {
+    let mut c = roost_testkit::Conn::connect(node.addr, false)
+        .await
+        .expect("connect");
+    c.domain = DOMAIN.into();
+    c.open_stream().await;
+    c.starttls().await;
+    let f = c.open_stream().await;
+    (c, f)
+}
+
+/// XEP-0484: a token issued by one node logs in at another.
+async fn fast_token_works_across_nodes(issuer: &Node, other: &Node, user: &str) {
+    let (mut c, _) = secured(issuer).await;
+    let ok = c
+        .authenticate2(
+            user,
+            &format!("pw-{user}"),
+            &format!("{UA}<request-token xmlns='{FAST}' mechanism='HT-SHA-256-NONE'/>"),
+        )
+        .await;
+    assert_eq!(ok.name(), "success", "{}", String::from(&ok));
+    let token = ok
+        .get_child("token", FAST)
+        .and_then(|t| t.attr("token"))
+        .expect("a token")
+        .to_string();
+    let (mut c, _) = secured(other).await;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut msg = format!("{user}\0").into_bytes();
+    msg.extend(roost_sasl::ht::initiator(token.as_bytes(), b""));
+    use base64::Engine;
+    c.send(&format!(
+        "<authenticate xmlns='{SASL2}' mechanism='HT-SHA-256-NONE'><initial-response>{}</initial-response>{UA}<fast xmlns='{FAST}'/></authenticate>",
+        b64.encode(&msg)
+    ))
+    .await;
+    let r = c.next_element().await.expect("an answer");
+    assert_eq!(
+        r.name(),
+        "success",
+        "FAST token of {} at {}: {}",
+        issuer.name,
+        other.name,
+        String::from(&r)
+    );
+}
+
 /// A name with `prefix` whose owner among `nodes` is `owner`.
 fn owned_by(nodes: &[&str], owner: &str, prefix: &str, suffix: &str) -> String {
     let list: Vec<Arc<str>> = nodes.iter().map(|n| Arc::from(*n)).collect();
@@ -326,6 +379,7 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
     }
 
     let (n1, n2, n3) = (&s.nodes[0], &s.nodes[1], &s.nodes[2]);
+    fast_token_works_across_nodes(n1, n2, local(&carol)).await;
     let mut a1 = login(n1, local(&alice), "a1").await;
     let mut a2 = login(n2, local(&alice), "a2").await;
     let mut a3 = login(n3, local(&alice), "a3").await;

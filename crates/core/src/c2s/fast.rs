@@ -40,6 +40,11 @@ pub struct FastKey([u8; 32]);
 
 impl FastKey {
     /// Read `data_dir/fast.key`, or make it (readable by the owner only).
+    /// The key the nodes of a cluster share (cluster/secrets.rs).
+    pub fn from_bytes(key: [u8; 32]) -> FastKey {
+        FastKey(key)
+    }
+
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<FastKey> {
         let path = data_dir.join("fast.key");
         if let Ok(bytes) = std::fs::read(&path) {

@@ -25,6 +25,7 @@ mod inbound;
 mod links;
 pub mod membership;
 pub mod rendezvous;
+pub mod secrets;
 mod takeover;
 
 pub use links::RemoteSession;

@@ -27,6 +27,11 @@ impl Secret {
         Secret(hex(&bytes))
     }
 
+    /// A secret shared by the nodes of a cluster (cluster/secrets.rs).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Secret {
+        Secret(hex(bytes))
+    }
+
     #[cfg(test)]
     fn from_text(s: &str) -> Secret {
         Secret(s.to_string())

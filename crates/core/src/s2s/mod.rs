@@ -74,6 +74,13 @@ pub struct S2s {
 }
 
 impl S2s {
+    /// With the dialback secret the nodes of a cluster share.
+    pub fn with_secret(config: S2sConfig, tls: certs::S2sTls, secret: &[u8; 32]) -> S2s {
+        let mut s = S2s::new(config, tls);
+        s.secret = dialback::Secret::from_bytes(secret);
+        s
+    }
+
     pub fn new(config: S2sConfig, tls: certs::S2sTls) -> S2s {
         let resolver = resolve::Resolver::new(&config.hosts, config.dns_server.as_deref());
         S2s {
