@@ -33,6 +33,11 @@ pub trait Service: Send + Sync {
     fn is_component(&self) -> bool {
         false
     }
+    /// Whether it can take stanzas on this node now (a component: it is
+    /// connected here).
+    fn available_here(&self) -> bool {
+        true
+    }
     /// Stop the tasks of addresses `keep` says are not this node's any
     /// more (their state is in storage; the new owner starts them).
     fn release(&self, _keep: &dyn Fn(&str) -> bool) {}
@@ -125,7 +130,7 @@ impl Router {
             .read()
             .map(|s| {
                 s.iter()
-                    .filter(|(_, svc)| svc.is_component())
+                    .filter(|(_, svc)| svc.is_component() && svc.available_here())
                     .map(|(d, _)| d.clone())
                     .collect()
             })
@@ -273,6 +278,16 @@ impl Server {
                 self.to_server(stanza);
             }
         } else if let Some(service) = self.router.service(domain) {
+            if let Some(c) = self.cluster.get() {
+                // A component configured everywhere but connected to
+                // another node.
+                if service.is_component() && !service.available_here() {
+                    if let Some(node) = c.view().component_node(domain).cloned() {
+                        c.forward_service(node, stanza);
+                        return;
+                    }
+                }
+            }
             if let (Some(c), true, Some(_)) =
                 (self.cluster.get(), service.owned_per_address(), to.node())
             {

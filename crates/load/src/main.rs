@@ -33,9 +33,15 @@ struct Cli {
 
 #[derive(Args)]
 struct Common {
-    /// Server's client port (loopback).
-    #[arg(long, global = true, default_value = "127.0.0.1:5222")]
-    server: SocketAddr,
+    /// Server's client port (loopback); several, comma-separated, for the
+    /// nodes of a cluster: connections go to each in turn.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:5222",
+        value_delimiter = ','
+    )]
+    server: Vec<SocketAddr>,
     /// The XMPP domain the accounts live on.
     #[arg(long, global = true, default_value = "localhost")]
     domain: String,
@@ -350,12 +356,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let ctx = Arc::new(Ctx {
         target: Target::new(
-            c.server,
+            c.server[0],
             &c.domain,
             c.tls,
             c.mech,
             Duration::from_secs(c.timeout),
-        ),
+        )
+        .with_more(c.server[1..].to_vec()),
         user: c.user,
         password: c.password,
         first: c.first,

@@ -89,6 +89,10 @@ impl Mech {
 /// Where and how to connect; shared by every connection of a run.
 pub struct Target {
     pub addr: SocketAddr,
+    /// Further nodes of a cluster: connections go to `addr` and these in
+    /// turn (`--server a,b,c`).
+    pub more: Vec<SocketAddr>,
+    turn: Arc<std::sync::atomic::AtomicUsize>,
     pub domain: String,
     pub tls: TlsMode,
     pub mech: Mech,
@@ -114,11 +118,35 @@ impl Target {
             roost_insecure_tls::client_config(alpn).expect("rustls supports its default versions");
         Target {
             addr,
+            more: Vec::new(),
+            turn: Arc::default(),
             domain: domain.to_string(),
             tls,
             mech,
             timeout,
             tls_config: Arc::new(cfg),
+        }
+    }
+}
+
+impl Target {
+    /// Spread connections over these nodes too.
+    pub fn with_more(mut self, more: Vec<SocketAddr>) -> Target {
+        self.more = more;
+        self
+    }
+
+    /// The address of the next connection.
+    fn next_addr(&self) -> SocketAddr {
+        if self.more.is_empty() {
+            return self.addr;
+        }
+        let i =
+            self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % (self.more.len() + 1);
+        if i == 0 {
+            self.addr
+        } else {
+            self.more[i - 1]
         }
     }
 }
@@ -202,10 +230,11 @@ impl Conn {
     /// TCP connect (and TLS for direct TLS), then the first stream's features.
     pub async fn connect(t: &Target) -> anyhow::Result<(Conn, Element)> {
         let deadline = Instant::now() + t.timeout;
-        let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(t.addr))
+        let addr = t.next_addr();
+        let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .context("connect timed out")?
-            .with_context(|| format!("connect {}", t.addr))?;
+            .with_context(|| format!("connect {addr}"))?;
         tcp.set_nodelay(true)?;
         let mut c = Conn {
             stream: Stream::Tcp(tcp),

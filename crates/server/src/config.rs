@@ -568,6 +568,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_needs_postgres_a_node_name_and_sane_leases() {
+        let base =
+            "[storage]\nbackend = \"postgres\"\nurl = \"postgres://roost@127.0.0.1/roost\"\n";
+        let ok =
+            Config::parse(&format!("{base}[cluster]\nenabled = true\nnode = \"n1\"\n")).unwrap();
+        ok.validate().unwrap();
+        assert_eq!(ok.cluster.lease_ms, 4000);
+        let on_sqlite = Config::parse("[cluster]\nenabled = true\nnode = \"n1\"\n").unwrap();
+        assert!(on_sqlite
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("storage.backend"));
+        let unnamed = Config::parse(&format!("{base}[cluster]\nenabled = true\n")).unwrap();
+        assert!(unnamed
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.node"));
+        let bad_name = Config::parse(&format!(
+            "{base}[cluster]\nenabled = true\nnode = \"n 1\"\n"
+        ))
+        .unwrap();
+        assert!(bad_name.validate().is_err());
+        let short_lease = Config::parse(&format!(
+            "{base}[cluster]\nenabled = true\nnode = \"n1\"\nheartbeat_ms = 1000\nlease_ms = 1500\n"
+        ))
+        .unwrap();
+        assert!(short_lease
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.lease_ms"));
+        assert!(Config::parse("[cluster]\nnodes = 3\n").is_err());
+    }
+
+    #[test]
     fn the_muc_section_matches_the_defaults_and_is_printed_in_full() {
         let text = include_str!("../../../roost.example.toml");
         let cfg = Config::parse(text).unwrap();

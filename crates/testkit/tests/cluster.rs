@@ -97,12 +97,14 @@ struct Node {
     config: PathBuf,
     log: PathBuf,
     addr: SocketAddr,
+    component: SocketAddr,
     proc: Proc,
 }
 
 impl Node {
     fn new(dir: &Path, name: &str, db_url: &str, nats: &str) -> Node {
         let port = free_port();
+        let component = free_port();
         let data = dir.join(name);
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(
@@ -110,7 +112,8 @@ impl Node {
             format!(
                 "domain = \"{DOMAIN}\"\ndata_dir = \"{}\"\nlog = \"info\"\n\n\
                  [listen]\nc2s = \"127.0.0.1:{port}\"\nc2s_tls = \"\"\nhttp = \"\"\n\
-                 https = \"\"\nproxy65 = \"\"\n\n\
+                 https = \"\"\nproxy65 = \"\"\ncomponent = \"127.0.0.1:{component}\"\n\n\
+                 [[component]]\ndomain = \"bot.localhost\"\nsecret = \"bot-secret\"\n\n\
                  [storage]\nbackend = \"postgres\"\nurl = \"{db_url}\"\npool_size = 4\n\n\
                  [account_muc]\nself_ping_interval = 3\n\n\
                  [cluster]\nenabled = true\nnode = \"{name}\"\nnats = \"{nats}\"\n\
@@ -124,6 +127,7 @@ impl Node {
             log: dir.join(format!("{name}.log")),
             config,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            component: SocketAddr::from(([127, 0, 0, 1], component)),
             proc: Proc(None),
         }
     }
@@ -438,6 +442,26 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
     b.expect_groupchat("from-a2").await;
     a1.expect_groupchat("from-a2").await;
     a3.expect_groupchat("from-a2").await;
+
+    // An external component connected to n1 is reached from n2, and
+    // reaches a client of n2.
+    let mut bot =
+        roost_testkit::component::connect(n1.component, "bot.localhost", "bot-secret").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // a heartbeat says where it is
+    c.send("<message to='echo@bot.localhost' id='cb1'><body>to-bot</body></message>")
+        .await;
+    let got = bot
+        .next_element()
+        .await
+        .expect("the component gets the message");
+    let text = got
+        .children()
+        .find(|b| b.name() == "body")
+        .map(|b| b.text());
+    assert_eq!(text.as_deref(), Some("to-bot"), "{}", String::from(&got));
+    bot.send(&format!("<message from='echo@bot.localhost' to='{carol}/c' id='cb2'><body>from-bot</body></message>")).await;
+    c.expect("from-bot", |e| is_message_with(e, "from-bot"))
+        .await;
 
     // MAM across nodes.
     let archived = archived_bodies(&mut c).await;

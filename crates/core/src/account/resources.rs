@@ -342,3 +342,17 @@ mod tests {
         assert_eq!(stored.element(), Some(el));
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A session handle is kept per bound resource: the remote form (a
+    /// cluster) must not make every local one larger.
+    #[test]
+    fn the_remote_form_costs_local_handles_nothing() {
+        let local = std::mem::size_of::<mailbox::Sender<SessionMsg>>()
+            + std::mem::size_of::<mailbox::Sender<KillReason>>();
+        assert_eq!(std::mem::size_of::<Link>(), local);
+    }
+}

@@ -109,6 +109,10 @@ impl Service for Component {
         true
     }
 
+    fn available_here(&self) -> bool {
+        self.attached.lock().is_ok_and(|a| a.is_some())
+    }
+
     fn deliver(&self, server: &Arc<Server>, stanza: Stanza) {
         let sender = self
             .attached
