@@ -634,8 +634,122 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
         !status.contains("rooms on n2"),
         "n2 still runs rooms: {status}"
     );
-    // Nothing went wrong inside the surviving nodes.
-    for n in [n1, n2] {
+    // n3 comes back under its name: it takes its share of accounts and
+    // rooms back (the room and alice's account are its own again by the
+    // hash), and everything keeps working through the move.
+    s.nodes[2].start().await;
+    let (n1, _n2, n3) = (&s.nodes[0], &s.nodes[1], &s.nodes[2]);
+    let mut a3 = login(n3, local(&alice), "a3").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let text = format!("back-{n}");
+        b.say(&room, &text).await;
+        let reflected = b
+            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
+            .await
+            .is_some();
+        if reflected
+            && a1
+                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
+                .await
+                .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room did not settle on n3 within 30 s\nn3:\n{}",
+            n3.log_text()
+        );
+    }
+    c.send(&format!(
+        "<message to='{alice}/a3' type='chat' id='m6'><body>hello-n3</body></message>"
+    ))
+    .await;
+    a3.expect("hello-n3", |e| is_message_with(e, "hello-n3"))
+        .await;
+    let status = n1.roost(&["cluster", "status"]);
+    let n3_line = status
+        .lines()
+        .find(|l| l.starts_with("n3 "))
+        .unwrap_or_default()
+        .to_string();
+    assert!(n3_line.contains("serving"), "{status}");
+    let n3_rooms = status
+        .lines()
+        .find(|l| l.starts_with("rooms on n3:"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(n3_rooms.contains(&room), "the room is n3's again: {status}");
+
+    // n3 dies and is back under the same name before its lease runs out:
+    // the others must notice the new process (it has none of the old
+    // one's sessions or tasks) and bind their sessions of its accounts
+    // again.
+    drop(a3);
+    s.nodes[2].proc.kill();
+    s.nodes[2].start().await;
+    let (n1, n2, n3) = (&s.nodes[0], &s.nodes[1], &s.nodes[2]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let text = format!("restarted-{n}");
+        c.send(&format!(
+            "<message to='{alice}/a1' type='chat' id='r{n}'><body>{text}</body></message>"
+        ))
+        .await;
+        if a1
+            .gets_within(Duration::from_secs(2), |e| is_message_with(e, &text))
+            .await
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice/a1 is not reachable after n3's quick restart\nn3:\n{}",
+            n3.log_text()
+        );
+    }
+    let mut a3 = login(n3, local(&alice), "a3").await;
+    c.send(&format!(
+        "<message to='{alice}/a3' type='chat' id='m7'><body>to-new-a3</body></message>"
+    ))
+    .await;
+    a3.expect("to-new-a3", |e| is_message_with(e, "to-new-a3"))
+        .await;
+    // The room, n3's, started again in the new process; the accounts
+    // rejoined it by themselves.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let text = format!("after-restart-{n}");
+        b.say(&room, &text).await;
+        let reflected = b
+            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
+            .await
+            .is_some();
+        if reflected
+            && a1
+                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
+                .await
+                .is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room did not come back after n3's quick restart\nn3:\n{}",
+            n3.log_text()
+        );
+    }
+
+    // Nothing went wrong inside the nodes.
+    for n in [n1, n2, n3] {
         let log = n.log_text();
         let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
         assert!(

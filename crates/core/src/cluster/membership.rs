@@ -27,12 +27,16 @@ pub struct NodeInfo {
     pub sessions: usize,
     /// External components (XEP-0114) connected to the node, by domain.
     pub components: Vec<String>,
+    /// Random per process: a node restarted under the same name within
+    /// its lease is a new node that lost the old one's sessions and tasks.
+    pub incarnation: u64,
 }
 
 impl NodeInfo {
     pub fn to_entry(&self) -> Entry {
         let sessions = self.sessions.to_string();
         let components = self.components.join(",");
+        let incarnation = self.incarnation.to_string();
         Entry::new(
             "HB",
             &[
@@ -40,6 +44,7 @@ impl NodeInfo {
                 if self.draining { "1" } else { "0" },
                 &sessions,
                 &components,
+                &incarnation,
             ],
             Vec::new(),
         )
@@ -59,6 +64,7 @@ impl NodeInfo {
                 .filter(|c| !c.is_empty())
                 .map(str::to_string)
                 .collect(),
+            incarnation: e.field(4).parse().unwrap_or(0),
         })
     }
 }
@@ -72,6 +78,8 @@ pub struct View {
     pub owners: Vec<Arc<str>>,
     /// Component domains and the node each is connected to.
     pub components: Vec<(String, Arc<str>)>,
+    /// Each live node's incarnation, sorted by name.
+    pub incarnations: Vec<(Arc<str>, u64)>,
 }
 
 impl View {
@@ -82,6 +90,24 @@ impl View {
 
     pub fn is_live(&self, node: &str) -> bool {
         self.live.iter().any(|n| n.as_ref() == node)
+    }
+
+    /// The incarnation of a live node.
+    pub fn incarnation(&self, node: &str) -> Option<u64> {
+        self.incarnations
+            .iter()
+            .find(|(n, _)| n.as_ref() == node)
+            .map(|(_, i)| *i)
+    }
+
+    /// Whether `node` of `older` is still the same process here.
+    pub fn still_has(&self, older: &View, node: &str) -> bool {
+        self.is_live(node) && self.incarnation(node) == older.incarnation(node)
+    }
+
+    /// The owner of `key` here, as (name, incarnation).
+    pub fn owner_instance(&self, key: &str) -> Option<(Arc<str>, Option<u64>)> {
+        self.owner(key).map(|n| (n.clone(), self.incarnation(n)))
     }
 
     pub fn component_node(&self, domain: &str) -> Option<&Arc<str>> {
@@ -151,8 +177,12 @@ impl Membership {
             let now = Instant::now();
             match nodes.get_mut(&info.name) {
                 Some(k) => {
-                    let changed =
-                        k.info.draining != info.draining || k.info.components != info.components;
+                    let changed = k.info.draining != info.draining
+                        || k.info.components != info.components
+                        || k.info.incarnation != info.incarnation;
+                    if k.info.incarnation != info.incarnation {
+                        tracing::warn!(node = %info.name, "cluster node restarted");
+                    }
                     k.info = info;
                     k.last = now;
                     changed
@@ -223,10 +253,15 @@ impl Membership {
                 })
                 .collect();
             components.sort();
+            let incarnations = live
+                .iter()
+                .map(|n| (n.clone(), nodes.get(n).map_or(0, |k| k.info.incarnation)))
+                .collect();
             View {
                 live,
                 owners,
                 components,
+                incarnations,
             }
         };
         self.view.send_if_modified(|v| {
@@ -250,6 +285,7 @@ mod tests {
             draining,
             sessions: 0,
             components: vec![],
+            incarnation: 1,
         }
     }
 
@@ -269,6 +305,21 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_under_the_same_name_changes_the_view() {
+        let m = Membership::new(info("n1", false), Duration::from_secs(5));
+        m.heard(info("n2", false));
+        let before = m.view();
+        let mut again = info("n2", false);
+        again.incarnation = 2;
+        m.heard(again);
+        let after = m.view();
+        assert_ne!(before, after);
+        assert_eq!(before.live, after.live);
+        assert!(!after.still_has(&before, "n2"));
+        assert!(after.still_has(&before, "n1"));
+    }
+
+    #[test]
     fn leases_run_out_but_not_our_own() {
         let m = Membership::new(info("n1", false), Duration::from_millis(10));
         m.heard(info("n2", false));
@@ -283,6 +334,7 @@ mod tests {
         let mut i = info("n7", true);
         i.sessions = 42;
         i.components = vec!["gw.example.org".into(), "bot.example.org".into()];
+        i.incarnation = 987654321;
         assert_eq!(NodeInfo::from_entry(&i.to_entry()), Some(i));
     }
 }

@@ -106,6 +106,7 @@ pub struct Cluster {
     pub(crate) subjects: Subjects,
     pub(crate) membership: Membership,
     draining: AtomicBool,
+    incarnation: u64,
     pub(crate) server: Weak<Server>,
     pub(crate) local: Mutex<LocalSessions>,
     /// Sessions of other nodes bound to accounts owned here, by node:
@@ -160,11 +161,13 @@ impl Cluster {
         let config = server.config.cluster.clone();
         let node: Arc<str> = Arc::from(config.node.as_str());
         let client = connect(&config, &node).await?;
+        let incarnation: u64 = rand::random::<u64>() | 1;
         let me = NodeInfo {
             name: node.clone(),
             draining: false,
             sessions: 0,
             components: vec![],
+            incarnation,
         };
         let cluster = Arc::new(Cluster {
             membership: Membership::new(me, Duration::from_millis(config.lease_ms)),
@@ -172,6 +175,7 @@ impl Cluster {
             node,
             client,
             draining: AtomicBool::new(false),
+            incarnation,
             server: Arc::downgrade(server),
             local: Mutex::new(LocalSessions::default()),
             remote_bound: Mutex::new(HashMap::new()),
@@ -246,6 +250,7 @@ impl Cluster {
                 .upgrade()
                 .map(|s| s.router.component_domains())
                 .unwrap_or_default(),
+            incarnation: self.incarnation,
         };
         self.membership.heard(info.clone());
         self.publish_entry(&self.subjects.heartbeat(), &info.to_entry())

@@ -47,7 +47,9 @@ pub(super) fn spawn(cluster: &Arc<Cluster>) {
 
 fn apply(c: &Arc<Cluster>, server: &Arc<Server>, old: &View, new: &View) {
     // 1. Nodes gone.
-    for gone in old.live.iter().filter(|n| !new.is_live(n)) {
+    // Gone: not live any more, or restarted (a new process under the
+    // same name has none of the old one's sessions or tasks).
+    for gone in old.live.iter().filter(|n| !new.still_has(old, n)) {
         let mut sessions = c.take_remote(gone);
         if let Some(backed) = c.backups().remove(gone) {
             sessions.extend(backed.into_iter().map(|(id, (a, r))| (id, a, r)));
@@ -85,7 +87,9 @@ fn apply(c: &Arc<Cluster>, server: &Arc<Server>, old: &View, new: &View) {
         local
             .by_id
             .iter()
-            .filter(|(_, s)| old.owner(s.account.as_str()) != new.owner(s.account.as_str()))
+            .filter(|(_, s)| {
+                old.owner_instance(s.account.as_str()) != new.owner_instance(s.account.as_str())
+            })
             .map(|(id, _)| *id)
             .collect()
     };
