@@ -32,6 +32,13 @@ impl PendingIqs {
     }
 }
 
+/// The cluster node named in one of our request ids (`roost-<node>.<token>`).
+fn asking_node(id: &str) -> Option<&str> {
+    id.strip_prefix("roost-")?
+        .split_once('.')
+        .map(|(node, _)| node)
+}
+
 impl Server {
     /// Send an IQ from the server's domain and wait for its result; an
     /// error response or a timeout becomes a `StanzaError`.
@@ -40,7 +47,12 @@ impl Server {
         mut iq: Element,
         timeout: Duration,
     ) -> Result<Element, StanzaError> {
-        let id = format!("roost-{}", roost_proto::id::random_token(16));
+        // In a cluster the answer may reach another node (the session the
+        // request went to is there): the id says which node asked.
+        let id = match self.cluster.get() {
+            Some(c) => format!("roost-{}.{}", c.node, roost_proto::id::random_token(16)),
+            None => format!("roost-{}", roost_proto::id::random_token(16)),
+        };
         iq.set("id", id.clone());
         iq.set("from", self.config.domain.as_str());
         let (tx, rx) = oneshot::channel();
@@ -67,7 +79,23 @@ impl Server {
                 let _ = tx.send(el);
                 true
             }
-            None => false,
+            None => match (self.cluster.get(), asking_node(&id)) {
+                (Some(c), Some(node)) if node != c.node.as_ref() => {
+                    c.forward_iq_response(node, &el);
+                    true
+                }
+                _ => false,
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_name_the_asking_node() {
+        assert_eq!(super::asking_node("roost-n2.abc123"), Some("n2"));
+        assert_eq!(super::asking_node("roost-abc123"), None);
+        assert_eq!(super::asking_node("other.id"), None);
     }
 }

@@ -153,6 +153,11 @@ fn frame_in(c: &Arc<Cluster>, server: &Arc<Server>, payload: &[u8]) {
                     }
                 }
             }
+            "Q" => {
+                if let Some(el) = parse_element(&e.payload) {
+                    server.iq_response(el);
+                }
+            }
             "V" => {
                 let Some(mut stanza) = parse_stanza(&e.payload) else {
                     continue;

@@ -288,6 +288,12 @@ pub(crate) fn redo(server: &Arc<crate::server::Server>, redo: Redo) {
 }
 
 impl Cluster {
+    /// An answer to an IQ another node sent (server_iq.rs).
+    pub(crate) fn forward_iq_response(self: &Arc<Self>, node: &str, el: &Element) {
+        let node: Arc<str> = Arc::from(node);
+        self.push(&node, Out::Entry(Entry::new("Q", &[], el.to_xml())));
+    }
+
     /// A stanza for a room (or a component) whose node is `node`.
     pub(crate) fn forward_service(self: &Arc<Self>, node: Arc<str>, stanza: Stanza) {
         let out = if stanza.receipt.is_some() {
