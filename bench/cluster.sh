@@ -5,7 +5,9 @@
 # bus differs. Reports server CPU (all nodes together, and NATS's) per
 # scenario and the latency percentiles of roost-load.
 #
-#   bench/cluster.sh            # about 3 minutes of scenarios
+#   bench/cluster.sh            # about 5 minutes of scenarios
+#   bench/cluster.sh --soak M   # only the three nodes, `roost-load soak` for M
+#                               # minutes, with every node's RSS each minute
 #
 # Starts PostgreSQL (scripts/with-postgres.sh, durable settings) and finds
 # nats-server (scripts/with-nats.sh); every process started here is
@@ -13,6 +15,10 @@
 # /tmp/roost-cluster-bench.*), summary.txt and results.jsonl.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SOAK_MIN=""
+if [ "${1:-}" = "--soak" ]; then
+    SOAK_MIN=${2:?minutes}
+fi
 if [ -z "${ROOST_TEST_POSTGRES_URL:-}" ]; then
     exec bash "$ROOT/scripts/with-postgres.sh" --durable bash "$ROOT/scripts/with-nats.sh" bash "$0" "$@"
 fi
@@ -69,6 +75,8 @@ sleep 0.5
 start_node() { # name url cluster(0/1) -> sets NODE_PID NODE_PORT
     local name=$1 url=$2 clustered=$3
     NODE_PORT=$(free_port)
+    local https_port
+    https_port=$(free_port)
     local cfg=$WORK/$name.toml
     cat > "$cfg" <<TOML
 domain = "localhost"
@@ -78,12 +86,18 @@ log = "warn"
 [listen]
 c2s = "127.0.0.1:$NODE_PORT"
 c2s_tls = ""
-http = ""
-https = ""
+http = "127.0.0.1:$(free_port)"
+https = "127.0.0.1:$https_port"
 proxy65 = ""
 
 [registration]
 loopback = true
+
+[upload]
+url = "https://127.0.0.1:$https_port"
+
+[proxy65]
+enabled = false
 
 [limits]
 stanzas_per_second = 0
@@ -133,6 +147,48 @@ scenarios() { # label servers pids...
     measure "$label" "$servers" "$@" -- muc --rooms 5 --users 20 --sessions 2 --senders 5 --rate 200 --duration 20 --drain 3
     measure "$label" "$servers" "$@" -- login -n 400 -c 20
 }
+
+if [ -n "$SOAK_MIN" ]; then
+    url=$(schema roost_soak_cluster)
+    addrs=()
+    pids=()
+    for n in n1 n2 n3; do
+        start_node "$n" "$url" 1
+        addrs+=("127.0.0.1:$NODE_PORT")
+        pids+=("$NODE_PID")
+    done
+    sleep 2
+    # Every node's RSS (KiB) and the NATS server's, once a minute.
+    (
+        echo "minute n1 n2 n3 nats" > "$WORK/rss.txt"
+        for m in $(seq 0 "$SOAK_MIN"); do
+            line="$m"
+            for p in "${pids[@]}" "$NATS_PID"; do
+                line="$line $(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
+            done
+            echo "$line" >> "$WORK/rss.txt"
+            sleep 60
+        done
+    ) &
+    SAMPLER=$!
+    t0=$(ticks "${pids[@]}"); n0=$(ticks "$NATS_PID")
+    # CLUSTER_SOAK_ENTRY=1: every client connects to n1 only (the other
+    # nodes still own two thirds of the accounts and rooms).
+    entry=$(IFS=,; echo "${addrs[*]}")
+    [ "${CLUSTER_SOAK_ENTRY:-}" = 1 ] && entry=${addrs[0]}
+    "$LOAD" --server "$entry" --label cluster --register \
+        soak --duration $((SOAK_MIN * 60)) --interval 60 > "$WORK/soak.json" 2> "$WORK/soak.txt" || echo "roost-load failed" >&2
+    t1=$(ticks "${pids[@]}"); n1=$(ticks "$NATS_PID")
+    kill "$SAMPLER" 2>/dev/null || true
+    "$ROOST" cluster status --config "$WORK/n1.toml" | tee -a "$WORK/soak.txt" >&2
+    awk -v r=$((t1 - t0)) -v n=$((n1 - n0)) -v hz="$HZ" -v s=$((SOAK_MIN * 60)) \
+        'BEGIN { printf "CPU: roost %.1f s (%.0f %% of a core), nats %.1f s\n", r / hz, 100 * r / hz / s, n / hz }' |
+        tee -a "$WORK/soak.txt" >&2
+    cat "$WORK/rss.txt" >&2
+    grep -h -c ERROR "$WORK"/n?.log | paste -sd' ' | sed 's/^/ERROR lines per node: /' >&2
+    echo "results: $WORK" >&2
+    exit 0
+fi
 
 # One node.
 url=$(schema roost_bench_single)

@@ -130,6 +130,21 @@ impl Target {
 }
 
 impl Target {
+    /// The same target, every connection to `addr` (a client coming back
+    /// to the node it was connected to, as one that cached the address).
+    pub fn pinned(&self, addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            more: Vec::new(),
+            turn: Arc::default(),
+            domain: self.domain.clone(),
+            tls: self.tls,
+            mech: self.mech,
+            timeout: self.timeout,
+            tls_config: self.tls_config.clone(),
+        }
+    }
+
     /// Spread connections over these nodes too.
     pub fn with_more(mut self, more: Vec<SocketAddr>) -> Target {
         self.more = more;
@@ -202,6 +217,8 @@ impl AsyncWrite for Stream {
 
 /// One client connection at any stage.
 pub struct Conn {
+    /// The server address this connection went to (a cluster's node).
+    pub addr: SocketAddr,
     stream: Stream,
     reader: XmlReader,
     buf: Box<[u8]>,
@@ -237,6 +254,7 @@ impl Conn {
             .with_context(|| format!("connect {addr}"))?;
         tcp.set_nodelay(true)?;
         let mut c = Conn {
+            addr,
             stream: Stream::Tcp(tcp),
             reader: XmlReader::new(reader_limits()),
             buf: vec![0u8; READ_BUF].into_boxed_slice(),

@@ -71,6 +71,10 @@ struct Out {
 struct Keep {
     token: String,
     previd: String,
+    /// The node the session was on: a phone resumes there, as a client
+    /// that cached the server's address does (XEP-0198 sessions live on
+    /// the node that had them).
+    addr: Option<std::net::SocketAddr>,
 }
 
 /// The tasks of one connection.
@@ -543,7 +547,11 @@ impl Client {
             unacked: VecDeque::new(),
             asked: false,
         });
-        *lock(&self.keep) = Keep { token, previd };
+        *lock(&self.keep) = Keep {
+            token,
+            previd,
+            addr: Some(c.addr),
+        };
         Ok(c)
     }
 
@@ -551,18 +559,18 @@ impl Client {
     /// connection and the server's `h` for us.
     async fn resume(&self, shared: &Shared) -> anyhow::Result<(Conn, u32)> {
         let ctx = &shared.ctx;
-        let (token, previd) = {
+        let (token, previd, addr) = {
             let k = lock(&self.keep);
-            (k.token.clone(), k.previd.clone())
+            (k.token.clone(), k.previd.clone(), k.addr)
         };
+        let target = ctx.target.pinned(addr.unwrap_or(ctx.target.addr));
         let inline = format!(
             "{}<resume xmlns='{NS_SM}' previd='{}' h='{}'/>",
             self.user_agent(),
             escape(&previd),
             self.h_in.load(Ordering::Relaxed)
         );
-        let (c, ok) =
-            Conn::fast_login(&ctx.target, &ctx.user(self.account), &token, &inline).await?;
+        let (c, ok) = Conn::fast_login(&target, &ctx.user(self.account), &token, &inline).await?;
         if let Some(t) = ok.get_child("token", NS_FAST).and_then(|t| t.attr("token")) {
             lock(&self.keep).token = t.to_string();
         }
