@@ -80,6 +80,25 @@ fn apply(c: &Arc<Cluster>, server: &Arc<Server>, old: &View, new: &View) {
         }
     }
     c.retain_remote(|a| mine(a.as_str()));
+    // Backups this node no longer has to keep: it is not next in line
+    // after their owner any more (or the owner is not theirs any more).
+    {
+        let mut backups = c.backups();
+        for (origin, sessions) in backups.iter_mut() {
+            sessions.retain(|_, (account, _)| {
+                let owner_is_origin = new.owner(account.as_str()).is_some_and(|o| o == origin);
+                let others: Vec<Arc<str>> = new
+                    .owners
+                    .iter()
+                    .filter(|n| *n != origin)
+                    .cloned()
+                    .collect();
+                let next = super::rendezvous::owner(&others, account.as_str());
+                owner_is_origin && next.is_some_and(|n| *n == me)
+            });
+        }
+        backups.retain(|_, sessions| !sessions.is_empty());
+    }
     server.router.release_services(&|room: &str| mine(room));
     // 3. Our sessions whose account moved.
     let moved: Vec<u64> = {
