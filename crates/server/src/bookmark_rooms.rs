@@ -69,28 +69,33 @@ pub fn spawn(server: &Arc<Server>, pep: &PepService) {
     });
     let s = server.clone();
     tokio::spawn(async move {
-        let accounts = match s
-            .stores
-            .accounts
-            .list_accounts(Some(&s.config.domain))
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list accounts for bookmark autojoin");
-                return;
-            }
-        };
         // In a cluster each node replays the accounts it owns.
-        for account in accounts {
-            let ours = s.cluster.get().is_none_or(|c| c.owns(account.as_str()));
-            if ours {
-                send_bookmarks(&s, &account, true).await;
-            }
-        }
+        replay(&s, |account| {
+            s.cluster.get().is_none_or(|c| c.owns(account.as_str()))
+        })
+        .await;
     });
     if let Some(cluster) = server.cluster.get() {
         spawn_takeover_replay(server, cluster);
+    }
+}
+
+/// Join the autojoin bookmarks of the accounts `which` picks.
+async fn replay(server: &Arc<Server>, which: impl Fn(&BareJid) -> bool) {
+    let accounts = match server
+        .stores
+        .accounts
+        .list_accounts(Some(&server.config.domain))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list accounts for bookmark autojoin");
+            return;
+        }
+    };
+    for account in accounts.iter().filter(|a| which(a)) {
+        send_bookmarks(server, account, true).await;
     }
 }
 
@@ -108,26 +113,13 @@ fn spawn_takeover_replay(server: &Arc<Server>, cluster: &Arc<roost_core::cluster
             if s.is_shutting_down() {
                 return;
             }
-            let accounts = match s
-                .stores
-                .accounts
-                .list_accounts(Some(&s.config.domain))
-                .await
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot list accounts for bookmark takeover");
-                    continue;
-                }
-            };
-            for account in accounts {
+            replay(&s, |account| {
                 let key = account.as_str();
                 let now_ours = new.owner(key).is_some_and(|n| *n == c.node);
                 let was_ours = old.owner(key).is_some_and(|n| *n == c.node);
-                if now_ours && !was_ours {
-                    send_bookmarks(&s, &account, true).await;
-                }
-            }
+                now_ours && !was_ours
+            })
+            .await;
             old = new;
         }
     });

@@ -2,6 +2,7 @@
 //! data folder, and a small XMPP client (our own, over real sockets and
 //! TLS) that tests drive stanza by stanza with bounded waits.
 
+pub mod binary;
 pub mod caps;
 pub mod client;
 pub mod component;

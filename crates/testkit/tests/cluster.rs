@@ -16,13 +16,14 @@
 //! scripts/with-nats.sh installs Debian's). Without them the test says it
 //! is skipped, except with CI=true, where it fails.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use minidom::Element;
+use roost_testkit::binary::{free_port, roost_bin};
 use roost_testkit::client::body;
 use roost_testkit::{Client, Login};
 
@@ -38,24 +39,6 @@ fn skip_or_fail<T>(what: &str) -> Option<T> {
     None
 }
 
-fn roost_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ROOST_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("roost"))
-        .expect("target folder");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p roost-server --bin roost` first or set ROOST_BIN",
-        bin.display()
-    );
-    bin
-}
-
 fn nats_bin() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("ROOST_TEST_NATS_SERVER") {
         return Some(PathBuf::from(p));
@@ -65,13 +48,6 @@ fn nats_bin() -> Option<PathBuf> {
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
         .map(|d| d.join("nats-server"))
         .find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A child process killed when dropped.
@@ -297,6 +273,43 @@ async fn archived_bodies(c: &mut Client) -> Vec<String> {
         }
     }
     bodies
+}
+
+/// Bob says `<tag>-<n>` in the room until the room reflects it to him
+/// (it accepts him again) and it reaches alice's session `a1` (her account
+/// is in again): the room came back by itself. At most 30 s; the text that
+/// got through and the number of tries.
+async fn room_carries(
+    b: &mut Client,
+    a1: &mut Client,
+    room: &str,
+    tag: &str,
+    logs: impl Fn() -> String,
+) -> (String, u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let text = format!("{tag}-{n}");
+        b.say(room, &text).await;
+        let reflected = b
+            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
+            .await
+            .is_some();
+        if reflected
+            && a1
+                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
+                .await
+                .is_some()
+        {
+            return (text, n);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room did not come back within 30 s ({tag})\n{}",
+            logs()
+        );
+    }
 }
 
 struct Setup {
@@ -547,32 +560,10 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
 
     // The room moved and the account rejoined by itself: bob's messages
     // reach alice's remaining sessions again, with no client doing anything.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    let text = loop {
-        n += 1;
-        let text = format!("after-{n}");
-        b.say(&room, &text).await;
-        // The room reflects bob's message once it accepts him again.
-        let reflected = b
-            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
-            .await
-            .is_some();
-        if reflected
-            && a1
-                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
-                .await
-                .is_some()
-        {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the room did not come back within 30 s\nn1:\n{}\nn2:\n{}",
-            n1.log_text(),
-            n2.log_text()
-        );
-    };
+    let (text, n) = room_carries(&mut b, &mut a1, &room, "after", || {
+        format!("n1:\n{}\nn2:\n{}", n1.log_text(), n2.log_text())
+    })
+    .await;
     a2.expect_groupchat(&text).await;
     {
         use std::io::Write;
@@ -640,30 +631,10 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
     s.nodes[2].start().await;
     let (n1, _n2, n3) = (&s.nodes[0], &s.nodes[1], &s.nodes[2]);
     let mut a3 = login(n3, local(&alice), "a3").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let text = format!("back-{n}");
-        b.say(&room, &text).await;
-        let reflected = b
-            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
-            .await
-            .is_some();
-        if reflected
-            && a1
-                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
-                .await
-                .is_some()
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the room did not settle on n3 within 30 s\nn3:\n{}",
-            n3.log_text()
-        );
-    }
+    room_carries(&mut b, &mut a1, &room, "back", || {
+        format!("n3:\n{}", n3.log_text())
+    })
+    .await;
     c.send(&format!(
         "<message to='{alice}/a3' type='chat' id='m6'><body>hello-n3</body></message>"
     ))
@@ -723,30 +694,10 @@ async fn three_nodes_survive_the_loss_of_the_owner_of_a_room_and_an_account() {
         .await;
     // The room, n3's, started again in the new process; the accounts
     // rejoined it by themselves.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let text = format!("after-restart-{n}");
-        b.say(&room, &text).await;
-        let reflected = b
-            .gets_within(Duration::from_secs(2), |e| is_groupchat(e, &text))
-            .await
-            .is_some();
-        if reflected
-            && a1
-                .gets_within(Duration::from_secs(5), |e| is_groupchat(e, &text))
-                .await
-                .is_some()
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the room did not come back after n3's quick restart\nn3:\n{}",
-            n3.log_text()
-        );
-    }
+    room_carries(&mut b, &mut a1, &room, "after-restart", || {
+        format!("n3:\n{}", n3.log_text())
+    })
+    .await;
 
     // Nothing went wrong inside the nodes.
     for n in [n1, n2, n3] {

@@ -17,40 +17,15 @@
 //! test command builds it before the tests).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use minidom::Element;
+use roost_testkit::binary::{free_port, roost_bin};
 use roost_testkit::client::body;
 use roost_testkit::{Client, Login};
-
-fn roost_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ROOST_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/crash_safety-… -> target/<profile>/roost
-    let exe = std::env::current_exe().expect("own path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("roost"))
-        .expect("target folder");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p roost-server --bin roost` first or set ROOST_BIN",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Server {
     bin: PathBuf,

@@ -297,10 +297,7 @@ impl Account {
                 resource,
                 session_id,
             } => {
-                if let Some(entry) = self.resources.remove_if(&resource, session_id) {
-                    self.rooms_session_gone(&resource);
-                    self.session_gone(entry).await;
-                }
+                self.unbind(&resource, session_id).await;
             }
             AccountMsg::FromSession { resource, stanza } => {
                 self.handle_own_stanza(&resource, stanza).await;
@@ -345,15 +342,25 @@ impl Account {
                 resource,
                 session_id,
             } => {
-                if let Some(entry) = self.resources.remove_if(&resource, session_id) {
-                    self.rooms_session_gone(&resource);
-                    self.session_gone(entry).await;
-                } else if self.resources.get(&resource).is_none() {
+                if !self.unbind(&resource, session_id).await
+                    && self.resources.get(&resource).is_none()
+                {
                     self.vanished(&resource).await;
                 }
             }
             AccountMsg::Handoff => {}
         }
+    }
+
+    /// The session ended: forget it and tell whoever must know; `false`
+    /// when that session was not (or no longer) bound here.
+    async fn unbind(&mut self, resource: &str, session_id: u64) -> bool {
+        let Some(entry) = self.resources.remove_if(resource, session_id) else {
+            return false;
+        };
+        self.rooms_session_gone(resource);
+        self.session_gone(entry).await;
+        true
     }
 
     /// RFC 6120 §7.7.2.2: a second session binding the same resource

@@ -92,6 +92,14 @@ impl View {
         self.live.iter().any(|n| n.as_ref() == node)
     }
 
+    /// The owner of `key` if `node` were gone: next in line after it.
+    pub fn next_after(&self, node: &str, key: &str) -> Option<&Arc<str>> {
+        self.owners
+            .iter()
+            .filter(|n| n.as_ref() != node)
+            .max_by_key(|n| (rendezvous::weight(n, key), n.as_ref().to_string()))
+    }
+
     /// The incarnation of a live node.
     pub fn incarnation(&self, node: &str) -> Option<u64> {
         self.incarnations

@@ -382,13 +382,7 @@ impl Cluster {
 impl Cluster {
     /// The node next in line for `account` after this one.
     pub(crate) fn backup_of(&self, view: &View, account: &str) -> Option<Arc<str>> {
-        let others: Vec<Arc<str>> = view
-            .owners
-            .iter()
-            .filter(|n| **n != self.node)
-            .cloned()
-            .collect();
-        rendezvous::owner(&others, account).cloned()
+        view.next_after(&self.node, account).cloned()
     }
 
     /// A session of this node bound to (or leaving) an account this node

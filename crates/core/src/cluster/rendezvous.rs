@@ -15,7 +15,7 @@ pub fn owner<'a>(nodes: &'a [std::sync::Arc<str>], key: &str) -> Option<&'a std:
 /// similar names spread well. Stable across versions and platforms, which
 /// std's `DefaultHasher` does not promise; nodes of different builds must
 /// agree.
-fn weight(node: &str, key: &str) -> u64 {
+pub(crate) fn weight(node: &str, key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in node.bytes().chain([0xff]).chain(key.bytes()) {
         h ^= u64::from(b);

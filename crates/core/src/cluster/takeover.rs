@@ -87,13 +87,7 @@ fn apply(c: &Arc<Cluster>, server: &Arc<Server>, old: &View, new: &View) {
         for (origin, sessions) in backups.iter_mut() {
             sessions.retain(|_, (account, _)| {
                 let owner_is_origin = new.owner(account.as_str()).is_some_and(|o| o == origin);
-                let others: Vec<Arc<str>> = new
-                    .owners
-                    .iter()
-                    .filter(|n| *n != origin)
-                    .cloned()
-                    .collect();
-                let next = super::rendezvous::owner(&others, account.as_str());
+                let next = new.next_after(origin, account.as_str());
                 owner_is_origin && next.is_some_and(|n| *n == me)
             });
         }
